@@ -1,0 +1,89 @@
+#!/usr/bin/env nextflow
+/*
+ * storm: datasets x split seeds x models -> splits, trained models, predictions, metrics per
+ * (cell type, perturbation), and one report. Each step is a `storm` CLI call; see README.md.
+ */
+nextflow.enable.dsl = 2
+
+include { SYNTH    } from './modules/synth'
+include { VALIDATE } from './modules/validate'
+include { SPLIT    } from './modules/split'
+include { PREPARE  } from './modules/prepare'
+include { TRAIN    } from './modules/train'
+include { PREDICT  } from './modules/predict'
+include { EVALUATE } from './modules/evaluate'
+include { REPORT   } from './modules/report'
+
+// Bad parameters stop the run here, before any task starts.
+def parseList(String name, value) {
+    def items = value.toString().tokenize(',')*.trim().findAll { it }
+    if (!items) error "--${name} is empty; give a comma-separated list"
+    if (items.toSet().size() != items.size()) error "--${name} lists a value twice: ${value}"
+    return items
+}
+
+def checkParams() {
+    if (!params.input && !params.synthetic)
+        error "give --input <h5ad[,h5ad...]> or --synthetic (or run -profile test)"
+    if (params.input && params.synthetic)
+        error "--input and --synthetic exclude each other; choose one"
+    def seeds = parseList('seeds', params.seeds)
+    def bad = seeds.findAll { !(it ==~ /\d+/) }
+    if (bad) error "--seeds must be non-negative integers, got: ${bad.join(', ')}"
+    if (!(params.eval_split in ['val', 'test'])) error "--eval_split must be val or test, got: ${params.eval_split}"
+    return [seeds*.toInteger(), parseList('models', params.models)]
+}
+
+workflow {
+    def (seeds, models) = checkParams()
+
+    if (params.synthetic) {
+        datasets = SYNTH(Channel.of([id: 'synthetic'])).h5ad
+    } else {
+        def files = parseList('input', params.input).collect { file(it, checkIfExists: true) }
+        def ids = files*.simpleName
+        if (ids.toSet().size() != ids.size()) error "--input names two files with the same name: ${ids.join(', ')}"
+        datasets = Channel.fromList(files).map { f -> [[id: f.simpleName], f] }
+    }
+
+    VALIDATE(datasets)
+
+    // one split per (dataset, seed)
+    split_in = VALIDATE.out.validated
+        .combine(Channel.fromList(seeds))
+        .map { meta, h5ad, qc, seed -> [meta + [seed: seed, split: "seed${seed}"], h5ad, qc] }
+    SPLIT(split_in)
+
+    // prepare once per dataset, choosing genes per split on its training cells
+    splits_per_dataset = SPLIT.out.split
+        .map { meta, dir -> [meta.id, dir] }
+        .groupTuple(size: seeds.size())
+    prepare_in = VALIDATE.out.validated
+        .map { meta, h5ad, qc -> [meta.id, meta, h5ad] }
+        .join(splits_per_dataset)
+        .map { id, meta, h5ad, dirs -> [meta, h5ad, dirs] }
+    PREPARE(prepare_in)
+
+    // the grid: (dataset, seed) x model
+    train_in = SPLIT.out.split
+        .map { meta, dir -> [meta.id, meta, dir] }
+        .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)
+        .combine(Channel.fromList(models))
+        .map { id, meta, dir, prepared, model -> [meta + [model: model], prepared, dir] }
+    TRAIN(train_in)
+
+    predict_in = train_in
+        .map { meta, prepared, dir -> [meta, prepared, dir] }
+        .join(TRAIN.out.model)
+    PREDICT(predict_in)
+    EVALUATE(PREDICT.out.prediction)
+    REPORT(EVALUATE.out.metrics.map { meta, csv -> csv }.collect())
+}
+
+workflow.onComplete {
+    if (workflow.success) {
+        log.info "storm: done in ${workflow.duration}; report: ${file(params.outdir).toAbsolutePath()}/report/report.html"
+    } else {
+        log.info "storm: failed (${workflow.errorMessage ?: 'see above'}); fix the cause and re-run with -resume"
+    }
+}

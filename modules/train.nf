@@ -1,0 +1,24 @@
+process TRAIN {
+    tag "${meta.id} ${meta.split} ${meta.model}"
+    label 'process_medium'
+
+    input:
+    tuple val(meta), path(prepared), path(split)
+
+    output:
+    tuple val(meta), path("model"), emit: model
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    export OMP_NUM_THREADS=${task.cpus}
+    storm train --prepared ${prepared} --split ${split}/split.csv --split-name ${meta.split} \\
+        --model ${meta.model} --out-dir model --seed ${meta.seed} ${args}
+    """
+
+    stub:
+    """
+    mkdir model
+    echo '{}' > model/model.json
+    """
+}

@@ -1,0 +1,254 @@
+"""The `storm` command: one subcommand per pipeline step. Each is thin: it parses options,
+calls the library and writes files. Input errors print one `error: ...` line and exit 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from . import __version__
+from .errors import StormError
+from .spec import DatasetSpec
+
+log = logging.getLogger("storm")
+
+
+def spec_options(func):
+    """Options naming the dataset's obs columns and control value."""
+    options = [
+        click.option("--perturbation-key", default="perturbation", show_default=True,
+                     help="obs column holding each cell's perturbation."),
+        click.option("--cell-type-key", default="cell_type", show_default=True,
+                     help="obs column holding the cell type (what perturbations transfer across)."),
+        click.option("--control-value", default="control", show_default=True,
+                     help="value of the perturbation column marking control cells."),
+        click.option("--batch-key", default="batch", show_default=True,
+                     help="obs column holding the batch; empty for a single batch."),
+        click.option("--combo-delimiter", default="+", show_default=True,
+                     help="separator of combined perturbations (A+B)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @functools.wraps(func)
+    def wrapper(perturbation_key, cell_type_key, control_value, batch_key, combo_delimiter, **kwargs):
+        spec = DatasetSpec(perturbation_key, cell_type_key, control_value, batch_key or None, combo_delimiter)
+        return func(spec=spec, **kwargs)
+
+    return wrapper
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict:
+    """``key=value`` pairs to a dict; values are parsed as YAML (numbers, booleans, strings)."""
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got '{pair}'", param_hint="--set")
+        config[key.strip()] = yaml.safe_load(value)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="storm")
+@click.option("-q", "--quiet", is_flag=True, help="Only log warnings and errors.")
+def cli(quiet: bool) -> None:
+    """storm: train and benchmark single-cell perturbation-response models.
+
+    Each subcommand is one step of the pipeline (files in, files out); `nextflow run main.nf`
+    runs them all over datasets x seeds x models.
+    """
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="h5ad file to write.")
+@click.option("--seed", default=0, help="Random seed; the same seed gives the same data.")
+@click.option("--n-genes", default=600, help="Genes (at least 50).")
+@click.option("--n-cell-types", default=4, help="Cell types (at least 2).")
+@click.option("--n-perturbations", default=24, help="Single perturbations (at least 2).")
+@click.option("--n-combos", default=0, help="Dual perturbations A+B built from the singles.")
+@click.option("--cells-per-pair", default=40, help="Cells per (cell type, perturbation).")
+@click.option("--controls-per-cell-type", default=240, help="Control cells per cell type.")
+@click.option("--n-batches", default=2, help="Batches.")
+def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations: int, n_combos: int,
+          cells_per_pair: int, controls_per_cell_type: int, n_batches: int) -> None:
+    """Write a synthetic perturbation dataset (negative-binomial counts)."""
+    from . import io
+    from .synth import SynthConfig, make_synthetic
+
+    if n_genes < 50 or n_cell_types < 2 or n_perturbations < 2 or n_batches < 1:
+        raise StormError("synth needs at least 50 genes, 2 cell types, 2 perturbations and 1 batch")
+    if n_perturbations > n_genes:
+        raise StormError("synth needs at least as many genes as perturbations (each targets a gene)")
+    cfg = SynthConfig(n_genes=n_genes, n_cell_types=n_cell_types, n_perturbations=n_perturbations,
+                      n_combos=n_combos, cells_per_pair=cells_per_pair,
+                      controls_per_cell_type=controls_per_cell_type, n_batches=n_batches, seed=seed)
+    adata = make_synthetic(cfg)
+    io.write_h5ad(adata, out)
+    log.info("wrote %s: %d cells x %d genes", out, adata.n_obs, adata.n_vars)
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to check.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
+@click.option("--models", default="", help="Comma-separated model names that must be installed.")
+@spec_options
+def validate(input_path: Path, out: Path, models: str, spec: DatasetSpec) -> None:
+    """Check a dataset against its spec (and that the models exist); write qc.json, or exit 2."""
+    from . import io
+    from .models import get_model_class
+    from .validate import validate as run
+
+    for name in filter(None, (m.strip() for m in models.split(","))):
+        get_model_class(name)
+    io.write_json(run(input_path, spec), out)
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad whose obs to split.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for split.csv, pairs.csv and summary.json.")
+@click.option("--seed", default=0, help="The same seed gives the same split.")
+@click.option("--heldout-fraction", default=0.25,
+              help="Share of each perturbation's cell types held out (at least one, never all).")
+@spec_options
+def split(input_path: Path, out_dir: Path, seed: int, heldout_fraction: float, spec: DatasetSpec) -> None:
+    """Split cells for cell-type transfer, reading only the obs table."""
+    from . import io
+    from .split import transfer_split, write_split
+    from .validate import check_obs
+
+    obs = io.read_obs(input_path)
+    check_obs(obs, spec)
+    result = transfer_split(obs, spec.perturbation_key, spec.cell_type_key, spec.control_value, seed,
+                            heldout_fraction=heldout_fraction)
+    write_split(result, out_dir)
+    log.info("split seed %d: pairs per split %s", seed, result.summary["pairs_per_split"])
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="Validated h5ad.")
+@click.option("--split", "splits", multiple=True, required=True, metavar="NAME=SPLIT_CSV",
+              help="A split to choose genes for (repeatable), e.g. seed0=seed0/split.csv.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="prepared.h5ad to write.")
+@click.option("--n-top-genes", default=2000, help="Highly variable genes kept per split.")
+@spec_options
+def prepare(input_path: Path, splits: tuple[str, ...], out: Path, n_top_genes: int, spec: DatasetSpec) -> None:
+    """Log-normalise, keep counts, choose genes per split on its training cells only."""
+    import pandas as pd
+
+    from . import io
+    from .prepare import prepare as run
+
+    tables = {}
+    for item in splits:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=SPLIT_CSV, got '{item}'", param_hint="--split")
+        if not Path(path).is_file():
+            raise StormError(f"split file not found: {path}")
+        tables[name] = pd.read_csv(path, dtype={"cell_id": str, "split": str})
+    adata = run(io.read_h5ad(input_path), spec, tables, n_top_genes=n_top_genes)
+    io.write_h5ad(adata, out)
+
+
+def _split_options(func):
+    for option in reversed([
+        click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad."),
+        click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path), help="split.csv."),
+        click.option("--split-name", required=True, help="Name of the split in prepared.h5ad (e.g. seed0)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@_split_options
+@click.option("--model", "model_name", required=True, help="Model name (see `storm models`).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
+@click.option("--seed", default=0, help="Training seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a model config value (repeatable), e.g. --set max_epochs=5.")
+def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out_dir: Path, seed: int,
+          overrides: tuple[str, ...]) -> None:
+    """Train a model on a split's training cells; resume from a checkpoint left in --out-dir."""
+    from .train import train as run
+
+    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, parse_overrides(overrides))
+    log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
+
+
+@cli.command()
+@_split_options
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Trained model folder.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for pred.h5ad and real.h5ad.")
+@click.option("--seed", default=0, help="Seed of the control-cell draw.")
+@click.option("--eval-split", default="test", type=click.Choice(["val", "test"]), help="Split to predict.")
+def predict(prepared: Path, split_csv: Path, split_name: str, model_dir: Path, out_dir: Path, seed: int,
+            eval_split: str) -> None:
+    """Predict held-out pairs from held-out controls; write pred.h5ad and real.h5ad."""
+    from .predict import predict as run
+
+    summary = run(prepared, split_csv, split_name, model_dir, out_dir, seed=seed, eval_split=eval_split)
+    log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
+
+
+@cli.command()
+@click.option("--pred", required=True, type=click.Path(path_type=Path), help="pred.h5ad.")
+@click.option("--real", required=True, type=click.Path(path_type=Path), help="real.h5ad.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="metrics.csv to write.")
+@click.option("--dataset", required=True, help="Dataset name for the table.")
+@click.option("--seed", required=True, type=int, help="Split seed for the table.")
+@click.option("--model", required=True, help="Model name for the table.")
+def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str) -> None:
+    """Score predictions per (cell type, perturbation); write long-form metrics.csv."""
+    from . import io
+    from .evaluate import evaluate as run
+
+    io.write_csv(run(pred, real, dataset, seed, model), out)
+
+
+@cli.command()
+@click.argument("metrics", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for summary.csv, figures/ and report.html.")
+def report(metrics: tuple[Path, ...], out_dir: Path) -> None:
+    """Summarise metrics.csv files into summary.csv, figures and report.html."""
+    from .report import build_report
+
+    build_report(list(metrics), out_dir)
+
+
+@cli.command()
+def models() -> None:
+    """List the installed models."""
+    from .models import available_models, get_model_class
+
+    for name in available_models():
+        cls = get_model_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name:20s} {doc}")
+
+
+def main() -> None:
+    """Entry point: user errors become one `error:` line and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except StormError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

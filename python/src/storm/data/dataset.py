@@ -1,0 +1,88 @@
+"""The view every model trains and predicts from.
+
+A :class:`PerturbationData` holds dense log-normalised expression over the genes chosen for one
+split, the canonical obs columns as arrays, and each cell's split. It is built from
+``prepared.h5ad`` and a ``split.csv`` without copying the data on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .. import io
+from ..errors import InputError
+from ..prepare import hvg_key
+from ..spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
+
+
+@dataclass
+class PerturbationData:
+    X: np.ndarray  # cells x genes, float32, log-normalised
+    genes: np.ndarray
+    cell_ids: np.ndarray
+    perturbation: np.ndarray
+    cell_type: np.ndarray
+    batch: np.ndarray
+    split: np.ndarray
+    spec: DatasetSpec
+
+    @property
+    def is_control(self) -> np.ndarray:
+        return self.perturbation == self.spec.control_value
+
+    def mask(self, split: str | None = None, cell_type: str | None = None,
+             perturbation: str | None = None) -> np.ndarray:
+        """Boolean mask of cells matching every criterion given."""
+        m = np.ones(len(self.cell_ids), dtype=bool)
+        if split is not None:
+            m &= self.split == split
+        if cell_type is not None:
+            m &= self.cell_type == cell_type
+        if perturbation is not None:
+            m &= self.perturbation == perturbation
+        return m
+
+    def group_means(self, mask: np.ndarray) -> pd.DataFrame:
+        """Mean expression per (cell_type, perturbation) of the masked cells; rows indexed by pair."""
+        frame = pd.DataFrame(self.X[mask], columns=self.genes)
+        keys = [self.cell_type[mask], self.perturbation[mask]]
+        return frame.groupby(keys, sort=True).mean().rename_axis([CELL_TYPE, PERTURBATION])
+
+    def single_perturbations(self, perturbation: str) -> list[str]:
+        """The single perturbations a (possibly combined) perturbation is made of."""
+        return [p for p in perturbation.split(self.spec.combo_delimiter) if p]
+
+
+def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
+                    split_name: str) -> PerturbationData:
+    """Load a prepared dataset with the genes and cell assignment of one split."""
+    adata = io.read_h5ad(prepared)
+    meta = adata.uns.get("storm")
+    if meta is None:
+        raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
+    key = hvg_key(split_name)
+    if key not in adata.var:
+        raise InputError(f"{prepared} has no gene selection for split '{split_name}' (var['{key}'])")
+    table = pd.read_csv(split_csv, dtype={"cell_id": str, "split": str})
+    split = table.set_index("cell_id")["split"].reindex(adata.obs_names.astype(str))
+    if split.isna().any():
+        raise InputError(f"{split_csv} does not assign {int(split.isna().sum())} cell(s) of {prepared}")
+    genes = adata.var[key].to_numpy(dtype=bool)
+    X = adata.X[:, genes]
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    obs = adata.obs
+    return PerturbationData(
+        X=X.astype(np.float32, copy=False),
+        genes=adata.var_names[genes].to_numpy(dtype=object),
+        cell_ids=adata.obs_names.to_numpy(dtype=object),
+        perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
+        cell_type=obs[CELL_TYPE].astype(str).to_numpy(dtype=object),
+        batch=obs[BATCH].astype(str).to_numpy(dtype=object),
+        split=split.to_numpy(dtype=object),
+        spec=DatasetSpec.from_dict(dict(meta["spec"])),
+    )

@@ -1,0 +1,60 @@
+"""What every Lightning-trained storm model shares: the trainer, checkpoints, resume, the log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+
+from .. import io
+
+log = logging.getLogger(__name__)
+
+LAST_CKPT = "last.ckpt"
+
+
+class EpochLog(L.Callback):
+    """Writes ``train_log.csv`` (epoch, losses) after every epoch and logs one line per epoch.
+
+    Rows of a run that is resumed are kept, so the log covers the whole training.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        row = {"epoch": trainer.current_epoch}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        rows = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
+        if not rows.empty:
+            rows = rows[rows["epoch"] < trainer.current_epoch]
+        io.write_csv(pd.concat([rows, pd.DataFrame([row])], ignore_index=True), self.path)
+        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
+
+def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
+                    max_epochs: int, accelerator: str, seed: int) -> None:
+    """Fit ``module``, checkpointing every epoch into ``out_dir/checkpoints`` and resuming from
+    ``last.ckpt`` when a previous attempt left one."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / LAST_CKPT
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        default_root_dir=out_dir,
+        logger=False,
+        callbacks=[checkpoint, EpochLog(out_dir / "train_log.csv")],
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        deterministic=True,
+    )
+    if last.exists():
+        log.info("resuming from %s", last)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)

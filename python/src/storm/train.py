@@ -1,0 +1,76 @@
+"""Train one model on one split and write its model folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .data import load_split_data
+from .errors import InputError
+from .models import get_model_class
+from .spec import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+MODEL_JSON = "model.json"
+
+
+def package_versions() -> dict[str, str]:
+    names = ["storm", "anndata", "numpy", "scanpy", "torch", "lightning"]
+    return {name: version(name) for name in names}
+
+
+def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name: str, model_name: str,
+          out_dir: str | os.PathLike, seed: int, config: dict[str, Any]) -> dict:
+    """Fit ``model_name`` on the training cells of a split.
+
+    Writes the model's own files, ``train_log.csv`` for trainable models, and last
+    ``model.json`` (model, config, seed, genes, package versions): a folder without
+    ``model.json`` is an unfinished run. A folder holding a checkpoint resumes from it.
+    """
+    cls = get_model_class(model_name)
+    cls.check_config(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_JSON).unlink(missing_ok=True)
+
+    data = load_split_data(prepared, split_csv, split_name)
+    n_train = int(data.mask("train").sum())
+    if n_train == 0:
+        raise InputError(f"split '{split_name}' has no training cells")
+    model = cls(data.spec, seed=seed, **config)
+    log.info("training %s on %d cells x %d genes (split %s, seed %d)",
+             model_name, n_train, len(data.genes), split_name, seed)
+    started = time.perf_counter()
+    model.fit(data, out)
+    model.save(out)
+    meta = {
+        "model": model_name,
+        "config": model.config,
+        "seed": seed,
+        "split": split_name,
+        "n_train_cells": n_train,
+        "genes": data.genes.tolist(),
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        "versions": package_versions(),
+        "spec": data.spec.to_dict(),
+    }
+    io.write_json(meta, out / MODEL_JSON)
+    return meta
+
+
+def load_model(model_dir: str | os.PathLike):
+    """Load a trained model and its ``model.json``."""
+    model_dir = Path(model_dir)
+    if not (model_dir / MODEL_JSON).is_file():
+        raise InputError(f"{model_dir} holds no finished model (no {MODEL_JSON})")
+    meta = io.read_json(model_dir / MODEL_JSON)
+    cls = get_model_class(meta["model"])
+    model = cls.load(model_dir, DatasetSpec.from_dict(meta["spec"]), meta["seed"], meta["config"])
+    return model, meta
+
