@@ -17,6 +17,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from .arrays import stored_values
 from .errors import InputError
 from .spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
 
@@ -31,7 +32,7 @@ def hvg_key(split_name: str) -> str:
 
 def detect_scale(X) -> str:
     """'counts' for integer data, 'log' for log-normalised data, 'normalised' otherwise."""
-    values = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    values = stored_values(X)
     if values.size == 0 or np.all(np.mod(values, 1) == 0):
         return "counts"
     return "log" if values.max() <= LOG_MAX else "normalised"

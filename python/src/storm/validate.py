@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .arrays import stored_values
 from .errors import InputError, SpecError
 from .spec import DatasetSpec
 
@@ -79,7 +80,7 @@ def check_values(path: str | os.PathLike, n_rows: int = 2000) -> dict:
     adata = io.read_h5ad(path, backed=True)
     try:
         block = adata.X[: min(n_rows, adata.n_obs)]
-        values = block.data if hasattr(block, "data") else np.asarray(block)
+        values = stored_values(block)
     finally:
         adata.file.close()
     if not np.all(np.isfinite(values)):

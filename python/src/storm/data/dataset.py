@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .. import io
+from ..arrays import to_dense
 from ..errors import InputError
 from ..prepare import hvg_key
 from ..spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
@@ -73,8 +73,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
     if split.isna().any():
         raise InputError(f"{split_csv} does not assign {int(split.isna().sum())} cell(s) of {prepared}")
     genes = adata.var[key].to_numpy(dtype=bool)
-    X = adata.X[:, genes]
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = to_dense(adata.X[:, genes])
     obs = adata.obs
     return PerturbationData(
         X=X.astype(np.float32, copy=False),

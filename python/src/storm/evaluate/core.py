@@ -12,9 +12,9 @@ import os
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .. import io
+from ..arrays import stored_values, to_dense
 from ..errors import InputError
 from ..spec import CELL_TYPE, PERTURBATION
 
@@ -53,8 +53,7 @@ def pseudobulk_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: 
 
 
 def _group_means(adata: ad.AnnData, keys: list[str]) -> pd.DataFrame:
-    X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    frame = pd.DataFrame(X, columns=adata.var_names)
+    frame = pd.DataFrame(to_dense(adata.X), columns=adata.var_names)
     return frame.groupby([adata.obs[k].astype(str).to_numpy() for k in keys], sort=True).mean()
 
 
@@ -75,8 +74,7 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         missing = [k for k in (PERTURBATION, CELL_TYPE) if k not in adata.obs]
         if missing:
             raise InputError(f"{path} lacks obs column(s) {', '.join(missing)}")
-        values = adata.X.data if sp.issparse(adata.X) else np.asarray(adata.X)
-        if not np.all(np.isfinite(values)):
+        if not np.all(np.isfinite(stored_values(adata.X))):
             raise InputError(f"{path} holds NaN or infinite values")
     control = _control_value(real, real_path)
 

@@ -7,13 +7,33 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
+import torch
 
 from .. import io
 
 log = logging.getLogger(__name__)
 
 LAST_CKPT = "last.ckpt"
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffles with a permutation drawn from (seed, epoch) alone, so a run resumed at an
+    epoch boundary sees the same batches as one that never stopped. Lightning calls
+    :meth:`set_epoch` before every epoch."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class EpochLog(L.Callback):

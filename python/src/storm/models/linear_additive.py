@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..data import PerturbationData
 from ..io import atomic_path
 from .base import PerturbationModel
-from .lightning_utils import fit_with_resume
+from .lightning_utils import EpochSampler, fit_with_resume
 
 
 class _LinearAdditiveModule(L.LightningModule):
@@ -106,15 +106,15 @@ class LinearAdditive(PerturbationModel):
         self.perturbations = sorted({s for p in np.unique(data.perturbation[train])
                                      for s in data.single_perturbations(p)})
         self.cell_types = sorted(np.unique(data.cell_type))
+        torch.manual_seed(self.seed)  # initial weights
         self._build(data.X.shape[1])
         rng = np.random.default_rng(self.seed)
         train_set = self._pairs(data, "train", rng)
         val_set = self._pairs(data, "val", rng)
-        generator = torch.Generator().manual_seed(self.seed)
         batch = int(self.config["batch_size"])
         fit_with_resume(
             self.module,
-            DataLoader(train_set, batch_size=batch, shuffle=True, generator=generator),
+            DataLoader(train_set, batch_size=batch, sampler=EpochSampler(len(train_set), self.seed)),
             DataLoader(val_set, batch_size=batch) if val_set is not None else None,
             out_dir, int(self.config["max_epochs"]), str(self.config["accelerator"]), self.seed,
         )

@@ -1,0 +1,35 @@
+# storm: `make demo` runs the pipeline on synthetic data; `make test` runs every test.
+# Both install what is missing first: a venv in .venv with the pinned packages and the
+# Nextflow runtime from Maven Central. Use your own Nextflow with `make demo NEXTFLOW=nextflow`.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+NEXTFLOW ?= $(VENV)/bin/nextflow
+OUTDIR   ?= results
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.storm-installed
+
+.PHONY: install demo test lint clean
+
+install: $(PY_STAMP) $(BIN)/nextflow
+
+$(PY_STAMP): python/pyproject.toml python/requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c python/requirements.lock -e 'python[test]'
+	touch $@
+
+$(BIN)/nextflow: tools/nextflow-pom.xml tools/install-nextflow
+	tools/install-nextflow .nextflow-runtime $(BIN)
+
+demo: install
+	$(NEXTFLOW) run main.nf --synthetic --outdir $(OUTDIR) -ansi-log false
+	@echo "report: $(abspath $(OUTDIR))/report/report.html"
+
+test: install
+	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf work .nextflow .nextflow.log* $(OUTDIR)

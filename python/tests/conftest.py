@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from storm import io
+from storm.split import transfer_split
+from storm.synth import SynthConfig, make_synthetic
+
+SMALL = SynthConfig(n_genes=120, n_cell_types=3, n_perturbations=8, cells_per_pair=20,
+                    controls_per_cell_type=60, program_size=15, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_adata():
+    return make_synthetic(SMALL)
+
+
+@pytest.fixture
+def small_h5ad(tmp_path, small_adata):
+    path = tmp_path / "data.h5ad"
+    io.write_h5ad(small_adata.copy(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared_split(tmp_path_factory, small_adata):
+    """A prepared dataset with split 'seed0', as the pipeline hands it to training."""
+    from storm.prepare import prepare
+    from storm.spec import DatasetSpec
+
+    out = tmp_path_factory.mktemp("prepared")
+    result = transfer_split(small_adata.obs, "perturbation", "cell_type", "control", seed=0)
+    io.write_csv(result.cells, out / "split.csv")
+    adata = prepare(small_adata.copy(), DatasetSpec(), {"seed0": result.cells}, n_top_genes=80)
+    io.write_h5ad(adata, out / "prepared.h5ad")
+    return out / "prepared.h5ad", out / "split.csv"
+
+
+@pytest.fixture(scope="session")
+def split_data(prepared_split):
+    from storm.data import load_split_data
+
+    return load_split_data(*prepared_split, "seed0")
+
+
+def assert_close(a, b, tol=1e-5):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+
+
+@pytest.fixture
+def run_cli():
+    """Run the storm CLI as a user would, in a subprocess."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "storm", *args], capture_output=True, text=True)
+
+    return run

@@ -1,0 +1,58 @@
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from storm.cli import cli, parse_overrides
+
+COMMANDS = ["synth", "validate", "split", "prepare", "train", "predict", "evaluate", "report", "models"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_parse_overrides():
+    assert parse_overrides(("max_epochs=5", "lr=1e-3", "inject_covariates=true", "name=a=b")) == {
+        "max_epochs": 5, "lr": 1e-3, "inject_covariates": True, "name": "a=b"}
+
+
+def test_usage_error_exit_2(run_cli):
+    result = run_cli("train", "--model", "x")
+    assert result.returncode == 2
+    assert "Missing option" in result.stderr
+
+
+def test_steps_chain_through_the_cli(tmp_path, run_cli):
+    """synth -> validate -> split -> prepare -> train -> predict -> evaluate -> report, as the pipeline calls them."""
+    data = tmp_path / "d.h5ad"
+    steps = [
+        ("synth", "--out", data, "--n-genes", "80", "--n-perturbations", "4", "--n-cell-types", "2",
+         "--cells-per-pair", "12", "--controls-per-cell-type", "30"),
+        ("validate", "--input", data, "--out", tmp_path / "qc.json"),
+        ("split", "--input", data, "--out-dir", tmp_path / "seed0", "--seed", "0", "--heldout-fraction", "0.5"),
+        ("prepare", "--input", data, "--split", f"seed0={tmp_path / 'seed0' / 'split.csv'}",
+         "--out", tmp_path / "p.h5ad", "--n-top-genes", "40"),
+        ("train", "--prepared", tmp_path / "p.h5ad", "--split", tmp_path / "seed0" / "split.csv",
+         "--split-name", "seed0", "--model", "context_mean", "--out-dir", tmp_path / "model"),
+        ("predict", "--prepared", tmp_path / "p.h5ad", "--split", tmp_path / "seed0" / "split.csv",
+         "--split-name", "seed0", "--model-dir", tmp_path / "model", "--out-dir", tmp_path / "pred"),
+        ("evaluate", "--pred", tmp_path / "pred" / "pred.h5ad", "--real", tmp_path / "pred" / "real.h5ad",
+         "--out", tmp_path / "metrics.csv", "--dataset", "d", "--seed", "0", "--model", "context_mean"),
+        ("report", tmp_path / "metrics.csv", "--out-dir", tmp_path / "report"),
+    ]
+    for step in steps:
+        result = run_cli(*map(str, step))
+        assert result.returncode == 0, f"{step[0]}: {result.stderr}"
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["value"].notna().all() and len(metrics) > 0
+    assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_train_rejects_bad_config_before_reading(tmp_path, run_cli):
+    result = run_cli("train", "--prepared", str(tmp_path / "missing.h5ad"), "--split", "x.csv", "--split-name",
+                     "seed0", "--model", "linear_additive", "--out-dir", str(tmp_path / "m"), "--set", "epochs=3")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key(s) epochs")

@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from storm.errors import StormError, UnknownModelError
+from storm.models import available_models, get_model_class
+from storm.train import load_model, train
+
+from conftest import assert_close
+
+
+def test_registry():
+    assert {"control_mean", "context_mean", "linear_additive"} <= set(available_models())
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'; installed models: "):
+        get_model_class("nope")
+
+
+def test_unknown_config_key(split_data):
+    with pytest.raises(StormError, match="unknown config key"):
+        get_model_class("linear_additive")(split_data.spec, max_epoch=3)
+
+
+def test_control_mean_predicts_no_change(split_data):
+    model = get_model_class("control_mean")(split_data.spec)
+    controls = split_data.X[:5]
+    pred = model.predict(controls, "CT0", "anything")
+    assert_close(pred, np.broadcast_to(controls.mean(axis=0), controls.shape))
+
+
+def test_context_mean_matches_hand_computation(split_data, tmp_path):
+    model = get_model_class("context_mean")(split_data.spec)
+    model.fit(split_data, tmp_path)
+    data = split_data
+    train = data.mask("train")
+    pert = next(p for p in np.unique(data.perturbation[train & ~data.is_control]))
+    shifts = []
+    for ct in np.unique(data.cell_type[train & (data.perturbation == pert)]):
+        pert_mean = data.X[data.mask("train", ct, pert)].mean(axis=0)
+        ctrl_mean = data.X[data.mask("train", ct) & data.is_control].mean(axis=0)
+        shifts.append(pert_mean - ctrl_mean)
+    controls = data.X[:3]
+    assert_close(model.predict(controls, "CT1", pert), controls + np.mean(shifts, axis=0), tol=1e-4)
+    combo = f"{pert}+{pert}"  # unseen combination: the singles' shifts add up
+    assert_close(model.predict(controls, "CT1", combo), controls + 2 * np.mean(shifts, axis=0), tol=1e-4)
+    assert_close(model.predict(controls, "CT1", "unseen"), controls)
+
+
+@pytest.mark.parametrize("name", ["control_mean", "context_mean", "linear_additive"])
+def test_train_save_load_roundtrip(prepared_split, tmp_path, name):
+    config = {"max_epochs": 2, "accelerator": "cpu"} if name == "linear_additive" else {}
+    meta = train(*prepared_split, "seed0", name, tmp_path / "model", seed=0, config=config)
+    assert meta["model"] == name and len(meta["genes"]) == 80
+    assert "torch" in meta["versions"]
+    model, loaded_meta = load_model(tmp_path / "model")
+    assert loaded_meta == meta
+    from storm.data import load_split_data
+
+    data = load_split_data(*prepared_split, "seed0")
+    controls = data.X[data.is_control][:4]
+    pert = data.perturbation[~data.is_control][0]
+    first = model.predict(controls, "CT0", pert)
+    assert first.shape == controls.shape and np.isfinite(first).all()
+
+
+def test_linear_additive_resumes_from_checkpoint(prepared_split, tmp_path):
+    out = tmp_path / "model"
+    train(*prepared_split, "seed0", "linear_additive", out, seed=0, config={"max_epochs": 2, "accelerator": "cpu"})
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    train(*prepared_split, "seed0", "linear_additive", out, seed=0, config={"max_epochs": 4, "accelerator": "cpu"})
+    log = pd.read_csv(out / "train_log.csv")
+    assert log["epoch"].tolist() == [0, 1, 2, 3]
+    # resumed at an epoch boundary, it reaches the weights of a run that never stopped
+    straight = tmp_path / "straight"
+    train(*prepared_split, "seed0", "linear_additive", straight, seed=0, config={"max_epochs": 4, "accelerator": "cpu"})
+    assert_close(pd.read_csv(straight / "train_log.csv")["train_loss"], log["train_loss"])
+    resumed = torch.load(out / "weights.pt", weights_only=True)["state_dict"]
+    uninterrupted = torch.load(straight / "weights.pt", weights_only=True)["state_dict"]
+    for key, value in uninterrupted.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_linear_additive_learns_effects(split_data, tmp_path):
+    model = get_model_class("linear_additive")(split_data.spec, max_epochs=20, accelerator="cpu")
+    model.fit(split_data, tmp_path)
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    assert log["val_loss"].iloc[-1] < log["val_loss"].iloc[0]
+
+
+def test_unfinished_model_folder(tmp_path):
+    from storm.errors import InputError
+
+    with pytest.raises(InputError, match="no finished model"):
+        load_model(tmp_path)
