@@ -1,0 +1,94 @@
+"""The pipeline end to end on real Nextflow: the test profile, -resume, -stub-run, bad input."""
+
+import anndata as ad
+import pandas as pd
+
+from conftest import REPO, run_pipeline
+
+MODELS = ["control_mean", "context_mean", "linear_additive"]
+SEEDS = ["seed0", "seed1"]
+
+
+def test_outputs_laid_out(test_profile_run):
+    out = test_profile_run.outdir
+    assert (out / "synthetic" / "qc.json").is_file()
+    for seed in SEEDS:
+        for name in ("split.csv", "pairs.csv", "summary.json"):
+            assert (out / "synthetic" / seed / name).is_file()
+        for model in MODELS:
+            folder = out / "synthetic" / seed / model
+            assert (folder / "model" / "model.json").is_file()
+            metrics = pd.read_csv(folder / "metrics.csv")
+            assert set(metrics["model"]) == {model} and metrics["value"].notna().all()
+            pred, real = ad.read_h5ad(folder / "pred.h5ad"), ad.read_h5ad(folder / "real.h5ad")
+            assert list(pred.var_names) == list(real.var_names)
+    assert (out / "synthetic" / "seed0" / "linear_additive" / "model" / "train_log.csv").is_file()
+    report = out / "report"
+    assert (report / "report.html").is_file() and (report / "summary.csv").is_file()
+    assert (report / "figures" / "synthetic_models.png").is_file()
+    info = out / "pipeline_info"
+    for prefix in ("execution_trace_", "execution_timeline_", "execution_report_"):
+        assert list(info.glob(f"{prefix}*")), prefix
+
+
+def test_learned_models_beat_the_floor(test_profile_run):
+    summary = pd.read_csv(test_profile_run.outdir / "report" / "summary.csv")
+    pearson = summary[summary["metric"] == "pearson_delta"].set_index("model")["mean"]
+    assert pearson["linear_additive"] > pearson["control_mean"] + 0.1
+    assert pearson["context_mean"] > pearson["control_mean"] + 0.1
+
+
+def test_one_task_per_grid_cell(test_profile_run):
+    processes = pd.Series([row["process"] for row in test_profile_run.trace()]).value_counts()
+    assert processes["SPLIT"] == len(SEEDS)
+    assert processes["PREPARE"] == 1
+    for step in ("TRAIN", "PREDICT", "EVALUATE"):
+        assert processes[step] == len(SEEDS) * len(MODELS)
+    assert processes["REPORT"] == 1
+
+
+def test_resume_runs_no_task(test_profile_run):
+    again = run_pipeline(test_profile_run.cwd, "-profile", "test", "-resume")
+    assert again.result.returncode == 0, again.output[-3000:]
+    rows = again.trace()
+    assert rows and all(row["status"] == "CACHED" for row in rows), [r["name"] for r in rows if r["status"] != "CACHED"]
+    assert len(rows) == len(test_profile_run.trace())
+
+
+def test_stub_run(tmp_path):
+    run = run_pipeline(tmp_path, "-profile", "test", "-stub-run")
+    assert run.result.returncode == 0, run.output[-3000:]
+    assert (run.outdir / "report" / "report.html").exists()
+    assert (run.outdir / "synthetic" / "seed1" / "linear_additive" / "metrics.csv").exists()
+
+
+def test_bad_input_stops_at_validate(tmp_path):
+    from storm import io
+    from storm.synth import SynthConfig, make_synthetic
+
+    data = tmp_path / "screen.h5ad"
+    io.write_h5ad(make_synthetic(SynthConfig(n_genes=60, n_perturbations=4, n_cell_types=2, cells_per_pair=5,
+                                             controls_per_cell_type=10)), data)
+    run = run_pipeline(tmp_path, "--input", str(data), "--control_value", "non-targeting")
+    assert run.result.returncode != 0
+    assert "error: control value 'non-targeting' not found in obs column 'perturbation'" in run.output
+    assert {row["process"] for row in run.trace()} == {"VALIDATE"}
+    assert not (run.outdir / "screen" / "seed0").exists()
+
+
+def test_bad_params_fail_before_any_task(tmp_path):
+    run = run_pipeline(tmp_path, "-profile", "test", "--seeds", "0,x")
+    assert run.result.returncode != 0
+    assert "--seeds must be non-negative integers, got: x" in run.output
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
+def test_config_resolves_offline():
+    import subprocess
+
+    from conftest import nextflow_bin
+
+    out = subprocess.run([nextflow_bin(), "config", "-profile", "test", "-flat", str(REPO)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "process.resourceLimits = [cpus:2, memory:'6 GB', time:'1h']" in out
+    assert "params.synthetic = true" in out
