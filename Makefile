@@ -28,8 +28,11 @@ demo: install
 	$(NEXTFLOW) run main.nf --synthetic --outdir $(OUTDIR) -ansi-log false
 	@echo "report: $(abspath $(OUTDIR))/report/report.html"
 
-test: install
+test: install lint
 	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)
+
+lint: install
+	cd python && ../$(BIN)/ruff check . ../tests
 
 clean:
 	rm -rf work .nextflow .nextflow.log* $(OUTDIR)

@@ -3,11 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import assert_close
 from storm import io
 from storm.errors import InputError
 from storm.evaluate import evaluate, pseudobulk_metrics
-
-from conftest import assert_close
 
 
 def test_pseudobulk_metrics_by_hand():

@@ -194,7 +194,8 @@ def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out
 
 @cli.command()
 @_split_options
-@click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Trained model folder.")
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Trained model folder.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for pred.h5ad and real.h5ad.")
 @click.option("--seed", default=0, help="Seed of the control-cell draw.")

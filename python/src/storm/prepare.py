@@ -9,7 +9,6 @@ gene set never depends on the cells a model is judged on.
 from __future__ import annotations
 
 import logging
-import os
 
 import anndata as ad
 import numpy as np

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..data import PerturbationData
 from ..errors import StormError
-from ..spec import DatasetSpec
 from ..io import atomic_path
+from ..spec import DatasetSpec
 
 
 class PerturbationModel(ABC):
