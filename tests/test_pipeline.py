@@ -1,9 +1,11 @@
 """The pipeline end to end on real Nextflow: the test profile, -resume, -stub-run, bad input."""
 
+import subprocess
+
 import anndata as ad
 import pandas as pd
 
-from conftest import REPO, run_pipeline
+from harness import REPO, nextflow_bin, run_pipeline
 
 MODELS = ["control_mean", "context_mean", "linear_additive"]
 SEEDS = ["seed0", "seed1"]
@@ -84,10 +86,6 @@ def test_bad_params_fail_before_any_task(tmp_path):
 
 
 def test_config_resolves_offline():
-    import subprocess
-
-    from conftest import nextflow_bin
-
     out = subprocess.run([nextflow_bin(), "config", "-profile", "test", "-flat", str(REPO)],
                          capture_output=True, text=True, check=True).stdout
     assert "process.resourceLimits = [cpus:2, memory:'6 GB', time:'1h']" in out

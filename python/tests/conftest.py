@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from storm import io
@@ -40,10 +39,6 @@ def split_data(prepared_split):
     from storm.data import load_split_data
 
     return load_split_data(*prepared_split, "seed0")
-
-
-def assert_close(a, b, tol=1e-5):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
 
 
 @pytest.fixture

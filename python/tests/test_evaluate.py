@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import assert_close
+from approx import assert_close
 from storm import io
 from storm.errors import InputError
 from storm.evaluate import evaluate, pseudobulk_metrics

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_close
+from approx import assert_close
 from storm.errors import StormError, UnknownModelError
 from storm.models import available_models, get_model_class
 from storm.train import load_model, train
