@@ -27,9 +27,16 @@ def checkParams() {
         error "give --input <h5ad[,h5ad...]> or --synthetic (or run -profile test)"
     if (params.input && params.synthetic)
         error "--input and --synthetic exclude each other; choose one"
-    def seeds = parseList('seeds', params.seeds)
+    def seeds = parseList('split_seeds', params.split_seeds)
     def bad = seeds.findAll { !(it ==~ /\d+/) }
-    if (bad) error "--seeds must be non-negative integers, got: ${bad.join(', ')}"
+    if (bad) error "--split_seeds must be non-negative integers, got: ${bad.join(', ')}"
+    def strategies = ['transfer', 'combo', 'combo_inverse', 'zeroshot', 'manual', 'file']
+    if (!(params.split_strategy in strategies))
+        error "--split_strategy must be one of ${strategies.join(', ')}, got: ${params.split_strategy}"
+    if ((params.split_strategy == 'manual') != (params.manual_holdout as boolean))
+        error "--manual_holdout <yaml|csv> goes with --split_strategy manual, and only with it"
+    if ((params.split_strategy == 'file') != (params.split_file as boolean))
+        error "--split_file <csv> goes with --split_strategy file, and only with it"
     if (!(params.eval_split in ['val', 'test'])) error "--eval_split must be val or test, got: ${params.eval_split}"
     return [seeds*.toInteger(), parseList('models', params.models)]
 }
@@ -48,14 +55,16 @@ workflow {
 
     VALIDATE(datasets)
 
-    // one split per (dataset, seed)
+    // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
     split_in = VALIDATE.out.validated
         .combine(Channel.fromList(seeds))
-        .map { meta, h5ad, qc, seed -> [meta + [seed: seed, split: "seed${seed}"], h5ad, qc] }
-    SPLIT(split_in)
+        .map { meta, h5ad, qc, seed -> [meta + [seed: seed], h5ad, qc] }
+    def holdout_files = [params.manual_holdout, params.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
+    SPLIT(split_in, holdout_files)
+    splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
 
     // prepare once per dataset, choosing genes per split on its training cells
-    splits_per_dataset = SPLIT.out.split
+    splits_per_dataset = splits
         .map { meta, dir -> [meta.id, dir] }
         .groupTuple(size: seeds.size())
     prepare_in = VALIDATE.out.validated
@@ -65,7 +74,7 @@ workflow {
     PREPARE(prepare_in)
 
     // the grid: (dataset, seed) x model
-    train_in = SPLIT.out.split
+    train_in = splits
         .map { meta, dir -> [meta.id, meta, dir] }
         .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)
         .combine(Channel.fromList(models))

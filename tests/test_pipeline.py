@@ -79,9 +79,9 @@ def test_bad_input_stops_at_validate(tmp_path):
 
 
 def test_bad_params_fail_before_any_task(tmp_path):
-    run = run_pipeline(tmp_path, "-profile", "test", "--seeds", "0,x")
+    run = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0,x")
     assert run.result.returncode != 0
-    assert "--seeds must be non-negative integers, got: x" in run.output
+    assert "--split_seeds must be non-negative integers, got: x" in run.output
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 

@@ -1,7 +1,10 @@
+import pandas as pd
 import pytest
 
 from storm import io
-from storm.split import transfer_split
+from storm.split import SplitParams, make_split
+from storm.split.core import SPLITS
+from storm.split.obs import read_coded_obs
 from storm.synth import SynthConfig, make_synthetic
 
 SMALL = SynthConfig(n_genes=120, n_cell_types=3, n_perturbations=8, cells_per_pair=20,
@@ -27,9 +30,12 @@ def prepared_split(tmp_path_factory, small_adata):
     from storm.spec import DatasetSpec
 
     out = tmp_path_factory.mktemp("prepared")
-    result = transfer_split(small_adata.obs, "perturbation", "cell_type", "control", seed=0)
-    io.write_csv(result.cells, out / "split.csv")
-    adata = prepare(small_adata.copy(), DatasetSpec(), {"seed0": result.cells}, n_top_genes=80)
+    io.write_h5ad(small_adata, out / "raw.h5ad")
+    obs = read_coded_obs(out / "raw.h5ad", ["cell_type", "perturbation"])
+    result = make_split(obs, SplitParams("perturbation", ["cell_type"], "control", seed=0))
+    cells = pd.DataFrame({"cell_id": obs.cell_ids.to_pylist(), "split": SPLITS[result.cell_split]})
+    io.write_csv(cells, out / "split.csv")
+    adata = prepare(small_adata.copy(), DatasetSpec(), {"seed0": cells}, n_top_genes=80)
     io.write_h5ad(adata, out / "prepared.h5ad")
     return out / "prepared.h5ad", out / "split.csv"
 

@@ -32,7 +32,7 @@ def test_steps_chain_through_the_cli(tmp_path, run_cli):
         ("synth", "--out", data, "--n-genes", "80", "--n-perturbations", "4", "--n-cell-types", "2",
          "--cells-per-pair", "12", "--controls-per-cell-type", "30"),
         ("validate", "--input", data, "--out", tmp_path / "qc.json"),
-        ("split", "--input", data, "--out-dir", tmp_path / "seed0", "--seed", "0", "--heldout-fraction", "0.5"),
+        ("split", "--input", data, "--out-dir", tmp_path, "--seed", "0", "--min-cells", "5"),
         ("prepare", "--input", data, "--split", f"seed0={tmp_path / 'seed0' / 'split.csv'}",
          "--out", tmp_path / "p.h5ad", "--n-top-genes", "40"),
         ("train", "--prepared", tmp_path / "p.h5ad", "--split", tmp_path / "seed0" / "split.csv",

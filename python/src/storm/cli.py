@@ -13,7 +13,7 @@ import yaml
 
 from . import __version__
 from .errors import StormError
-from .spec import DatasetSpec
+from .spec import SPLIT_STRATEGIES, DatasetSpec
 
 log = logging.getLogger("storm")
 
@@ -118,26 +118,74 @@ def validate(input_path: Path, out: Path, models: str, spec: DatasetSpec) -> Non
     io.write_json(run(input_path, spec), out)
 
 
-@cli.command()
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad whose obs to split.")
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for split.csv, pairs.csv and summary.json.")
-@click.option("--seed", default=0, help="The same seed gives the same split.")
-@click.option("--heldout-fraction", default=0.25,
-              help="Share of each perturbation's cell types held out (at least one, never all).")
-@spec_options
-def split(input_path: Path, out_dir: Path, seed: int, heldout_fraction: float, spec: DatasetSpec) -> None:
-    """Split cells for cell-type transfer, reading only the obs table."""
-    from . import io
-    from .split import transfer_split, write_split
-    from .validate import check_obs
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise StormError(f"expected comma-separated numbers, got '{text}'") from exc
 
-    obs = io.read_obs(input_path)
-    check_obs(obs, spec)
-    result = transfer_split(obs, spec.perturbation_key, spec.cell_type_key, spec.control_value, seed,
-                            heldout_fraction=heldout_fraction)
-    write_split(result, out_dir)
-    log.info("split seed %d: pairs per split %s", seed, result.summary["pairs_per_split"])
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Where to read obs: an h5ad (its obs group only), a parquet or a CSV/TSV table.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Parent folder; the split goes into <out-dir>/seed<N>[_<strategy>].")
+@click.option("--seed", default=0, help="The same seed gives the same split.")
+@click.option("--strategy", default="transfer", type=click.Choice(SPLIT_STRATEGIES),
+              help="transfer: hold perturbations out in some covariates; combo/combo_inverse: hold out "
+                   "combinations (or singles); zeroshot: whole cell types; manual: what --manual-holdout names; "
+                   "file: an existing cell_id,split CSV.")
+@click.option("--covariate-keys", default="", help="Comma-separated covariate columns; the first is the cell "
+              "type. Default: the cell type column.")
+@click.option("--min-cells", default=10, help="Pairs with fewer cells stay in training.")
+@click.option("--min-controls", default=3, help="Cell types with fewer controls keep all their pairs in training.")
+@click.option("--max-heldout-fraction-per-covariate", default=0.3,
+              help="transfer: at most this share of a covariate's perturbations is held out.")
+@click.option("--max-heldout-covariates", default=1, help="transfer: held-out covariates per perturbation.")
+@click.option("--min-train-covariates", default=1,
+              help="A held-out perturbation stays in training in at least this many other covariates (0: no rule).")
+@click.option("--heldout-fraction", default=0.5, help="combo/combo_inverse: share of eligible pairs held out.")
+@click.option("--test-fraction", default=0.5, help="Share of held-out pairs (or cell types) sent to test, not val.")
+@click.option("--control-fractions", default="0.7,0.15,0.15", help="train,val,test shares of each cell type's controls.")
+@click.option("--zeroshot-cell-types", default="", help="zeroshot: comma-separated cell types to hold out.")
+@click.option("--n-zeroshot", default=1, help="zeroshot: cell types drawn by the seed when none are named.")
+@click.option("--manual-holdout", type=click.Path(path_type=Path), help="manual: YAML or CSV of holdouts.")
+@click.option("--split-file", type=click.Path(path_type=Path), help="file: a cell_id,split CSV (header optional).")
+@click.option("--dataset-name", default="", help="Dataset name in state.toml (default: the input's file name).")
+@click.option("--dataset-path", default="", help="Dataset path in state.toml (default: the input path).")
+@spec_options
+def split(input_path: Path, out_dir: Path, seed: int, strategy: str, covariate_keys: str, min_cells: int,
+          min_controls: int, max_heldout_fraction_per_covariate: float, max_heldout_covariates: int,
+          min_train_covariates: int, heldout_fraction: float, test_fraction: float, control_fractions: str,
+          zeroshot_cell_types: str, n_zeroshot: int, manual_holdout: Path | None, split_file: Path | None,
+          dataset_name: str, dataset_path: str, spec: DatasetSpec) -> None:
+    """Split cells at the (covariates, perturbation) pair level, reading only obs.
+
+    Writes split.csv, perturbench_split.csv, pairs.csv, summary.json, state.toml and split.png,
+    after checking every invariant (a violation is an error).
+    """
+    from .split import SplitParams, make_split, read_coded_obs, write_split
+
+    covariates = _names(covariate_keys) or [spec.cell_type_key]
+    params = SplitParams(
+        perturbation_key=spec.perturbation_key, covariate_keys=covariates, control_value=spec.control_value,
+        strategy=strategy, seed=seed, combo_delimiter=spec.combo_delimiter, min_cells=min_cells,
+        min_controls=min_controls, max_heldout_fraction_per_covariate=max_heldout_fraction_per_covariate,
+        max_heldout_covariates=max_heldout_covariates, min_train_covariates=min_train_covariates,
+        heldout_fraction=heldout_fraction, test_fraction=test_fraction,
+        control_fractions=_floats(control_fractions), zeroshot_covariates=_names(zeroshot_cell_types),
+        n_zeroshot=n_zeroshot,
+    )
+    params.check()
+    obs = read_coded_obs(input_path, [*covariates, spec.perturbation_key])
+    result = make_split(obs, params, manual_holdout=manual_holdout, split_file=split_file)
+    write_split(result, obs.cell_ids, out_dir / result.name, covariates, spec.control_value,
+                dataset_name or input_path.name.split(".")[0], dataset_path or str(input_path.resolve()))
+    click.echo(result.name)
 
 
 @cli.command()

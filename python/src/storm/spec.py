@@ -12,6 +12,9 @@ PERTURBATION = "perturbation"
 CELL_TYPE = "cell_type"
 BATCH = "batch"
 
+#: how ``storm split`` can choose held-out pairs (see storm.split.strategies)
+SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "manual", "file")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

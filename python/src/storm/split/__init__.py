@@ -1,5 +1,9 @@
-"""Splits at the (cell type, perturbation) pair level; they are CSVs, never copies of the data."""
+"""Splits at the (covariates, perturbation) pair level; they are CSVs, never copies of the data."""
 
-from .transfer import SplitResult, transfer_split, write_split
+from .core import Split, SplitInvariantError, SplitParams
+from .export import write_split
+from .obs import CodedObs, read_coded_obs
+from .run import STRATEGIES, make_split, split_name
 
-__all__ = ["SplitResult", "transfer_split", "write_split"]
+__all__ = ["CodedObs", "STRATEGIES", "Split", "SplitInvariantError", "SplitParams", "make_split",
+           "read_coded_obs", "split_name", "write_split"]

@@ -1,0 +1,99 @@
+"""Files a user hands the splitter: a manual holdout list, or an existing split."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import yaml
+
+from ..errors import InputError
+from .core import SPLITS
+
+HOLDOUT_COLUMNS = ["split", "cell_type", "perturbation"]
+
+
+def read_manual_holdout(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a manual holdout as rows (split, cell_type, perturbation); empty means "any".
+
+    YAML::
+
+        test:
+          cell_types: [CT3]                     # whole cell types
+          perturbations: [KLF1]                 # in every cell type
+          pairs: [[CT1, GATA1], [CT2, TAL1]]    # (cell type, perturbation)
+        val:
+          pairs: [[CT0, SPI1]]
+
+    CSV: columns split, cell_type, perturbation (either of the last two may be empty).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"manual holdout file not found: {path}")
+    if path.suffix in (".yaml", ".yml"):
+        rows = _holdout_from_yaml(yaml.safe_load(path.read_text()) or {}, path)
+    else:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = set(HOLDOUT_COLUMNS) - set(table.columns)
+        if missing:
+            raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected {', '.join(HOLDOUT_COLUMNS)}")
+        rows = table[HOLDOUT_COLUMNS].to_numpy().tolist()
+    frame = pd.DataFrame(rows, columns=HOLDOUT_COLUMNS).fillna("")
+    bad = sorted(set(frame["split"]) - {"val", "test"})
+    if bad:
+        raise InputError(f"{path}: split must be val or test, got {', '.join(bad)}")
+    if ((frame["cell_type"] == "") & (frame["perturbation"] == "")).any():
+        raise InputError(f"{path}: a holdout row names neither a cell type nor a perturbation")
+    if frame.empty:
+        raise InputError(f"{path} holds out nothing")
+    return frame
+
+
+def _holdout_from_yaml(data: dict, path: Path) -> list[list[str]]:
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of split (val/test) to holdouts")
+    rows = []
+    for split, spec in data.items():
+        if not isinstance(spec, dict):
+            raise InputError(f"{path}: '{split}' must map to cell_types / perturbations / pairs")
+        unknown = set(spec) - {"cell_types", "perturbations", "pairs"}
+        if unknown:
+            raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} under '{split}'")
+        rows += [[split, str(ct), ""] for ct in spec.get("cell_types", [])]
+        rows += [[split, "", str(p)] for p in spec.get("perturbations", [])]
+        for pair in spec.get("pairs", []):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise InputError(f"{path}: a pair must be [cell_type, perturbation], got {pair}")
+            rows.append([split, str(pair[0]), str(pair[1])])
+    return rows
+
+
+def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:
+    """Split codes per cell from a ``cell_id,split`` CSV (PerturBench's is headerless)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"split file not found: {path}")
+    with open(path) as fh:
+        first = [field.strip('"') for field in fh.readline().strip().split(",")]
+    has_header = len(first) < 2 or first[1] not in SPLITS
+    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+        column_names=None if has_header else ["cell_id", "split"], skip_rows=0),
+        convert_options=pacsv.ConvertOptions(column_types={"cell_id": pa.string(), "split": pa.string()}))
+    if table.num_columns < 2:
+        raise InputError(f"{path}: expected two columns, cell_id and split")
+    ids, splits = table.column(0).combine_chunks(), table.column(1).combine_chunks()
+    codes = pc.index_in(splits, value_set=pa.array(list(SPLITS))).to_numpy(zero_copy_only=False)
+    if np.isnan(codes.astype(float)).any():
+        raise InputError(f"{path}: split values must be train, val or test")
+    if len(ids) == len(cell_ids) and pc.all(pc.equal(ids, cell_ids)).as_py():
+        return codes.astype(np.int8)  # same order: no join needed
+    position = pc.index_in(cell_ids, value_set=ids).to_numpy(zero_copy_only=False)
+    missing = np.isnan(position.astype(float))
+    if missing.any():
+        raise InputError(f"{path} gives no split for {int(missing.sum())} cell(s), e.g. {cell_ids[int(np.argmax(missing))]}")
+    return codes.astype(np.int8)[position.astype(np.int64)]

@@ -1,0 +1,179 @@
+"""How each strategy chooses the held-out pairs.
+
+Each function gets the pair table and returns a :class:`Plan`: a split code per pair, cell
+types whose controls go wholly to one split, reasons why pairs stayed in training, and the
+rule its held-out pairs must obey (see :func:`storm.split.core.check_invariants`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .core import PERTURBATION, SPLITS, TEST, TRAIN, VAL, PairTable, SplitParams
+
+
+@dataclass
+class Plan:
+    pair_split: np.ndarray
+    forced_controls: dict[int, int] = field(default_factory=dict)
+    train_only: dict[int, str] = field(default_factory=dict)  # pair row -> reason
+    rule: str = "seen"
+
+
+def _eligibility(table: PairTable, params: SplitParams) -> dict[int, str]:
+    """Pairs that must stay in training, with the reason."""
+    pairs = table.pairs
+    reasons: dict[int, str] = {}
+    ctrl_per_ct = pairs[pairs["is_control"]].groupby("cell_type_code")["n_cells"].sum()
+    few_ctrl = pairs["cell_type_code"].map(ctrl_per_ct).fillna(0) < params.min_controls
+    for row in np.flatnonzero(few_ctrl.to_numpy() & ~pairs["is_control"].to_numpy()):
+        reasons[row] = f"its cell type has fewer than {params.min_controls} control cells"
+    for row in np.flatnonzero((pairs["n_cells"] < params.min_cells).to_numpy() & ~pairs["is_control"].to_numpy()):
+        reasons.setdefault(row, f"fewer than {params.min_cells} cells")
+    return reasons
+
+
+def _val_or_test(rows: np.ndarray, groups: np.ndarray, params: SplitParams, rng: np.random.Generator,
+                 pair_split: np.ndarray) -> None:
+    """Send held-out rows to test or val, ``test_fraction`` of each group (at least one) to test."""
+    for group in np.unique(groups):
+        members = rng.permutation(rows[groups == group])
+        n_test = max(1, round(params.test_fraction * members.size)) if params.test_fraction > 0 else 0
+        pair_split[members[:n_test]] = TEST
+        pair_split[members[n_test:]] = VAL
+
+
+def transfer(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
+    """PerturBench's covariate transfer: each perturbation held out in up to
+    ``max_heldout_covariates`` covariates while it stays in training in at least
+    ``min_train_covariates`` others; no covariate gets more than
+    ``max_heldout_fraction_per_covariate`` of its perturbations held out."""
+    pairs = table.pairs
+    cov = params.covariate_keys
+    train_only = _eligibility(table, params)
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    pert_rows = pairs.index[~pairs["is_control"]].to_numpy()
+    cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    n_perts = pd.Series(cov_id[pert_rows]).value_counts().to_dict()
+    held_count = {c: 0 for c in n_perts}
+    by_pert = pd.Series(pert_rows).groupby(pairs[PERTURBATION].to_numpy()[pert_rows]).apply(np.asarray)
+    for pert in rng.permutation(by_pert.index.to_numpy()):
+        rows = by_pert[pert]
+        budget = min(params.max_heldout_covariates, rows.size - params.min_train_covariates)
+        if budget <= 0:
+            for r in rows:
+                train_only.setdefault(r, f"measured in {rows.size} covariate(s): none can be held out while "
+                                         f"{params.min_train_covariates} stay in training")
+            continue
+        candidates = [r for r in rows if r not in train_only
+                      and held_count[cov_id[r]] + 1 <= params.max_heldout_fraction_per_covariate * n_perts[cov_id[r]]]
+        # least-loaded covariates first, random among ties
+        candidates.sort(key=lambda r: (held_count[cov_id[r]] / n_perts[cov_id[r]], rng.random()))
+        for r in candidates[:budget]:
+            pair_split[r] = VAL  # val or test decided below
+            held_count[cov_id[r]] += 1
+    held = np.flatnonzero(pair_split != TRAIN)
+    _val_or_test(held, cov_id[held], params, rng, pair_split)
+    return Plan(pair_split, train_only=train_only)
+
+
+def _combo_rows(table: PairTable, params: SplitParams) -> tuple[np.ndarray, np.ndarray]:
+    names = table.pairs[PERTURBATION].astype(str)
+    is_combo = names.str.contains(params.combo_delimiter, regex=False).to_numpy() & ~table.pairs["is_control"].to_numpy()
+    return is_combo, names.to_numpy()
+
+
+def combo(table: PairTable, params: SplitParams, rng: np.random.Generator, inverse: bool = False) -> Plan:
+    """Hold out ``heldout_fraction`` of the combinations ``A+B`` whose singles are measured in the
+    same covariates (the singles train). ``inverse``: hold out singles that are measured inside a
+    combination in the same covariates (the combinations train)."""
+    pairs = table.pairs
+    cov = params.covariate_keys
+    train_only = _eligibility(table, params)
+    is_combo, names = _combo_rows(table, params)
+    cov_keys = [tuple(r) for r in pairs[cov].to_numpy()]
+    present = set(zip(cov_keys, names))
+    in_combo: set[tuple] = set()
+    for r in np.flatnonzero(is_combo):
+        in_combo.update((cov_keys[r], s) for s in names[r].split(params.combo_delimiter))
+    eligible = []
+    for r in np.flatnonzero(~pairs["is_control"].to_numpy()):
+        if r in train_only or is_combo[r] == inverse:
+            continue
+        if not inverse and all((cov_keys[r], s) in present for s in names[r].split(params.combo_delimiter)):
+            eligible.append(r)
+        elif inverse and (cov_keys[r], names[r]) in in_combo:
+            eligible.append(r)
+    if not eligible:
+        what = "singles measured inside a combination" if inverse else "combinations whose singles are measured"
+        raise InputError(f"the {'combo_inverse' if inverse else 'combo'} strategy found no {what}")
+    eligible = np.asarray(eligible)
+    groups = np.asarray(["\x1f".join(map(str, cov_keys[r])) for r in eligible])
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    for group in np.unique(groups):
+        members = rng.permutation(eligible[groups == group])
+        pair_split[members[:math.floor(params.heldout_fraction * members.size + 0.5)]] = VAL
+    held = np.flatnonzero(pair_split != TRAIN)
+    _val_or_test(held, np.zeros(held.size), params, rng, pair_split)
+    return Plan(pair_split, train_only=train_only, rule="in_combo" if inverse else "singles")
+
+
+def _hold_out_cell_types(table: PairTable, names: list[str], params: SplitParams,
+                         rng: np.random.Generator) -> tuple[np.ndarray, dict[int, int]]:
+    codes = {name: i for i, name in enumerate(table.cell_types)}
+    unknown = [n for n in names if n not in codes]
+    if unknown:
+        raise InputError(f"cell type(s) {', '.join(unknown)} not in the data; "
+                         f"known: {', '.join(map(str, table.cell_types[:20]))}")
+    order = [codes[n] for n in names]
+    n_test = max(1, round(params.test_fraction * len(order))) if params.test_fraction > 0 else 0
+    forced = {ct: (TEST if i < n_test else VAL) for i, ct in enumerate(order)}
+    pair_split = np.full(len(table.pairs), TRAIN, dtype=np.int8)
+    ct_of_pair = table.pairs["cell_type_code"].to_numpy()
+    for ct, split in forced.items():
+        pair_split[(ct_of_pair == ct) & ~table.pairs["is_control"].to_numpy()] = split
+    return pair_split, forced
+
+
+def zeroshot(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
+    """Hold out whole cell types (State's ``[zeroshot]``): ``zeroshot_covariates`` if given, else
+    ``n_zeroshot`` drawn by the seed. Their controls go with them."""
+    names = list(params.zeroshot_covariates)
+    if not names:
+        if params.n_zeroshot >= len(table.cell_types):
+            raise InputError(f"zeroshot needs fewer held-out cell types ({params.n_zeroshot}) than there are "
+                             f"({len(table.cell_types)})")
+        names = list(rng.choice(table.cell_types, size=params.n_zeroshot, replace=False))
+    pair_split, forced = _hold_out_cell_types(table, names, params, rng)
+    return Plan(pair_split, forced_controls=forced)
+
+
+def manual(table: PairTable, params: SplitParams, rng: np.random.Generator, holdout: pd.DataFrame) -> Plan:
+    """Hold out what the user names: rows of ``holdout`` (split, cell_type, perturbation), where
+    an empty perturbation holds out the whole cell type and an empty cell type holds out the
+    perturbation in every cell type."""
+    pairs = table.pairs
+    ct_key = params.covariate_keys[0]
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    forced: dict[int, int] = {}
+    split_code = {name: i for i, name in enumerate(SPLITS)}
+    not_control = ~pairs["is_control"].to_numpy()
+    for row in holdout.itertuples(index=False):
+        ct, pert, split = row.cell_type, row.perturbation, split_code[row.split]
+        if ct and not pert:
+            ct_split, ct_forced = _hold_out_cell_types(table, [ct], params, rng)
+            pair_split[ct_split != TRAIN] = split
+            forced.update({code: split for code in ct_forced})
+            continue
+        match = not_control & (pairs[PERTURBATION] == pert).to_numpy()
+        if ct:
+            match &= (pairs[ct_key] == ct).to_numpy()
+        if not match.any():
+            raise InputError(f"manual holdout names {ct or '(any cell type)'}/{pert}, which is not in the data")
+        pair_split[match] = split
+    return Plan(pair_split, forced_controls=forced, train_only=_eligibility(table, params))
