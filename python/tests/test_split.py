@@ -310,7 +310,7 @@ def test_invariants_hold_or_the_split_fails_clearly(obs, seed, frac, strategy, m
         assert not splittable or any(text in str(exc) for text in allowed), exc
         return
     rule = {"combo": "singles", "combo_inverse": "in_combo"}.get(strategy, "seen")
-    check_rules(obs, result, min_cells=min_cells if strategy == "transfer" else 1, rule=rule)
+    check_rules(obs, result, min_cells=1 if strategy == "zeroshot" else min_cells, rule=rule)
     again = split_of(obs, seed=seed, strategy=strategy, min_cells=min_cells,
                      max_heldout_fraction_per_covariate=frac, heldout_fraction=frac)
     assert np.array_equal(again.cell_split, result.cell_split)

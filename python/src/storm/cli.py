@@ -150,7 +150,8 @@ def _names(text: str) -> list[str]:
               help="A held-out perturbation stays in training in at least this many other covariates (0: no rule).")
 @click.option("--heldout-fraction", default=0.5, help="combo/combo_inverse: share of eligible pairs held out.")
 @click.option("--test-fraction", default=0.5, help="Share of held-out pairs (or cell types) sent to test, not val.")
-@click.option("--control-fractions", default="0.7,0.15,0.15", help="train,val,test shares of each cell type's controls.")
+@click.option("--control-fractions", default="0.7,0.15,0.15",
+              help="train,val,test shares of each cell type's controls.")
 @click.option("--zeroshot-cell-types", default="", help="zeroshot: comma-separated cell types to hold out.")
 @click.option("--n-zeroshot", default=1, help="zeroshot: cell types drawn by the seed when none are named.")
 @click.option("--manual-holdout", type=click.Path(path_type=Path), help="manual: YAML or CSV of holdouts.")

@@ -155,15 +155,17 @@ def pair_split_table(table: PairTable, cell_split: np.ndarray, covariate_keys: l
     out = table.pairs.iloc[rows][[*covariate_keys, PERTURBATION, "is_control"]].reset_index(drop=True)
     out.insert(len(covariate_keys) + 1, "split", SPLITS[splits])
     out["n_cells"] = counts[rows, splits]
+    out["pair"] = rows  # the row in ``table.pairs``
     return out
 
 
 def check_invariants(table: PairTable, cell_split: np.ndarray, per_pair: pd.DataFrame,
-                     params: SplitParams, rule: str) -> None:
+                     params: SplitParams, rule: str, whole_cell_types: frozenset[int] = frozenset()) -> None:
     """Raise :class:`SplitInvariantError` listing every broken rule.
 
     Rules: every cell has a split; every (cell type, split) with perturbed cells has controls of
-    that cell type; pairs with fewer than ``min_cells`` cells are in training; and the strategy's
+    that cell type; pairs with fewer than ``min_cells`` cells are in training, except in cell types
+    held out whole (``whole_cell_types``, codes), which cannot train at all; and the strategy's
     rule for held-out pairs (``rule``): 'seen' — its perturbation is in training in at least
     ``min_train_covariates`` other covariates; 'singles' — both singles of a held-out combination
     are in training in the same covariates; 'in_combo' — a held-out single is in training inside
@@ -179,12 +181,11 @@ def check_invariants(table: PairTable, cell_split: np.ndarray, per_pair: pd.Data
     have = set(zip(ctrl[ct_key], ctrl["split"]))
     for ct, split in sorted(need - have):
         problems.append(f"cell type '{ct}' has perturbed cells in '{split}' but no control cells there")
-    small = table.pairs[(table.pairs["n_cells"] < params.min_cells) & ~table.pairs["is_control"]]
-    if len(small):
-        small_keys = set(map(tuple, small[[*cov, PERTURBATION]].to_numpy()))
-        bad = pert[(pert["split"] != "train") & [tuple(r) in small_keys for r in pert[[*cov, PERTURBATION]].to_numpy()]]
-        problems += [f"pair {_pair_name(r, cov)} has fewer than {params.min_cells} cells but is held out"
-                     for _, r in bad.iterrows()]
+    rows = pert["pair"].to_numpy()
+    small = table.pairs["n_cells"].to_numpy()[rows] < params.min_cells
+    small &= ~np.isin(table.pairs["cell_type_code"].to_numpy()[rows], list(whole_cell_types))
+    for _, r in pert[small & (pert["split"] != "train").to_numpy()].iterrows():
+        problems.append(f"pair {_pair_name(r, cov)} has fewer than {params.min_cells} cells but is held out")
     held = pert[pert["split"] != "train"]
     train = pert[pert["split"] == "train"]
     if rule == "seen" and params.min_train_covariates > 0 and len(held):

@@ -62,6 +62,10 @@ def state_toml(split: Split, dataset: str, dataset_path: str, cell_type_key: str
     return "\n".join(lines) + "\n"
 
 
+def labels_of(perts: list[str], control_value: str) -> list[str]:
+    return [*perts, f"{control_value} (controls)"]
+
+
 def split_png(split: Split, out: Path, covariate_keys: list[str], control_value: str) -> None:
     """Covariates x perturbations coloured by split, controls in the bottom row."""
     import matplotlib
@@ -80,22 +84,25 @@ def split_png(split: Split, out: Path, covariate_keys: list[str], control_value:
     matrix = grid.pivot_table(index="covariate", columns=PERTURBATION, values="code", aggfunc="first")
     matrix = matrix.reindex(index=covs, columns=[*perts, control_value])
     rows = matrix.to_numpy(dtype=float).T  # perturbations top to bottom, controls last
-    width = min(max(4.0, 0.35 * len(covs) + 2.5), 40.0)
-    height = min(max(3.0, 0.12 * (len(perts) + 1) + 1.5), 60.0)
+    # ~0.1 inch per row and column keeps 200+ labels legible at 6 pt; margins fit the labels
+    longest_pert = max((len(str(p)) for p in labels_of(perts, control_value)), default=8)
+    longest_cov = max((len(c) for c in covs), default=4)
+    left, bottom, top, right = 0.1 + 0.055 * longest_pert, 0.2 + 0.055 * longest_cov, 0.5, 1.4
+    width = min(left + right + max(0.12 * len(covs), 1.5), 60.0)
+    height = min(bottom + top + max(0.1 * (len(perts) + 1), 1.5), 80.0)
     fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
     cmap = ListedColormap([SPLIT_COLOURS[s] for s in SPLITS]).with_extremes(bad="#EEEEEE")
     ax.imshow(np.ma.masked_invalid(rows), aspect="auto", cmap=cmap, vmin=-0.5, vmax=2.5, interpolation="nearest")
-    labels = [*perts, f"{control_value} (controls)"]
-    ax.set_yticks(range(len(labels)), labels, fontsize=max(3.0, min(8.0, 600 / max(len(labels), 1))))
-    ax.set_xticks(range(len(covs)), covs, rotation=90, fontsize=max(3.0, min(8.0, 400 / max(len(covs), 1))))
+    ax.set_yticks(range(len(perts) + 1), labels_of(perts, control_value), fontsize=6)
+    ax.set_xticks(range(len(covs)), covs, rotation=90, fontsize=6)
     ax.axhline(len(perts) - 0.5, color="black", linewidth=1)
     handles = [plt.Rectangle((0, 0), 1, 1, color=SPLIT_COLOURS[s]) for s in SPLITS]
     handles.append(plt.Rectangle((0, 0), 1, 1, color="#EEEEEE"))
     ax.legend(handles, [*SPLITS, "not measured"], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    ax.set_title(f"{split.name}: split per ({' / '.join(covariate_keys)}, perturbation)", fontsize=10)
-    fig.tight_layout()
+    ax.set_title(f"{split.name}: split per ({' / '.join(covariate_keys)}, perturbation)", fontsize=9)
     with io.atomic_path(out / "split.png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=100, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
 
 
@@ -104,9 +111,8 @@ def write_split(split: Split, cell_ids: pa.Array, out_dir: str | os.PathLike, co
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_cell_splits(cell_ids, split, out)
-    pairs = split.pairs.rename(columns={covariate_keys[0]: "cell_type"}) if covariate_keys[0] != "cell_type" \
-        else split.pairs
-    io.write_csv(pairs.drop(columns=["is_control"]), out / "pairs.csv")
+    pairs = split.pairs.rename(columns={covariate_keys[0]: "cell_type"})
+    io.write_csv(pairs.drop(columns=["is_control", "pair"]), out / "pairs.csv")
     io.write_json(split.summary, out / "summary.json")
     with io.atomic_path(out / "state.toml") as tmp:
         tmp.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]))

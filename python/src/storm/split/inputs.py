@@ -41,7 +41,8 @@ def read_manual_holdout(path: str | os.PathLike) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         missing = set(HOLDOUT_COLUMNS) - set(table.columns)
         if missing:
-            raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected {', '.join(HOLDOUT_COLUMNS)}")
+            raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; "
+                             f"expected {', '.join(HOLDOUT_COLUMNS)}")
         rows = table[HOLDOUT_COLUMNS].to_numpy().tolist()
     frame = pd.DataFrame(rows, columns=HOLDOUT_COLUMNS).fillna("")
     bad = sorted(set(frame["split"]) - {"val", "test"})
@@ -95,5 +96,6 @@ def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:
     position = pc.index_in(cell_ids, value_set=ids).to_numpy(zero_copy_only=False)
     missing = np.isnan(position.astype(float))
     if missing.any():
-        raise InputError(f"{path} gives no split for {int(missing.sum())} cell(s), e.g. {cell_ids[int(np.argmax(missing))]}")
+        example = cell_ids[int(np.argmax(missing))]
+        raise InputError(f"{path} gives no split for {int(missing.sum())} cell(s), e.g. {example}")
     return codes.astype(np.int8)[position.astype(np.int64)]

@@ -8,10 +8,10 @@ from collections import Counter
 import numpy as np
 
 from ..errors import InputError
+from ..spec import SPLIT_STRATEGIES as STRATEGIES
 from . import strategies
 from .core import SPLITS, TRAIN, Split, SplitParams, build_pairs, check_invariants, pair_split_table, split_controls
 from .inputs import read_manual_holdout, read_split_file
-from ..spec import SPLIT_STRATEGIES as STRATEGIES
 from .obs import CodedObs
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = 
         cell_split = split_controls(table, plan.pair_split, params, plan.forced_controls, rng)
 
     per_pair = pair_split_table(table, cell_split, params.covariate_keys)
-    check_invariants(table, cell_split, per_pair, params, plan.rule)
+    check_invariants(table, cell_split, per_pair, params, plan.rule, frozenset(plan.forced_controls))
     name = split_name(params.strategy, params.seed)
     summary = _summary(name, table, cell_split, per_pair, params, plan)
     log.info("%s: %s cells, pairs per split %s", name, f"{obs.n_cells:,}", summary["pairs_per_split"])

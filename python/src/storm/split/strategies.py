@@ -84,7 +84,8 @@ def transfer(table: PairTable, params: SplitParams, rng: np.random.Generator) ->
 
 def _combo_rows(table: PairTable, params: SplitParams) -> tuple[np.ndarray, np.ndarray]:
     names = table.pairs[PERTURBATION].astype(str)
-    is_combo = names.str.contains(params.combo_delimiter, regex=False).to_numpy() & ~table.pairs["is_control"].to_numpy()
+    is_combo = names.str.contains(params.combo_delimiter, regex=False).to_numpy()
+    is_combo &= ~table.pairs["is_control"].to_numpy()
     return is_combo, names.to_numpy()
 
 
