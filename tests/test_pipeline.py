@@ -15,7 +15,7 @@ def test_outputs_laid_out(test_profile_run):
     out = test_profile_run.outdir
     assert (out / "synthetic" / "qc.json").is_file()
     for seed in SEEDS:
-        for name in ("split.csv", "pairs.csv", "summary.json"):
+        for name in ("split.csv", "perturbench_split.csv", "pairs.csv", "summary.json", "state.toml", "split.png"):
             assert (out / "synthetic" / seed / name).is_file()
         for model in MODELS:
             folder = out / "synthetic" / seed / model
@@ -76,6 +76,19 @@ def test_bad_input_stops_at_validate(tmp_path):
     assert "error: control value 'non-targeting' not found in obs column 'perturbation'" in run.output
     assert {row["process"] for row in run.trace()} == {"VALIDATE"}
     assert not (run.outdir / "screen" / "seed0").exists()
+
+
+def test_manual_strategy(tmp_path):
+    holdout = tmp_path / "holdout.yaml"
+    holdout.write_text("test:\n  cell_types: [CT3]\n")
+    run = run_pipeline(tmp_path, "-profile", "test", "--split_strategy", "manual", "--manual_holdout", str(holdout),
+                       "--split_seeds", "0", "--models", "control_mean,context_mean")
+    assert run.result.returncode == 0, run.output[-3000:]
+    folder = run.outdir / "synthetic" / "seed0_manual"
+    pairs = pd.read_csv(folder / "pairs.csv")
+    assert set(pairs.loc[pairs["split"] == "test", "cell_type"]) == {"CT3"}
+    metrics = pd.read_csv(folder / "context_mean" / "metrics.csv")
+    assert set(metrics["cell_type"]) == {"CT3"}
 
 
 def test_bad_params_fail_before_any_task(tmp_path):

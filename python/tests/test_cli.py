@@ -56,3 +56,11 @@ def test_train_rejects_bad_config_before_reading(tmp_path, run_cli):
                      "seed0", "--model", "linear_additive", "--out-dir", str(tmp_path / "m"), "--set", "epochs=3")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key(s) epochs")
+
+
+def test_split_missing_column_one_line(tmp_path, small_h5ad, run_cli):
+    result = run_cli("split", "--input", str(small_h5ad), "--out-dir", str(tmp_path / "out"),
+                     "--covariate-keys", "cell_type,dose")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: obs column 'dose' not found")
+    assert not (tmp_path / "out").exists()

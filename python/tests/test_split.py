@@ -257,7 +257,7 @@ def test_obs_sources_agree(tmp_path, small_adata):
     frame.to_csv(tmp_path / "d.csv", index=False)
     sources = [read_coded_obs(tmp_path / f"d.{ext}", KEYS) for ext in ("h5ad", "parquet", "csv")]
     for other in sources[1:]:
-        assert other.cell_ids.equals(sources[0].cell_ids)
+        assert other.cell_ids.to_pylist() == sources[0].cell_ids.to_pylist()
         for key in KEYS:
             assert np.array_equal(other.columns[key].codes, sources[0].columns[key].codes)
             assert list(other.columns[key].categories) == list(sources[0].columns[key].categories)
@@ -313,4 +313,15 @@ def test_invariants_hold_or_the_split_fails_clearly(obs, seed, frac, strategy, m
     check_rules(obs, result, min_cells=1 if strategy == "zeroshot" else min_cells, rule=rule)
     again = split_of(obs, seed=seed, strategy=strategy, min_cells=min_cells,
                      max_heldout_fraction_per_covariate=frac, heldout_fraction=frac)
+    assert np.array_equal(again.cell_split, result.cell_split)
+
+
+def test_cell_ids_that_need_quotes_round_trip(tmp_path):
+    obs = make_obs(n_ct=2, n_pert=3)
+    obs.index = [f'cell,{i}"x' if i % 7 == 0 else f"cell{i}" for i in range(len(obs))]
+    result = split_of(obs)
+    write_split(result, coded_from_frame(obs, KEYS).cell_ids, tmp_path, ["cell_type"], "control", "ds", "ds.h5ad")
+    back = pd.read_csv(tmp_path / "split.csv")
+    assert back["cell_id"].tolist() == list(obs.index)
+    again = split_of(obs, strategy="file", split_file=tmp_path / "split.csv")
     assert np.array_equal(again.cell_split, result.cell_split)

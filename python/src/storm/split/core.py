@@ -80,7 +80,7 @@ def build_pairs(obs: CodedObs, params: SplitParams) -> PairTable:
     cols = [obs.columns[k] for k in keys]
     sizes = [max(len(c.categories), 1) for c in cols]
     space = int(np.prod(sizes, dtype=np.float64))
-    code = np.zeros(obs.n_cells, dtype=np.int64)
+    code = np.zeros(obs.n_cells, dtype=np.int32 if space < 2**31 else np.int64)
     for col, size in zip(cols, sizes):
         code *= size
         code += col.codes
@@ -172,7 +172,8 @@ def check_invariants(table: PairTable, cell_split: np.ndarray, per_pair: pd.Data
     a combination in the same covariates.
     """
     problems: list[str] = []
-    if cell_split.shape[0] != table.cell_pair.shape[0] or not np.isin(cell_split, (TRAIN, VAL, TEST)).all():
+    if cell_split.shape[0] != table.cell_pair.shape[0] or (cell_split.size and not
+                                                           TRAIN <= cell_split.min() <= cell_split.max() <= TEST):
         problems.append("some cells have no split")
     cov = params.covariate_keys
     pert, ctrl = per_pair[~per_pair["is_control"]], per_pair[per_pair["is_control"]]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import io
@@ -18,12 +17,23 @@ from .core import PERTURBATION, SPLITS, Split
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#C44E52"}
 
 
+def _holds_csv_specials(strings: pa.StringArray) -> bool:
+    """Whether any string holds a quote, comma or line break, scanning the raw bytes in blocks."""
+    data = strings.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    for start in range(0, raw.size, 1 << 24):
+        block = raw[start:start + (1 << 24)].tobytes()
+        if any(special in block for special in (b'"', b",", b"\n", b"\r")):
+            return True
+    return False
+
+
 def write_cell_splits(cell_ids: pa.Array, split: Split, out: Path) -> None:
     """``split.csv`` (cell_id,split) and ``perturbench_split.csv`` (the same, headerless)."""
     labels = pa.DictionaryArray.from_arrays(pa.array(split.cell_split, type=pa.int8()), pa.array(list(SPLITS)))
     table = pa.table({"cell_id": cell_ids, "split": labels})
     # plain rows as PerturBench writes them, unless an id holds a character CSV must quote
-    needs_quotes = pc.any(pc.match_substring_regex(cell_ids, '[",\r\n]')).as_py()
+    needs_quotes = any(_holds_csv_specials(chunk) for chunk in pa.chunked_array(cell_ids).chunks)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed" if needs_quotes else "none")
     with io.atomic_path(out / "split.csv") as tmp:
         with pa.OSFile(str(tmp), "wb") as sink:

@@ -35,7 +35,7 @@ class Coded:
 
 @dataclass
 class CodedObs:
-    cell_ids: pa.Array
+    cell_ids: pa.ChunkedArray | pa.Array
     columns: dict[str, Coded]
 
     @property
@@ -49,9 +49,11 @@ def _sorted_coded(codes: np.ndarray, categories: np.ndarray, name: str) -> Coded
         raise SpecError(f"column '{name}' has {int((codes < 0).sum())} empty value(s); fill or drop those cells")
     categories = np.asarray(categories, dtype=object).astype(str).astype(object)
     order = np.argsort(categories.astype(str), kind="stable")
-    remap = np.empty_like(order)
-    remap[order] = np.arange(len(order))
-    return Coded(remap[codes].astype(np.int32) if codes.size else codes.astype(np.int32), categories[order])
+    if np.array_equal(order, np.arange(len(order))):
+        return Coded(codes.astype(np.int32, copy=False), categories)
+    remap = np.empty(len(order), dtype=np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    return Coded(remap[codes], categories[order])
 
 
 def _code_strings(values, name: str) -> Coded:
@@ -72,7 +74,7 @@ def _from_arrow(column: pa.ChunkedArray, name: str) -> Coded:
         return Coded(np.zeros(0, np.int32), np.zeros(0, dtype=object))
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in column.chunks])
     categories = pc.cast(column.chunks[0].dictionary, pa.string()).to_numpy(zero_copy_only=False)
-    return _sorted_coded(codes.astype(np.int64), categories, name)
+    return _sorted_coded(codes, categories, name)
 
 
 def _h5_strings(dataset: h5py.Dataset) -> np.ndarray:
@@ -89,7 +91,7 @@ def _read_h5ad(path: Path, columns: list[str]) -> CodedObs:
                 raise SpecError(f"obs column '{col}' not found in {path}; available: {', '.join(list(obs)[:20])}")
             item = obs[col]
             if isinstance(item, h5py.Group) and "codes" in item:  # categorical: read the codes as they are
-                coded[col] = _sorted_coded(item["codes"][:].astype(np.int64), _h5_strings(item["categories"]), col)
+                coded[col] = _sorted_coded(item["codes"][:], _h5_strings(item["categories"]), col)
             else:
                 coded[col] = _code_strings(_h5_strings(item), col)
     return CodedObs(cell_ids, coded)
@@ -108,17 +110,17 @@ def _read_table(path: Path, columns: list[str]) -> CodedObs:
     import pyarrow.parquet as pq
 
     if path.suffix == ".parquet":
+        # one column at a time, so only one column's Arrow buffers are alive beside the codes
         id_col = _require_columns(pq.read_schema(path).names, columns, path)
-        table = pq.read_table(path, columns=[id_col, *columns], read_dictionary=columns)
-    else:
-        delimiter = "\t" if path.suffix in (".tsv", ".txt") else ","
-        as_dictionary = {c: pa.dictionary(pa.int32(), pa.string()) for c in columns}
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                               convert_options=pacsv.ConvertOptions(column_types=as_dictionary))
-        id_col = _require_columns(table.column_names, columns, path)
-    cell_ids = pc.cast(table.column(id_col), pa.string()).combine_chunks()
-    return CodedObs(cell_ids, {c: _from_arrow(table.column(c), c) for c in columns})
-
+        cell_ids = pc.cast(pq.read_table(path, columns=[id_col]).column(0), pa.string())
+        coded = {c: _from_arrow(pq.read_table(path, columns=[c], read_dictionary=[c]).column(0), c) for c in columns}
+        return CodedObs(cell_ids, coded)
+    delimiter = "\t" if path.suffix in (".tsv", ".txt") else ","
+    as_dictionary = {c: pa.dictionary(pa.int32(), pa.string()) for c in columns}
+    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                           convert_options=pacsv.ConvertOptions(column_types=as_dictionary))
+    id_col = _require_columns(table.column_names, columns, path)
+    return CodedObs(pc.cast(table.column(id_col), pa.string()), {c: _from_arrow(table.column(c), c) for c in columns})
 
 def read_coded_obs(path: str | os.PathLike, columns: list[str]) -> CodedObs:
     """Read ``columns`` (and the cell ids) of an h5ad obs group or a parquet/CSV/TSV obs table.
