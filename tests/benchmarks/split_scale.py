@@ -46,7 +46,8 @@ def write_table(path: Path, n: int, seed: int = 0) -> None:
             "c", pc.utf8_lpad(pc.cast(pa.array(np.arange(start, start + m)), pa.string()), 9, "0"), "")
         table = pa.table({
             "cell_id": ids,
-            "cell_line": dictionary(rng.integers(0, N_LINES, m).astype(np.int16), [f"line{i:02d}" for i in range(N_LINES)]),
+            "cell_line": dictionary(rng.integers(0, N_LINES, m).astype(np.int16),
+                                    [f"line{i:02d}" for i in range(N_LINES)]),
             "drug": dictionary(drug, drugs),
             "dose": dictionary(rng.integers(0, len(DOSES), m).astype(np.int8), list(DOSES)),
             "plate": dictionary(rng.integers(0, N_PLATES, m).astype(np.int8), [f"plate{i}" for i in range(N_PLATES)]),
