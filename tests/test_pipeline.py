@@ -86,7 +86,8 @@ def test_manual_strategy(tmp_path):
     assert run.result.returncode == 0, run.output[-3000:]
     folder = run.outdir / "synthetic" / "seed0_manual"
     pairs = pd.read_csv(folder / "pairs.csv")
-    assert set(pairs.loc[pairs["split"] == "test", "cell_type"]) == {"CT3"}
+    held = pairs[(pairs["split"] == "test") & (pairs["perturbation"] != "control")]
+    assert set(held["cell_type"]) == {"CT3"}
     metrics = pd.read_csv(folder / "context_mean" / "metrics.csv")
     assert set(metrics["cell_type"]) == {"CT3"}
 
