@@ -11,6 +11,7 @@ include { SPLIT    } from './modules/split'
 include { PREPARE  } from './modules/prepare'
 include { TRAIN    } from './modules/train'
 include { PREDICT  } from './modules/predict'
+include { REFERENCE } from './modules/reference'
 include { EVALUATE } from './modules/evaluate'
 include { REPORT   } from './modules/report'
 
@@ -20,6 +21,11 @@ def parseList(String name, value) {
     if (!items) error "--${name} is empty; give a comma-separated list"
     if (items.toSet().size() != items.size()) error "--${name} lists a value twice: ${value}"
     return items
+}
+
+// what identifies a split of a dataset, whatever the model
+def splitKey(meta) {
+    return meta.subMap(['id', 'seed', 'split'])
 }
 
 def checkParams() {
@@ -85,8 +91,24 @@ workflow {
         .map { meta, prepared, dir -> [meta, prepared, dir] }
         .join(TRAIN.out.model)
     PREDICT(predict_in)
-    EVALUATE(PREDICT.out.prediction)
-    REPORT(EVALUATE.out.metrics.map { meta, csv -> csv }.collect())
+
+    // what every model's evaluation of a split shares (real DE, the cell-mean baseline), once
+    // per split, from the real cells of the alphabetically first model (all models' are equal)
+    REFERENCE(PREDICT.out.prediction
+        .map { meta, pred, real -> [splitKey(meta), meta.model, real] }
+        .groupTuple(size: models.size())
+        .map { key, names, reals -> [key, reals[names.indexOf(names.min())]] })
+    evaluate_in = PREDICT.out.prediction
+        .map { meta, pred, real -> [splitKey(meta), meta, pred, real] }
+        .combine(REFERENCE.out.reference, by: 0)
+        .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
+    EVALUATE(evaluate_in)
+
+    REPORT(
+        EVALUATE.out.metrics.map { meta, csv -> csv }.collect(),
+        TRAIN.out.model.map { meta, dir -> dir }.collect(),
+        file(params.outdir).toAbsolutePath().resolve('pipeline_info').toString()
+    )
 }
 
 workflow.onComplete {

@@ -1,17 +1,18 @@
 process EVALUATE {
     tag "${meta.id} ${meta.split} ${meta.model}"
-    label 'process_low'
+    label 'process_medium'
 
     input:
-    tuple val(meta), path(pred), path(real)
+    tuple val(meta), path(pred), path(real), path(reference)
 
     output:
     tuple val(meta), path("metrics.csv"), emit: metrics
 
     script:
+    def args = task.ext.args ?: ''
     """
-    storm evaluate --pred ${pred} --real ${real} --out metrics.csv \\
-        --dataset ${meta.id} --seed ${meta.seed} --model ${meta.model}
+    storm evaluate --pred ${pred} --real ${real} --reference ${reference} --out metrics.csv \\
+        --dataset ${meta.id} --seed ${meta.seed} --model ${meta.model} --threads ${task.cpus} ${args}
     """
 
     stub:

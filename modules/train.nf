@@ -13,7 +13,7 @@ process TRAIN {
     """
     export OMP_NUM_THREADS=${task.cpus}
     storm train --prepared ${prepared} --split ${split}/split.csv --split-name ${meta.split} \\
-        --model ${meta.model} --out-dir model --seed ${meta.seed} ${args}
+        --model ${meta.model} --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
     """
 
     stub:

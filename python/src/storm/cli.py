@@ -232,12 +232,14 @@ def _split_options(func):
 @click.option("--seed", default=0, help="Training seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a model config value (repeatable), e.g. --set max_epochs=5.")
+@click.option("--dataset", default="", help="Dataset name recorded in model.json.")
 def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out_dir: Path, seed: int,
-          overrides: tuple[str, ...]) -> None:
+          overrides: tuple[str, ...], dataset: str) -> None:
     """Train a model on a split's training cells; resume from a checkpoint left in --out-dir."""
     from .train import train as run
 
-    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, parse_overrides(overrides))
+    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, parse_overrides(overrides),
+               dataset=dataset)
     log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
 
 
@@ -258,6 +260,29 @@ def predict(prepared: Path, split_csv: Path, split_name: str, model_dir: Path, o
     log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
 
 
+def _threads_option(func):
+    return click.option("--threads", default=1, help="Threads for differential expression.")(func)
+
+
+def _quadratic_option(func):
+    return click.option("--quadratic", default="auto", type=click.Choice(["auto", "on", "off"]),
+                        help="Metrics quadratic in cells (pearson_edistance): auto skips them above "
+                             "20,000 cells.")(func)
+
+
+@cli.command()
+@click.option("--real", required=True, type=click.Path(path_type=Path), help="real.h5ad of a split.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the real DE tables and the baseline's metrics.")
+@_threads_option
+@_quadratic_option
+def reference(real: Path, out_dir: Path, threads: int, quadratic: str) -> None:
+    """Compute what every model's evaluation of a split shares: real DE and the cell-mean baseline."""
+    from .evaluate import build_reference
+
+    build_reference(real, out_dir, threads, quadratic)
+
+
 @cli.command()
 @click.option("--pred", required=True, type=click.Path(path_type=Path), help="pred.h5ad.")
 @click.option("--real", required=True, type=click.Path(path_type=Path), help="real.h5ad.")
@@ -265,23 +290,36 @@ def predict(prepared: Path, split_csv: Path, split_name: str, model_dir: Path, o
 @click.option("--dataset", required=True, help="Dataset name for the table.")
 @click.option("--seed", required=True, type=int, help="Split seed for the table.")
 @click.option("--model", required=True, help="Model name for the table.")
-def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str) -> None:
-    """Score predictions per (cell type, perturbation); write long-form metrics.csv."""
+@click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder from `storm reference` for the same real.h5ad: reuses its DE, adds vcc_score.")
+@click.option("--no-vcc", is_flag=True, help="Skip the cell-eval (VCC) metrics.")
+@_threads_option
+@_quadratic_option
+def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str, reference_dir: Path | None,
+             no_vcc: bool, threads: int, quadratic: str) -> None:
+    """Score predictions per (cell type, perturbation): VCC metrics through cell-eval, PerturBench
+    metrics with rank partners, distribution and direction metrics; write long-form metrics.csv."""
     from . import io
     from .evaluate import evaluate as run
 
-    io.write_csv(run(pred, real, dataset, seed, model), out)
+    table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
+                with_vcc=not no_vcc)
+    io.write_csv(table, out)
 
 
 @cli.command()
 @click.argument("metrics", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for summary.csv, figures/ and report.html.")
-def report(metrics: tuple[Path, ...], out_dir: Path) -> None:
-    """Summarise metrics.csv files into summary.csv, figures and report.html."""
+              help="Folder for summary.csv, comparisons.csv, figures/ and report.html.")
+@click.option("--model-dir", "model_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A trained model folder whose train_log.csv to plot (repeatable).")
+@click.option("--pipeline-info", type=click.Path(file_okay=False, path_type=Path),
+              help="Nextflow's pipeline_info folder, for time and memory per task.")
+def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], pipeline_info: Path | None) -> None:
+    """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html."""
     from .report import build_report
 
-    build_report(list(metrics), out_dir)
+    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info)
 
 
 @cli.command()

@@ -2,8 +2,9 @@
 
 For each pair of the evaluated split, as many control cells of that cell type and split as the
 pair has real cells are drawn (with replacement, seeded) and passed through the model.
-``pred.h5ad`` and ``real.h5ad`` hold those pairs plus the split's control cells, over the same
-genes, with canonical obs columns and the spec in ``uns['storm']``.
+``pred.h5ad`` and ``real.h5ad`` hold those pairs plus the split's control cells of the same cell
+types, over the same genes, with canonical obs columns and the spec in ``uns['storm']``.
+Predictions are clipped at 0, as log-normalised expression is never negative.
 """
 
 from __future__ import annotations
@@ -59,14 +60,20 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
             skipped.append(f"{ct}/{pert}")
             continue
         controls = data.X[rng.choice(pool, size=real.size)]
-        pred_X.append(model.predict(controls, ct, pert))
+        # log-normalised expression is never negative, whatever a model's arithmetic says
+        pred_X.append(np.clip(model.predict(controls, ct, pert), 0.0, None))
         pred_pert.append(np.full(real.size, pert, dtype=object))
         pred_ct.append(np.full(real.size, ct, dtype=object))
         real_idx.append(real)
     if skipped:
         log.warning("no %s controls for %d pair(s), not predicted: %s", eval_split, len(skipped), ", ".join(skipped))
 
-    ctrl = np.flatnonzero(data.mask(eval_split) & data.is_control)
+    if not pred_X:
+        raise InputError(f"no pair of split '{split_name}' can be predicted: no {eval_split} controls")
+
+    # the controls of the cell types that have predicted pairs
+    ctrl = np.flatnonzero(data.mask(eval_split) & data.is_control
+                          & np.isin(data.cell_type, np.unique(np.concatenate(pred_ct))))
     real_idx = np.concatenate(real_idx + [ctrl])
     pred = _to_anndata(
         np.concatenate(pred_X + [data.X[ctrl]]),

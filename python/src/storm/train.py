@@ -26,7 +26,7 @@ def package_versions() -> dict[str, str]:
 
 
 def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name: str, model_name: str,
-          out_dir: str | os.PathLike, seed: int, config: dict[str, Any]) -> dict:
+          out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "") -> dict:
     """Fit ``model_name`` on the training cells of a split.
 
     Writes the model's own files, ``train_log.csv`` for trainable models, and last
@@ -51,6 +51,7 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     model.save(out)
     meta = {
         "model": model_name,
+        "dataset": dataset,
         "config": model.config,
         "seed": seed,
         "split": split_name,

@@ -1,5 +1,6 @@
 """Score predictions against held-out cells, per (cell type, perturbation)."""
 
-from .core import evaluate, pseudobulk_metrics
+from .core import ALL, COLUMNS, evaluate
+from .vcc import build_reference
 
-__all__ = ["evaluate", "pseudobulk_metrics"]
+__all__ = ["ALL", "COLUMNS", "build_reference", "evaluate"]

@@ -1,5 +1,6 @@
-"""Summaries, figures and the HTML report of a whole experiment grid."""
+"""Summaries, comparisons, figures and the HTML report of a whole experiment grid."""
 
-from .build import HIGHER_IS_BETTER, build_report, summarise
+from .build import build_report
+from .stats import higher_is_better, paired_comparisons, summarise
 
-__all__ = ["HIGHER_IS_BETTER", "build_report", "summarise"]
+__all__ = ["build_report", "higher_is_better", "paired_comparisons", "summarise"]

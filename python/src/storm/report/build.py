@@ -1,28 +1,29 @@
-"""Turn every metrics.csv of a run into ``summary.csv``, figures and one self-contained
-``report.html`` (images embedded, so it opens straight from S3 or an e-mail)."""
+"""Turn every metrics.csv of a run into ``summary.csv``, ``comparisons.csv``, figures and one
+self-contained ``report.html`` (images embedded, so it opens straight from S3 or an e-mail)."""
 
 from __future__ import annotations
 
 import base64
 import html
-import io as stdio
 import logging
 import os
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .. import io  # noqa: E402
-from ..errors import InputError  # noqa: E402
+from .. import io
+from ..errors import InputError
+from ..evaluate import ALL
+from . import figures
+from .stats import higher_is_better, paired_comparisons, seed_means, summarise
+from .trace import newest_trace, read_trace
 
 log = logging.getLogger(__name__)
 
-HIGHER_IS_BETTER = {"pearson_delta": True, "cosine_logfc": True, "mse": False, "mae": False}
+#: the metrics the headline table and figure show, when present (all are in summary.csv)
+KEY_METRICS = ["pearson_delta", "mse", "cosine_logfc", "rank_rmse", "discrimination_score_l1", "overlap_at_N",
+               "de_direction_match", "energy_distance_pca", "genewise_pearson", "vcc_score"]
+HEADLINE = "pearson_delta"
 
 
 def read_metrics(paths: list[str | os.PathLike]) -> pd.DataFrame:
@@ -31,90 +32,114 @@ def read_metrics(paths: list[str | os.PathLike]) -> pd.DataFrame:
     frames = []
     for path in paths:
         frame = pd.read_csv(path)
-        missing = {"dataset", "seed", "model", "metric", "value"} - set(frame.columns)
+        missing = {"dataset", "seed", "model", "cell_type", "perturbation", "metric", "value"} - set(frame.columns)
         if missing:
             raise InputError(f"{path} is not a storm metrics table (missing {', '.join(sorted(missing))})")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
-def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sd and n of every (dataset, model, metric) over seeds and pairs; NaNs are counted
-    in ``n_missing`` rather than dropped silently."""
-    grouped = metrics.groupby(["dataset", "model", "metric"], sort=True)["value"]
-    summary = grouped.agg(mean="mean", sd="std", n="count").reset_index()
-    summary["n_missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
-    return summary
+def read_training_logs(model_dirs: list[str | os.PathLike]) -> pd.DataFrame:
+    """``train_log.csv`` of every trained model folder, labelled from its ``model.json``."""
+    frames = []
+    for folder in map(Path, model_dirs):
+        log_file, meta_file = folder / "train_log.csv", folder / "model.json"
+        if log_file.is_file() and meta_file.is_file():
+            meta = io.read_json(meta_file)
+            frame = pd.read_csv(log_file)
+            frame["model"], frame["seed"] = meta["model"], meta["seed"]
+            frame["dataset"] = meta.get("dataset", "")
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _figure_png(metrics: pd.DataFrame, dataset: str) -> bytes:
-    """One panel per metric: each pair's value per model (points), the mean per seed (bars)."""
-    data = metrics[metrics["dataset"] == dataset]
-    names = sorted(data["metric"].unique(), key=lambda m: (m not in HIGHER_IS_BETTER, m))
-    models = sorted(data["model"].unique())
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.6), squeeze=False)
-    rng = np.random.default_rng(0)
-    for ax, metric in zip(axes[0], names):
-        sub = data[data["metric"] == metric]
-        for i, model in enumerate(models):
-            vals = sub.loc[sub["model"] == model]
-            seed_means = vals.groupby("seed")["value"].mean()
-            ax.bar(i, seed_means.mean(), yerr=seed_means.std() if len(seed_means) > 1 else None,
-                   color=f"C{i}", alpha=0.35, capsize=3)
-            ax.scatter(i + rng.uniform(-0.25, 0.25, len(vals)), vals["value"], s=6, color=f"C{i}")
-        better = {True: "higher is better", False: "lower is better"}.get(HIGHER_IS_BETTER.get(metric), "")
-        ax.set_title(f"{metric}\n({better})" if better else metric, fontsize=9)
-        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
-    fig.suptitle(f"{dataset}: models per metric (points: pairs; bars: mean over seeds ± sd)", fontsize=10)
-    fig.tight_layout()
-    buf = stdio.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+def _table_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            value = row[c]
+            text = float_format.format(value) if isinstance(value, float) else str(value)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _summary_html(summary: pd.DataFrame, dataset: str) -> str:
-    sub = summary[summary["dataset"] == dataset]
-    metrics = sorted(sub["metric"].unique(), key=lambda m: (m not in HIGHER_IS_BETTER, m))
+def _headline_html(seeds: pd.DataFrame, dataset: str, metrics: list[str]) -> str:
+    """Models x key metrics: mean ± sd over seeds (of the per-seed mean over pairs); best in bold."""
+    sub = seeds[seeds["dataset"] == dataset]
+    head = "".join(f"<th>{html.escape(m)}<br><small>{'↑' if higher_is_better(m) else '↓'}</small></th>"
+                   for m in metrics)
     rows = []
     for model in sorted(sub["model"].unique()):
         cells = [f"<th>{html.escape(model)}</th>"]
         for metric in metrics:
-            col = sub[sub["metric"] == metric]
-            row = col[col["model"] == model].iloc[0]
-            higher = HIGHER_IS_BETTER.get(metric)
-            best = higher is not None and row["mean"] == (col["mean"].max() if higher else col["mean"].min())
-            text = f"{row['mean']:.4f} ± {0 if pd.isna(row['sd']) else row['sd']:.4f}"
-            cells.append(f"<td class='{'best' if best else ''}'>{text}</td>")
+            col = sub[sub["metric"] == metric].groupby("model")["value"]
+            means, sds = col.mean(), col.std()
+            best = means.max() if higher_is_better(metric) else means.min()
+            value = means.get(model)
+            text = "–" if pd.isna(value) else f"{value:.3f} ± {0 if pd.isna(sds.get(model)) else sds[model]:.3f}"
+            cells.append(f"<td class='{'best' if value == best else ''}'>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-td.best{font-weight:bold;background:#e6f4ea}img{max-width:100%}"""
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+td.best{font-weight:bold;background:#e6f4ea}img{max-width:100%}details{margin:1em 0}"""
 
 
-def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike) -> pd.DataFrame:
-    """Write ``summary.csv``, ``figures/<dataset>_models.png`` and ``report.html``."""
+def _img(png: bytes, alt: str) -> str:
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
+                 model_dirs: list[str | os.PathLike] = (), pipeline_info: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Write ``summary.csv``, ``comparisons.csv``, ``figures/*.png`` and ``report.html``."""
     metrics = read_metrics(metric_paths)
-    summary = summarise(metrics)
     out = Path(out_dir)
+    summary = summarise(metrics)
     io.write_csv(summary, out / "summary.csv")
+    comparisons = paired_comparisons(metrics[metrics["perturbation"] != ALL])
+    io.write_csv(comparisons, out / "comparisons.csv")
+    seeds = seed_means(metrics)
+
+    def save(png: bytes, name: str) -> bytes:
+        with io.atomic_path(out / "figures" / name) as tmp:
+            tmp.write_bytes(png)
+        return png
+
     sections = []
     for dataset in sorted(metrics["dataset"].unique()):
-        png = _figure_png(metrics, dataset)
-        with io.atomic_path(out / "figures" / f"{dataset}_models.png") as tmp:
-            tmp.write_bytes(png)
-        seeds = sorted(metrics.loc[metrics["dataset"] == dataset, "seed"].unique())
-        n_pairs = metrics[metrics["dataset"] == dataset].groupby(["cell_type", "perturbation"]).ngroups
+        data = metrics[metrics["dataset"] == dataset]
+        keys = [m for m in KEY_METRICS if m in set(data["metric"])]
+        n_pairs = data[data["perturbation"] != ALL].groupby(["cell_type", "perturbation"]).ngroups
+        n_seeds = data["seed"].nunique()
+        comp = comparisons[(comparisons["dataset"] == dataset) & comparisons["metric"].isin(keys)]
+        comp = comp[["metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "q_value", "winner"]]
+        headline = HEADLINE if HEADLINE in keys else keys[0]
         sections.append(
-            f"<h2>{html.escape(dataset)}</h2><p>{len(seeds)} seed(s), {n_pairs} held-out "
-            f"(cell type, perturbation) pairs. Mean ± sd over seeds and pairs; best in bold.</p>"
-            + _summary_html(summary, dataset)
-            + f"<img alt='model comparison' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+            f"<h2>{html.escape(dataset)}</h2><p>{n_seeds} seed(s), {n_pairs} held-out (cell type, perturbation) "
+            f"pairs. Mean ± sd over seeds of the mean over pairs; best in bold; all metrics in summary.csv.</p>"
+            + _headline_html(seeds, dataset, keys)
+            + _img(save(figures.model_comparison(data, keys), f"{dataset}_models.png"), "model comparison")
+            + "<h3>Which model is better, and how sure</h3><p>Paired over seeds and pairs: Wilcoxon signed-rank, "
+              "Benjamini-Hochberg q-values over all tests of the dataset; a winner where q &lt; 0.05.</p>"
+            + _table_html(comp)
+            + f"<h3>Per phenotype: {html.escape(headline)}</h3>"
+            + _img(save(figures.phenotype_dotplot(data, headline), f"{dataset}_phenotypes.png"), "per phenotype")
         )
+    logs = read_training_logs(list(model_dirs))
+    if not logs.empty:
+        sections.append("<h2>Training</h2>" + _img(save(figures.training_curves(logs), "training_curves.png"),
+                                                   "training curves"))
+    trace_file = newest_trace(pipeline_info) if pipeline_info else None
+    if trace_file is not None:
+        trace = read_trace(trace_file)
+        if not trace.empty:
+            sections.append("<h2>Time and memory per task</h2>"
+                            + _img(save(figures.task_resources(trace), "task_resources.png"), "resources"))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>storm report</title>"
             f"<style>{STYLE}</style></head><body><h1>storm report</h1>{''.join(sections)}</body></html>")
     with io.atomic_path(out / "report.html") as tmp:

@@ -1,0 +1,113 @@
+"""The report's figures, each returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io as stdio
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..evaluate import ALL  # noqa: E402
+from .stats import higher_is_better  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = stdio.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _direction(metric: str) -> str:
+    return {True: "higher is better", False: "lower is better"}.get(higher_is_better(metric), "")
+
+
+def model_comparison(metrics: pd.DataFrame, metric_names: list[str]) -> bytes:
+    """One panel per metric: every pair's value per model (points), the mean per seed (bars ± sd
+    over seeds)."""
+    models = sorted(metrics["model"].unique())
+    cols = min(4, len(metric_names))
+    rows = int(np.ceil(len(metric_names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.3 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes.flat, metric_names):
+        sub = metrics[metrics["metric"] == metric]
+        for i, model in enumerate(models):
+            vals = sub[sub["model"] == model]
+            per_seed = vals.groupby("seed")["value"].mean()
+            ax.bar(i, per_seed.mean(), yerr=per_seed.std() if len(per_seed) > 1 else None,
+                   color=f"C{i}", alpha=0.35, capsize=3)
+            ax.scatter(i + rng.uniform(-0.25, 0.25, len(vals)), vals["value"], s=5, color=f"C{i}")
+        direction = _direction(metric)
+        ax.set_title(f"{metric}\n({direction})" if direction else metric, fontsize=9)
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
+    for ax in list(axes.flat)[len(metric_names):]:
+        ax.axis("off")
+    fig.suptitle("models per metric (points: pairs; bars: mean over seeds ± sd)", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def phenotype_dotplot(metrics: pd.DataFrame, metric: str) -> bytes:
+    """Cell type x perturbation per model: colour is the mean over seeds, dot size shrinks as
+    the seeds disagree (sd), so seed variance is visible."""
+    sub = metrics[(metrics["metric"] == metric) & (metrics["perturbation"] != ALL)]
+    stats = sub.groupby(["model", "cell_type", "perturbation"])["value"].agg(["mean", "std"]).reset_index()
+    stats["std"] = stats["std"].fillna(0)
+    models = sorted(stats["model"].unique())
+    perts = sorted(stats["perturbation"].unique())
+    cts = sorted(stats["cell_type"].unique())
+    lo, hi = np.nanpercentile(stats["mean"], [2, 98]) if len(stats) else (0, 1)
+    spread = max(float(stats["std"].max()), 1e-9)
+    fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 0.45 * len(cts) * len(models) + 1.5,
+                                                      1.5 + 0.14 * len(perts)), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        m = stats[stats["model"] == model]
+        points = ax.scatter(m["cell_type"].map(cts.index), m["perturbation"].map(perts.index), c=m["mean"],
+                            s=10 + 70 * (1 - m["std"] / spread), cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_xticks(range(len(cts)), cts, rotation=90, fontsize=7)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlim(-0.7, len(cts) - 0.3)
+    axes[0][0].set_yticks(range(len(perts)), perts, fontsize=6)
+    axes[0][0].set_ylim(len(perts) - 0.5, -0.5)
+    width = fig.get_size_inches()[0]
+    fig.subplots_adjust(left=min(0.5, (0.3 + 0.06 * max(map(len, perts), default=4)) / width), bottom=0.2)
+    fig.colorbar(points, ax=axes[0].tolist(), label=f"{metric} (mean over seeds)", shrink=0.6)
+    fig.suptitle(f"{metric} per (cell type, perturbation); smaller dots: more variance across seeds", fontsize=9)
+    return _png(fig)
+
+
+def training_curves(logs: pd.DataFrame) -> bytes:
+    """Loss per epoch, one panel per (dataset, model), one line per seed."""
+    keys = sorted(set(zip(logs["dataset"], logs["model"])))
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for ax, (dataset, model) in zip(axes[0], keys):
+        sub = logs[(logs["dataset"] == dataset) & (logs["model"] == model)]
+        for i, (seed, run) in enumerate(sub.groupby("seed")):
+            for column, style in (("train_loss", "-"), ("val_loss", "--")):
+                if column in run:
+                    ax.plot(run["epoch"], run[column], style, color=f"C{i}",
+                            label=f"seed {seed} {column.split('_')[0]}")
+        ax.set_title(f"{dataset} / {model}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def task_resources(trace: pd.DataFrame) -> bytes:
+    """Wall time and peak memory per task, by process (from the Nextflow trace)."""
+    processes = sorted(trace["process"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.9 + 0.35 * len(processes)))
+    for ax, column, label in ((axes[0], "realtime_s", "run time (s)"), (axes[1], "peak_rss_gb", "peak RSS (GB)")):
+        data = [trace.loc[trace["process"] == p, column].dropna().to_numpy() for p in processes]
+        ax.boxplot(data, vert=False, tick_labels=processes)
+        ax.set_xlabel(label)
+    fig.suptitle("resources per task (Nextflow trace)", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

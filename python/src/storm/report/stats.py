@@ -1,0 +1,79 @@
+"""Summaries and paired model comparisons over seeds and pairs."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy.stats import false_discovery_control, wilcoxon
+
+from ..evaluate.perturbench import DIRECTION as OWN_DIRECTION
+
+PAIR_KEYS = ["dataset", "seed", "cell_type", "perturbation"]
+COMPARISON_COLUMNS = ["dataset", "metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "p_value",
+                      "q_value", "winner"]
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True/False when a metric has a better direction (storm's own, or cell-eval's registry)."""
+    if metric in OWN_DIRECTION:
+        return OWN_DIRECTION[metric]
+    if metric == "vcc_score":
+        return True
+    try:
+        from cell_eval import metrics_registry
+        from cell_eval._types import MetricBestValue
+
+        best = metrics_registry.get_metric(metric).best_value
+    except (ImportError, KeyError):
+        return None
+    return {MetricBestValue.ONE: True, MetricBestValue.ZERO: False}.get(best)
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sd and n of every (dataset, model, metric) over seeds and pairs; NaNs are counted
+    in ``n_missing`` rather than dropped silently."""
+    grouped = metrics.groupby(["dataset", "model", "metric"], sort=True)["value"]
+    summary = grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    summary["n_missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
+    return summary
+
+
+def seed_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean over pairs per (dataset, model, metric, seed): the unit of seed variance."""
+    return metrics.groupby(["dataset", "model", "metric", "seed"], sort=True)["value"].mean().reset_index()
+
+
+def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Every two models on every metric, paired over (seed, cell type, perturbation): the mean
+    difference, the share of pairs where the first model is better, a two-sided Wilcoxon
+    signed-rank test, and Benjamini-Hochberg q-values over all tests of a dataset."""
+    rows = []
+    for (dataset, metric), frame in metrics.groupby(["dataset", "metric"], sort=True):
+        wide = frame.pivot_table(index=PAIR_KEYS[1:], columns="model", values="value", aggfunc="mean")
+        better = higher_is_better(metric)
+        for a, b in itertools.combinations(sorted(wide.columns), 2):
+            both = wide[[a, b]].dropna()
+            diff = (both[a] - both[b]).to_numpy()
+            p = np.nan
+            if len(diff) >= 5 and np.any(diff != 0):
+                p = float(wilcoxon(both[a], both[b], zero_method="zsplit").pvalue)
+            sign = 1 if better is not False else -1
+            rows.append({"dataset": dataset, "metric": metric, "model_a": a, "model_b": b, "n": len(diff),
+                         "mean_a_minus_b": float(diff.mean()) if len(diff) else np.nan,
+                         "a_better_share": float((sign * diff > 0).mean()) if len(diff) else np.nan,
+                         "p_value": p})
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS[:-2])
+    table["q_value"] = np.nan
+    for dataset, idx in table.groupby("dataset").groups.items():
+        ps = table.loc[idx, "p_value"]
+        ok = ps.notna()
+        if ok.any():
+            table.loc[ps[ok].index, "q_value"] = false_discovery_control(ps[ok].to_numpy())
+    table["winner"] = pd.Series([
+        "" if not (q < 0.05) else (r.model_a if (r.mean_a_minus_b > 0) == (higher_is_better(r.metric) is not False)
+                                   else r.model_b)
+        for q, r in zip(table["q_value"], table.itertuples())
+    ], index=table.index, dtype=object)
+    return table
