@@ -21,13 +21,15 @@ def test_outputs_laid_out(test_profile_run):
             folder = out / "synthetic" / seed / model
             assert (folder / "model" / "model.json").is_file()
             metrics = pd.read_csv(folder / "metrics.csv")
-            assert set(metrics["model"]) == {model} and metrics["value"].notna().all()
+            assert set(metrics["model"]) == {model} and {"pearson_delta", "vcc_score"} <= set(metrics["metric"])
             pred, real = ad.read_h5ad(folder / "pred.h5ad"), ad.read_h5ad(folder / "real.h5ad")
             assert list(pred.var_names) == list(real.var_names)
     assert (out / "synthetic" / "seed0" / "linear_additive" / "model" / "train_log.csv").is_file()
     report = out / "report"
-    assert (report / "report.html").is_file() and (report / "summary.csv").is_file()
-    assert (report / "figures" / "synthetic_models.png").is_file()
+    for name in ("report.html", "summary.csv", "comparisons.csv"):
+        assert (report / name).is_file()
+    for name in ("synthetic_models.png", "synthetic_phenotypes.png", "training_curves.png", "task_resources.png"):
+        assert (report / "figures" / name).is_file()
     info = out / "pipeline_info"
     for prefix in ("execution_trace_", "execution_timeline_", "execution_report_"):
         assert list(info.glob(f"{prefix}*")), prefix
@@ -46,6 +48,7 @@ def test_one_task_per_grid_cell(test_profile_run):
     assert processes["PREPARE"] == 1
     for step in ("TRAIN", "PREDICT", "EVALUATE"):
         assert processes[step] == len(SEEDS) * len(MODELS)
+    assert processes["REFERENCE"] == len(SEEDS)  # real DE and baseline once per split
     assert processes["REPORT"] == 1
 
 

@@ -1,3 +1,10 @@
+"""Evaluation: storm's own metrics against hand computations, the VCC metrics against the
+`cell-eval run` CLI on the same files, and bad inputs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -6,68 +13,131 @@ import pytest
 from approx import assert_close
 from storm import io
 from storm.errors import InputError
-from storm.evaluate import evaluate, pseudobulk_metrics
+from storm.evaluate import ALL, build_reference, evaluate
+from storm.evaluate.perturbench import energy_distance, fit_metrics, genewise_pearson, mmd_rbf, rank_from_distances
+from storm.evaluate.vcc import vcc_score
 
 
-def test_pseudobulk_metrics_by_hand():
-    ctrl = np.array([[1.0, 1.0, 1.0]])
-    real = np.array([[2.0, 1.0, 0.0]])   # delta (1, 0, -1)
-    pred = np.array([[3.0, 1.0, -1.0]])  # delta (2, 0, -2): same direction, twice as large
-    m = pseudobulk_metrics(pred, real, ctrl)
-    assert_close(m["pearson_delta"], [1.0])
-    assert_close(m["cosine_logfc"], [1.0])
-    assert_close(m["mse"], [(1 + 0 + 1) / 3])
-    assert_close(m["mae"], [(1 + 0 + 1) / 3])
-    flipped = pseudobulk_metrics(2 * ctrl - real, real, ctrl)
-    assert_close(flipped["pearson_delta"], [-1.0])
-    no_change = pseudobulk_metrics(ctrl, real, ctrl)
-    assert np.isnan(no_change["pearson_delta"][0])
+def test_fit_metrics_by_hand():
+    ctrl = np.zeros(4)
+    real = np.array([[1.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 3.0, 0]])
+    pred = np.array([[2.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 0, 3.0, 0]])
+    m = fit_metrics(pred, real, ctrl, k=1)
+    assert_close(m["rmse"], [np.sqrt(1 / 4), np.sqrt((4 + 1) / 4), 0.0])
+    assert_close(m["cosine_logfc"], [1.0, 0.0, 1.0])
+    # 0 and 2 are closest to their own real means; 1's prediction is closer to both others' than its
+    # own in RMSE, and in cosine beats nothing, ties with 0 (counted half) and loses to 2
+    assert_close(m["rank_rmse"], [0.0, 1.0, 0.0])
+    assert_close(m["rank_cosine_logfc"], [0.0, 0.75, 0.0])
+    assert_close(m["top1_deg_recall"], [1.0, 0.0, 1.0])
+    r2_first = 1 - 1 / np.sum((real[0] - real[0].mean()) ** 2)
+    assert_close(m["r2_delta"][[0, 2]], [r2_first, 1.0])
 
 
-def _pair_files(tmp_path, pred_X, real_X, pert, ct, genes=("g0", "g1", "g2")):
-    def make(X, name):
-        obs = pd.DataFrame({"perturbation": pd.Categorical(pert), "cell_type": pd.Categorical(ct)},
-                           index=[f"{name}{i}" for i in range(len(pert))])
-        adata = ad.AnnData(np.asarray(X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=list(genes)))
-        adata.uns["storm"] = {"spec": {"control_value": "control"}}
-        io.write_h5ad(adata, tmp_path / f"{name}.h5ad")
-        return tmp_path / f"{name}.h5ad"
-
-    return make(pred_X, "pred"), make(real_X, "real")
+def test_rank_ties_and_single_perturbation():
+    assert_close(rank_from_distances(np.array([[1.0, 1.0], [0.0, 1.0]])), [0.5, 1.0])
+    assert np.isnan(rank_from_distances(np.array([[0.0]]))[0])
 
 
-def test_evaluate_long_table(tmp_path):
-    ctrl = [[1, 1, 1], [1, 1, 1]]
-    pert, ct = ["control", "control", "A", "A"], ["T", "T", "T", "T"]
-    pred, real = _pair_files(tmp_path, ctrl + [[3, 1, -1], [3, 1, -1]], ctrl + [[2, 1, 0], [2, 1, 0]], pert, ct)
-    table = evaluate(pred, real, "ds", 7, "m")
+def test_distribution_metrics_by_hand():
+    assert energy_distance(np.array([[0.0]]), np.array([[1.0]])) == pytest.approx(2.0)
+    same = np.random.default_rng(0).normal(size=(30, 3))
+    assert energy_distance(same, same) == pytest.approx(0.0, abs=1e-12)
+    assert mmd_rbf(same, same) == pytest.approx(0.0, abs=1e-12)
+    assert mmd_rbf(same, same + 5) > 0.5
+    deltas = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 1.0]])
+    assert genewise_pearson(deltas, 2 * deltas) == pytest.approx(1.0)
+    assert np.isnan(genewise_pearson(deltas[:2], deltas[:2]))
+
+
+@pytest.fixture(scope="module")
+def prediction(prepared_split, tmp_path_factory):
+    """pred.h5ad / real.h5ad of context_mean on the small synthetic split, and its reference."""
+    from storm.predict import predict
+    from storm.train import train
+
+    out = tmp_path_factory.mktemp("prediction")
+    train(*prepared_split, "seed0", "context_mean", out / "model", seed=0, config={})
+    predict(*prepared_split, "seed0", out / "model", out)
+    build_reference(out / "real.h5ad", out / "reference", threads=1)
+    return out
+
+
+def test_vcc_metrics_equal_the_cell_eval_cli(prediction, tmp_path):
+    ours = evaluate(prediction / "pred.h5ad", prediction / "real.h5ad", "d", 0, "m",
+                    reference=prediction / "reference")
+    cli = tmp_path / "cli"
+    done = subprocess.run([str(Path(sys.executable).parent / "cell-eval"), "run",
+                           "-ap", str(prediction / "pred.h5ad"), "-ar", str(prediction / "real.h5ad"),
+                           "--control-pert", "control", "--pert-col", "perturbation",
+                           "--celltype-col", "cell_type", "-o", str(cli)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    compared = 0
+    for path in cli.glob("*_results.csv"):
+        if path.name.endswith("_agg_results.csv"):
+            continue
+        cell_type = path.name[: -len("_results.csv")]
+        theirs = pd.read_csv(path).melt(id_vars="perturbation", var_name="metric", value_name="theirs")
+        mine = ours[ours["cell_type"] == cell_type].merge(theirs, on=["perturbation", "metric"])
+        assert len(mine) == len(theirs), f"{cell_type}: storm lacks some of cell-eval's metrics"
+        np.testing.assert_allclose(mine["value"], mine["theirs"], rtol=1e-6, atol=1e-9, equal_nan=True)
+        compared += len(mine)
+    assert compared >= 3 * 25  # every VCC metric of every held-out pair
+
+
+def test_metrics_table_is_complete(prediction):
+    table = evaluate(prediction / "pred.h5ad", prediction / "real.h5ad", "d", 3, "m",
+                     reference=prediction / "reference")
     assert list(table.columns) == ["dataset", "seed", "model", "cell_type", "perturbation", "metric", "value"]
-    assert set(table["metric"]) == {"pearson_delta", "mse", "mae", "cosine_logfc"}
-    assert (table["perturbation"] == "A").all() and (table["seed"] == 7).all()
-    assert_close(table.set_index("metric").loc["pearson_delta", "value"], 1.0)
+    per_pair = table[table["perturbation"] != ALL]
+    counts = per_pair.groupby("metric").size()
+    assert counts.nunique() == 1  # every metric has a row for every pair, NaN or not
+    for metric in ("pearson_delta", "overlap_at_N", "rank_rmse", "energy_distance_pca", "direction_cosine"):
+        assert metric in counts
+    assert set(table.loc[table["perturbation"] == ALL, "metric"]) == {"genewise_pearson", "vcc_score"}
+    assert (table["seed"] == 3).all()
 
 
-def test_evaluate_rejects_mismatch(tmp_path):
-    pert, ct = ["control", "A"], ["T", "T"]
-    pred, real = _pair_files(tmp_path, [[1, 1, 1], [2, 2, 2]], [[1, 1, 1], [2, 2, 2]], pert, ct)
-    other = tmp_path / "other"
-    other.mkdir()
-    pred_other, _ = _pair_files(other, [[1, 1, 1], [2, 2, 2]], [[1, 1, 1], [2, 2, 2]], pert, ct, genes=("x", "y", "z"))
-    with pytest.raises(InputError, match="different genes"):
-        evaluate(pred_other, real, "ds", 0, "m")
-    missing = tmp_path / "missing"
-    missing.mkdir()
-    pred_missing, _ = _pair_files(missing, [[1, 1, 1], [2, 2, 2]], [[1, 1, 1], [2, 2, 2]], ["control", "B"], ct)
-    with pytest.raises(InputError, match="lacks 1 pair"):
-        evaluate(pred_missing, real, "ds", 0, "m")
-    nan = tmp_path / "nan"
-    nan.mkdir()
-    pred_nan, _ = _pair_files(nan, [[1, 1, 1], [np.nan, 2, 2]], [[1, 1, 1], [2, 2, 2]], pert, ct)
-    with pytest.raises(InputError, match="NaN"):
-        evaluate(pred_nan, real, "ds", 0, "m")
+def test_vcc_score_against_the_baseline(prediction):
+    baseline = pd.read_csv(prediction / "reference" / "baseline_agg.csv")
+    ct = baseline["cell_type"].iloc[0]
+    base = baseline[baseline["cell_type"] == ct]
+    agg = pd.DataFrame([base.set_index("metric")["value"]]).reset_index(drop=True)
+    agg.insert(0, "statistic", "mean")
+    assert vcc_score(agg, base) == pytest.approx(0.0)  # the baseline scores 0 against itself
+    table = evaluate(prediction / "pred.h5ad", prediction / "real.h5ad", "d", 0, "m",
+                     reference=prediction / "reference")
+    scores = table[table["metric"] == "vcc_score"]["value"]
+    assert (scores > 0).all()  # context_mean beats the cell-mean baseline on this data
 
 
-def test_evaluate_requires_controls(tmp_path):
-    pred, real = _pair_files(tmp_path, [[1, 1, 1]], [[1, 1, 1]], ["A"], ["T"])
-    with pytest.raises(InputError, match="no control cells for cell type"):
-        evaluate(pred, real, "ds", 0, "m")
+def _write(adata, path):
+    io.write_h5ad(adata, path)
+    return path
+
+
+def test_bad_inputs(prediction, tmp_path):
+    pred, real = ad.read_h5ad(prediction / "pred.h5ad"), ad.read_h5ad(prediction / "real.h5ad")
+    renamed = pred.copy()
+    renamed.var_names = [f"x{i}" for i in range(pred.n_vars)]
+    cases = {
+        "different genes": renamed,
+        "NaN": _with_value(pred, np.nan),
+        "negative": _with_value(pred, -1.0),
+        "lacks": pred[pred.obs["perturbation"] != pred.obs["perturbation"].iloc[0]].copy(),
+    }
+    for message, bad in cases.items():
+        with pytest.raises(InputError, match=message):
+            evaluate(_write(bad, tmp_path / f"{len(message)}.h5ad"), prediction / "real.h5ad", "d", 0, "m",
+                     with_vcc=False)
+    no_ctrl = real[real.obs["perturbation"] != "control"].copy()
+    with pytest.raises(InputError, match="no control cells"):
+        evaluate(prediction / "pred.h5ad", _write(no_ctrl, tmp_path / "noctrl.h5ad"), "d", 0, "m", with_vcc=False)
+
+
+def _with_value(adata, value):
+    bad = adata.copy()
+    X = np.asarray(bad.X.toarray() if hasattr(bad.X, "toarray") else bad.X).copy()
+    X[0, 0] = value
+    bad.X = X
+    return bad

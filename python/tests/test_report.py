@@ -1,20 +1,24 @@
 import base64
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from storm.errors import InputError
-from storm.report import build_report, summarise
+from storm.report import build_report, higher_is_better, paired_comparisons, summarise
+from storm.report.trace import gigabytes, seconds
 
 
-def _metrics():
+def _metrics(n_pairs=8):
+    rng = np.random.default_rng(0)
     rows = []
     for seed in (0, 1):
-        for model, base in (("good", 0.8), ("floor", 0.0)):
-            for pair in range(3):
-                rows.append(("ds", seed, model, "T", f"p{pair}", "pearson_delta", base + 0.1 * pair + 0.01 * seed))
-                rows.append(("ds", seed, model, "T", f"p{pair}", "mse", 1 - base))
+        for pair in range(n_pairs):
+            noise = rng.normal(0, 0.01)
+            for model, base in (("good", 0.8), ("floor", 0.0), ("twin", 0.0)):
+                rows.append(("ds", seed, model, "T", f"p{pair}", "pearson_delta", base + 0.01 * pair + noise))
+                rows.append(("ds", seed, model, "T", f"p{pair}", "mse", 1 - base + noise))
     return pd.DataFrame(rows, columns=["dataset", "seed", "model", "cell_type", "perturbation", "metric", "value"])
 
 
@@ -25,8 +29,33 @@ def test_summarise_mean_sd_n():
     good = metrics[(metrics["model"] == "good") & (metrics["metric"] == "pearson_delta")]["value"]
     assert summary.loc[("good", "pearson_delta"), "mean"] == pytest.approx(good.mean())
     assert summary.loc[("good", "pearson_delta"), "sd"] == pytest.approx(good.std())
-    assert summary.loc[("good", "pearson_delta"), "n"] == 5
+    assert summary.loc[("good", "pearson_delta"), "n"] == 15
     assert summary.loc[("good", "pearson_delta"), "n_missing"] == 1
+
+
+def test_paired_comparisons_find_the_winner():
+    table = paired_comparisons(_metrics()).set_index(["metric", "model_a", "model_b"])
+    row = table.loc[("pearson_delta", "floor", "good")]
+    assert row["n"] == 16 and row["mean_a_minus_b"] == pytest.approx(-0.8, abs=0.01)
+    assert row["q_value"] < 0.05 and row["winner"] == "good"
+    assert table.loc[("mse", "floor", "good"), "winner"] == "good"  # lower mse wins
+    assert table.loc[("mse", "floor", "twin"), "winner"] == ""  # identical models: no winner
+    assert np.isnan(table.loc[("mse", "floor", "twin"), "p_value"])
+
+
+def test_directions():
+    assert higher_is_better("pearson_delta") is True  # from cell-eval's registry
+    assert higher_is_better("mse") is False
+    assert higher_is_better("rank_rmse") is False  # storm's own
+    assert higher_is_better("made_up") is None
+
+
+def test_trace_units():
+    assert seconds("1m 3.5s") == pytest.approx(63.5)
+    assert seconds("250ms") == pytest.approx(0.25)
+    assert np.isnan(seconds("-"))
+    assert gigabytes("512 MB") == pytest.approx(0.5)
+    assert np.isnan(gigabytes("-"))
 
 
 def test_build_report(tmp_path):
@@ -34,15 +63,26 @@ def test_build_report(tmp_path):
     for model, frame in _metrics().groupby("model"):
         paths.append(tmp_path / f"{model}.csv")
         frame.to_csv(paths[-1], index=False)
-    build_report(paths, tmp_path / "out")
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert set(summary["model"]) == {"good", "floor"}
-    png = (tmp_path / "out" / "figures" / "ds_models.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
-    page = (tmp_path / "out" / "report.html").read_text()
-    assert base64.b64encode(png).decode() in page  # self-contained
-    # the better model is marked best on both metrics
-    assert page.count("class='best'") == 2
+    model_dir = tmp_path / "model1"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text(json.dumps({"model": "good", "seed": 0, "dataset": "ds"}))
+    pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}).to_csv(
+        model_dir / "train_log.csv", index=False)
+    info = tmp_path / "pipeline_info"
+    info.mkdir()
+    pd.DataFrame({"process": ["TRAIN", "EVALUATE"], "status": ["COMPLETED", "COMPLETED"],
+                  "realtime": ["3.2s", "1m 2s"], "duration": ["4s", "1m 3s"], "peak_rss": ["1.2 GB", "300 MB"]}
+                 ).to_csv(info / "execution_trace_2026-01-01_00-00-00.txt", sep="\t", index=False)
+    build_report(paths, tmp_path / "out", [model_dir], info)
+    out = tmp_path / "out"
+    assert set(pd.read_csv(out / "summary.csv")["model"]) == {"good", "floor", "twin"}
+    assert (pd.read_csv(out / "comparisons.csv")["winner"].fillna("") == "good").any()
+    page = (out / "report.html").read_text()
+    for name in ("ds_models.png", "ds_phenotypes.png", "training_curves.png", "task_resources.png"):
+        png = (out / "figures" / name).read_bytes()
+        assert png.startswith(b"\x89PNG")
+        assert base64.b64encode(png).decode() in page  # self-contained
+    assert page.count("class='best'") == 2  # the good model, best on both metrics
 
 
 def test_report_rejects_foreign_table(tmp_path):

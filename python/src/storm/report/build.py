@@ -95,7 +95,8 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
-                 model_dirs: list[str | os.PathLike] = (), pipeline_info: str | os.PathLike | None = None) -> pd.DataFrame:
+                 model_dirs: list[str | os.PathLike] = (),
+                 pipeline_info: str | os.PathLike | None = None) -> pd.DataFrame:
     """Write ``summary.csv``, ``comparisons.csv``, ``figures/*.png`` and ``report.html``."""
     metrics = read_metrics(metric_paths)
     out = Path(out_dir)

@@ -1,0 +1,100 @@
+"""`storm evaluate` beside the `cell-eval run` CLI on a VCC-sized prediction (not a test).
+
+Usage: python tests/benchmarks/evaluate_vcc.py [--perturbations 200] [--genes 2000] [--cells 100]
+       [--controls 5000] [--threads 2]
+
+Writes a real.h5ad (log-normalised negative-binomial counts with sparse perturbation effects) and
+a pred.h5ad (real means plus noise) once into --cache, then times in one run, as child processes:
+`cell-eval run` (real DE computed inside), `storm reference` (real DE + cell-mean baseline, once per
+split in the pipeline), and `storm evaluate` with that reference (every VCC metric plus storm's
+own). Prints wall time, peak RSS and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+BIN = Path(sys.executable).parent
+
+
+def make_pair(cache: Path, n_pert: int, n_genes: int, n_cells: int, n_ctrl: int) -> tuple[Path, Path]:
+    real_path, pred_path = cache / "real.h5ad", cache / "pred.h5ad"
+    if real_path.exists() and pred_path.exists():
+        return pred_path, real_path
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1.2, n_genes)
+    effects = rng.normal(0, 1.0, (n_pert, n_genes)) * (rng.random((n_pert, n_genes)) < 0.03)
+    labels = np.repeat(["non-targeting"] + [f"P{i:03d}" for i in range(n_pert)], [n_ctrl] + [n_cells] * n_pert)
+    group = np.repeat(np.arange(-1, n_pert), [n_ctrl] + [n_cells] * n_pert)
+    log_mean = base + np.where(group[:, None] >= 0, effects[np.maximum(group, 0)], 0)
+    mu = np.exp(log_mean - log_mean.max(1, keepdims=True))
+    mu = mu / mu.sum(1, keepdims=True) * 3000
+    counts = rng.poisson(rng.gamma(8.0, mu / 8.0)).astype(np.float32)
+    X = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4).astype(np.float32)
+    obs = pd.DataFrame({"perturbation": pd.Categorical(labels), "cell_type": "K562"},
+                       index=[f"c{i}" for i in range(len(labels))])
+    real = ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    real.uns["storm"] = {"spec": {"control_value": "non-targeting"}}
+    real.write_h5ad(real_path)
+    pred = real.copy()
+    noise = rng.normal(0, 0.3, X.shape).astype(np.float32)
+    pred.X = np.clip(np.where(group[:, None] >= 0, X + noise, X), 0, None)
+    pred.obs_names = [f"p{i}" for i in range(len(labels))]
+    pred.write_h5ad(pred_path)
+    return pred_path, real_path
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--perturbations", type=int, default=200)
+    parser.add_argument("--genes", type=int, default=2000)
+    parser.add_argument("--cells", type=int, default=100)
+    parser.add_argument("--controls", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", default="/tmp/storm-eval-bench")
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    pred, real = make_pair(cache, args.perturbations, args.genes, args.cells, args.controls)
+    threads = str(args.threads)
+    runs = {
+        "cell-eval run (CLI)": [str(BIN / "cell-eval"), "run", "-ap", str(pred), "-ar", str(real),
+                                "--control-pert", "non-targeting", "--pert-col", "perturbation",
+                                "--celltype-col", "cell_type", "-o", str(cache / "cli"), "--num-threads", threads],
+        "storm reference (once per split)": [str(BIN / "storm"), "-q", "reference", "--real", str(real),
+                                             "--out-dir", str(cache / "reference"), "--threads", threads],
+        "storm evaluate (per model)": [str(BIN / "storm"), "-q", "evaluate", "--pred", str(pred), "--real", str(real),
+                                       "--reference", str(cache / "reference"), "--out", str(cache / "metrics.csv"),
+                                       "--dataset", "bench", "--seed", "0", "--model", "noisy", "--threads", threads],
+    }
+    results = {name: measure(cmd) for name, cmd in runs.items()}
+    cli_s = results["cell-eval run (CLI)"][0]
+    n_cells = args.perturbations * args.cells + args.controls
+    print(f"{args.perturbations} perturbations x {args.genes} genes, {n_cells:,} cells per side, "
+          f"{args.threads} threads")
+    print(f"{'run':<34} {'wall s':>8} {'peak GB':>8} {'vs CLI':>7}")
+    for name, (seconds, gb) in results.items():
+        print(f"{name:<34} {seconds:>8.1f} {gb:>8.2f} {seconds / cli_s:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
