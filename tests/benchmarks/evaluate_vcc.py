@@ -13,15 +13,14 @@ own). Prints wall time, peak RSS and the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+
+from child import measure
 
 BIN = Path(sys.executable).parent
 
@@ -51,16 +50,6 @@ def make_pair(cache: Path, n_pert: int, n_genes: int, n_cells: int, n_ctrl: int)
     pred.obs_names = [f"p{i}" for i in range(len(labels))]
     pred.write_h5ad(pred_path)
     return pred_path, real_path
-
-
-def measure(cmd: list[str]) -> tuple[float, float]:
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024**2
 
 
 def main() -> None:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from child import measure
 
 N_LINES, N_DRUGS, DOSES, N_PLATES = 50, 380, ("0.05uM", "0.5uM", "5uM"), 14
 CONTROL = "DMSO_TF"
@@ -57,17 +57,6 @@ def write_table(path: Path, n: int, seed: int = 0) -> None:
         writer.write_table(table)
     writer.close()
     os.replace(tmp, path)
-
-
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024**2
 
 
 def main() -> None:

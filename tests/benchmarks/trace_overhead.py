@@ -10,15 +10,10 @@ against the ideal of every command's run time packed onto the CPUs.
 from __future__ import annotations
 
 import argparse
-import re
 
 import pandas as pd
 
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def seconds(text: str) -> float:
-    return sum(float(v) * UNITS[u] for v, u in re.findall(r"([\d.]+)(ms|s|m|h|d)", str(text)))
+from storm.report.trace import seconds
 
 
 def main() -> None:
