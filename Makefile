@@ -13,6 +13,8 @@ PY_STAMP := $(VENV)/.storm-installed
 
 .PHONY: install demo test lint clean
 
+NXF_STAMP := .nextflow-runtime/lib/.complete
+
 install: $(PY_STAMP) $(BIN)/nextflow
 
 $(PY_STAMP): python/pyproject.toml python/requirements.lock
@@ -21,7 +23,11 @@ $(PY_STAMP): python/pyproject.toml python/requirements.lock
 	$(BIN)/python -m pip install --quiet -c python/requirements.lock -e 'python[test]'
 	touch $@
 
-$(BIN)/nextflow: tools/nextflow-pom.xml tools/install-nextflow
+# the jars (their stamp) and the launcher: either one missing reinstalls both
+$(NXF_STAMP): tools/nextflow-pom.xml tools/install-nextflow
+	tools/install-nextflow .nextflow-runtime $(BIN)
+
+$(BIN)/nextflow: $(NXF_STAMP) $(PY_STAMP)
 	tools/install-nextflow .nextflow-runtime $(BIN)
 
 demo: install
