@@ -12,7 +12,7 @@ import click
 import yaml
 
 from . import __version__
-from .errors import StormError
+from .errors import Interrupted, StormError
 from .spec import SPLIT_STRATEGIES, DatasetSpec
 
 log = logging.getLogger("storm")
@@ -233,13 +233,16 @@ def _split_options(func):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a model config value (repeatable), e.g. --set max_epochs=5.")
 @click.option("--dataset", default="", help="Dataset name recorded in model.json.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
+                   "outside the task folder so a retried task continues a killed one.")
 def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out_dir: Path, seed: int,
-          overrides: tuple[str, ...], dataset: str) -> None:
-    """Train a model on a split's training cells; resume from a checkpoint left in --out-dir."""
+          overrides: tuple[str, ...], dataset: str, checkpoint_dir: Path | None) -> None:
+    """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
     from .train import train as run
 
     meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, parse_overrides(overrides),
-               dataset=dataset)
+               dataset=dataset, checkpoint_dir=checkpoint_dir)
     log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
 
 
@@ -346,3 +349,6 @@ def main() -> None:
     except StormError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except Interrupted as exc:
+        click.echo(f"interrupted: {exc}", err=True)
+        sys.exit(128 + exc.signum)  # as a shell reports a signal, so schedulers retry it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -26,12 +28,15 @@ def package_versions() -> dict[str, str]:
 
 
 def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name: str, model_name: str,
-          out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "") -> dict:
+          out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "",
+          checkpoint_dir: str | os.PathLike | None = None) -> dict:
     """Fit ``model_name`` on the training cells of a split.
 
     Writes the model's own files, ``train_log.csv`` for trainable models, and last
     ``model.json`` (model, config, seed, genes, package versions): a folder without
-    ``model.json`` is an unfinished run. A folder holding a checkpoint resumes from it.
+    ``model.json`` is an unfinished run. Trainable models checkpoint every epoch into
+    ``checkpoint_dir`` (default ``out_dir/checkpoints``) and resume from the last checkpoint found
+    there, so a retried task continues where a killed one stopped.
     """
     cls = get_model_class(model_name)
     cls.check_config(config)
@@ -44,6 +49,9 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     if n_train == 0:
         raise InputError(f"split '{split_name}' has no training cells")
     model = cls(data.spec, seed=seed, **config)
+    if checkpoint_dir:
+        model.checkpoint_dir = Path(checkpoint_dir) / run_key(prepared, split_csv, split_name, model_name, seed,
+                                                              model.config)
     log.info("training %s on %d cells x %d genes (split %s, seed %d)",
              model_name, n_train, len(data.genes), split_name, seed)
     started = time.perf_counter()
@@ -63,6 +71,15 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     }
     io.write_json(meta, out / MODEL_JSON)
     return meta
+
+
+def run_key(prepared, split_csv, split_name: str, model_name: str, seed: int, config: dict) -> str:
+    """What makes two trainings the same: a shared checkpoint folder is keyed by it, so a retry
+    resumes its own run and never one trained on other data or with another config."""
+    digest = hashlib.sha256(Path(split_csv).read_bytes())
+    digest.update(json.dumps([Path(prepared).stat().st_size, split_name, model_name, seed, config],
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def load_model(model_dir: str | os.PathLike):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -10,8 +12,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .. import io
+from ..errors import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,15 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint under a temporary name and renames it into place, so a task killed
+    while saving (a scheduler's SIGTERM, then SIGKILL) leaves the previous checkpoint intact."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        with io.atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
 class EpochLog(L.Callback):
     """Writes ``train_log.csv`` (epoch, losses) after every epoch and logs one line per epoch.
 
@@ -57,24 +71,36 @@ class EpochLog(L.Callback):
 
 
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
-                    max_epochs: int, accelerator: str, seed: int) -> None:
-    """Fit ``module``, checkpointing every epoch into ``out_dir/checkpoints`` and resuming from
-    ``last.ckpt`` when a previous attempt left one."""
+                    max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None) -> None:
+    """Fit ``module``, checkpointing every epoch into ``ckpt_dir`` (default ``out_dir/checkpoints``)
+    and resuming from its ``last.ckpt`` when a previous attempt left one. Resumed at an epoch
+    boundary, training reaches the same weights as a run that never stopped."""
     L.seed_everything(seed, workers=True, verbose=False)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = ckpt_dir or out_dir / "checkpoints"
     last = ckpt_dir / LAST_CKPT
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    # top-1 without a monitor keeps the newest epoch; last.ckpt is written only beside a top-k save
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1)
     trainer = L.Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
         devices=1,
         default_root_dir=out_dir,
         logger=False,
-        callbacks=[checkpoint, EpochLog(out_dir / "train_log.csv")],
+        # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
+        callbacks=[checkpoint, EpochLog(ckpt_dir / "train_log.csv")],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
         deterministic=True,
     )
     if last.exists():
         log.info("resuming from %s", last)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
+    except SIGTERMException as exc:
+        # Lightning turns SIGTERM into a SystemExit with status 0: a stopped run must not look finished
+        raise Interrupted(f"training stopped by SIGTERM in epoch {trainer.current_epoch + 1}; "
+                          f"the next attempt resumes from {last}", signal.SIGTERM) from exc
+    if ckpt_dir != out_dir:
+        with io.atomic_path(out_dir / "train_log.csv") as tmp:
+            shutil.copyfile(ckpt_dir / "train_log.csv", tmp)

@@ -117,6 +117,7 @@ class LinearAdditive(PerturbationModel):
             DataLoader(train_set, batch_size=batch, sampler=EpochSampler(len(train_set), self.seed)),
             DataLoader(val_set, batch_size=batch) if val_set is not None else None,
             out_dir, int(self.config["max_epochs"]), str(self.config["accelerator"]), self.seed,
+            ckpt_dir=self.checkpoint_dir,
         )
 
     @torch.no_grad()
