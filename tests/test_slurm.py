@@ -1,0 +1,68 @@
+"""The pipeline on a real SLURM cluster (slurmctld + slurmd + munged on localhost), and the
+resolved configuration of the cluster and container profiles."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from harness import REPO, nextflow_bin, run_pipeline
+
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """Start a single-node cluster; yield the environment its clients need; stop it."""
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run([str(CLUSTER), "start", str(state)], capture_output=True, text=True)
+    logs = "".join(p.read_text(errors="replace")[-2000:] for p in state.glob("*.log"))
+    assert started.returncode == 0, started.stderr + logs
+    yield {"SLURM_CONF": str(state / "slurm.conf")}, state
+    subprocess.run([str(CLUSTER), "stop", str(state)], check=False)
+
+
+def test_every_task_runs_as_a_slurm_job(slurm, tmp_path):
+    env, state = slurm
+    run = run_pipeline(tmp_path, "-profile", "test,slurm", "--split_seeds", "0",
+                       "--models", "control_mean,linear_additive", "--slurm_poll_interval", "1 sec", env=env)
+    assert run.result.returncode == 0, run.output[-4000:]
+    rows = run.trace()
+    job_ids = [row["native_id"] for row in rows]
+    assert len(rows) >= 10 and all(re.fullmatch(r"\d+", j) for j in job_ids), job_ids
+    completed = set(re.findall(r"JobId=(\d+) .*?JobState=COMPLETED", (state / "jobcomp.log").read_text()))
+    assert set(job_ids) <= completed  # SLURM's own record of finished jobs lists every task
+    assert (run.outdir / "report" / "report.html").is_file()
+
+
+def flat_config(*profiles: str) -> str:
+    return subprocess.run([nextflow_bin(), "config", "-profile", ",".join(profiles), "-flat", str(REPO)],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_slurm_profile_values():
+    out = flat_config("slurm")
+    assert "process.executor = 'slurm'" in out
+    assert "executor.queueSize = 100" in out and "executor.submitRateLimit = '10/1min'" in out
+    assert "process.resourceLimits = [cpus:32, memory:'256 GB', time:'3d']" in out
+
+
+def test_slurm_gpu_singularity_values():
+    out = flat_config("slurm", "gpu", "singularity")
+    assert "singularity.enabled = true" in out and "singularity.autoMounts = true" in out
+    assert "process.'withName:TRAIN'.accelerator = 1" in out
+    assert '"--gres=gpu:1"' in out  # SLURM ignores accelerator: the GPU comes from --gres
+    assert "'--nv'" in out
+    assert "ext.image = 'storm-gpu'" in out
+    assert "process.container = { image(task.ext.image ?: 'storm') }" in out
+
+
+def test_container_image_per_step(tmp_path):
+    """`nextflow inspect` resolves each step's container under the docker and gpu profiles."""
+    out = subprocess.run([nextflow_bin(), "inspect", str(REPO / "main.nf"), "-profile", "test,docker,gpu",
+                          "--container_registry", "reg.example"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
+    assert images["TRAIN"] == "reg.example/storm-gpu:0.1.0"
+    assert {images[p] for p in images if p != "TRAIN"} == {"reg.example/storm:0.1.0"}
