@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint slurm clean
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -34,8 +34,12 @@ demo: install
 	$(NEXTFLOW) run main.nf --synthetic --outdir $(OUTDIR) -ansi-log false
 	@echo "report: $(abspath $(OUTDIR))/report/report.html"
 
-test: install lint
+test: install lint slurm
 	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)
+
+# the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
+slurm:
+	tests/slurm/cluster.sh install
 
 lint: install
 	cd python && ../$(BIN)/ruff check . ../tests
