@@ -112,6 +112,12 @@ workflow {
 }
 
 workflow.onComplete {
+    if (workflow.success && params.sync_to) {
+        // results for collaborators: storm sync uploads, checksums and indexes them under the run prefix
+        def sync = ['storm', 'sync', file(params.outdir).toString(), params.sync_to.toString()].execute()
+        sync.consumeProcessOutput(System.out, System.err)
+        if (sync.waitFor() != 0) log.error "storm: sync to ${params.sync_to} failed; run it again to resume"
+    }
     if (workflow.success) {
         log.info "storm: done in ${workflow.duration}; report: ${file(params.outdir).toAbsolutePath()}/report/report.html"
     } else {

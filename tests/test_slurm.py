@@ -66,3 +66,21 @@ def test_container_image_per_step(tmp_path):
     images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
     assert images["TRAIN"] == "reg.example/storm-gpu:0.1.0"
     assert {images[p] for p in images if p != "TRAIN"} == {"reg.example/storm:0.1.0"}
+
+
+def test_awsbatch_profile_values(tmp_path):
+    from storm.cloud.aws import config_text
+
+    setup = tmp_path / "aws.config"
+    setup.write_text(config_text({"aws_region": "eu-west-1", "aws_bucket": "lab-bucket",
+                                  "aws_cpu_queue": "storm-lab-cpu", "aws_gpu_queue": "storm-lab-gpu"}))
+    out = subprocess.run([nextflow_bin(), "-c", str(setup), "config", "-profile", "awsbatch,gpu", "-flat", str(REPO)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "process.executor = 'awsbatch'" in out
+    assert "workDir = 's3://lab-bucket/work'" in out
+    assert "process.queue = { params.aws_cpu_queue }" in out and "params.aws_cpu_queue = 'storm-lab-cpu'" in out
+    assert "aws.region = 'eu-west-1'" in out
+    assert "aws.batch.maxSpotAttempts = 3" in out and "cliPath" not in out  # only when asked
+    assert "process.'withName:TRAIN'.accelerator = 1" in out  # Batch reads accelerator, not --gpus
+    assert "2147483647" in out  # a reclaimed spot host is retried
+    assert "process.container = { image(task.ext.image ?: 'storm') }" in out

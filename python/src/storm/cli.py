@@ -130,8 +130,8 @@ def _names(text: str) -> list[str]:
 
 
 @cli.command()
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="Where to read obs: an h5ad (its obs group only), a parquet or a CSV/TSV table.")
+@click.option("--input", "input_path", required=True,
+              help="Where to read obs: an h5ad (its obs group only), a parquet or a CSV/TSV table; local or s3://.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Parent folder; the split goes into <out-dir>/seed<N>[_<strategy>].")
 @click.option("--seed", default=0, help="The same seed gives the same split.")
@@ -182,10 +182,15 @@ def split(input_path: Path, out_dir: Path, seed: int, strategy: str, covariate_k
         n_zeroshot=n_zeroshot,
     )
     params.check()
-    obs = read_coded_obs(input_path, [*covariates, spec.perturbation_key])
+    remote = input_path.startswith("s3://")
+    if remote:  # run outside Nextflow's staging: fetch it ourselves
+        from .cloud.s3 import fetch
+    obs = read_coded_obs(fetch(input_path) if remote else Path(input_path), [*covariates, spec.perturbation_key])
     result = make_split(obs, params, manual_holdout=manual_holdout, split_file=split_file)
+    default_name = input_path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    default_path = input_path if remote else str(Path(input_path).resolve())
     write_split(result, obs.cell_ids, out_dir / result.name, covariates, spec.control_value,
-                dataset_name or input_path.name.split(".")[0], dataset_path or str(input_path.resolve()))
+                dataset_name or default_name, dataset_path or default_path)
     click.echo(result.name)
 
 
@@ -323,6 +328,80 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
     from .report import build_report
 
     build_report(list(metrics), out_dir, list(model_dirs), pipeline_info)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("destination")
+def mirror(source: str, destination: str) -> None:
+    """Copy a dataset folder to s3://bucket/datasets/... or back, with a sha256 manifest; unchanged
+    files are skipped, so an interrupted copy resumes when run again."""
+    from .cloud.transfer import mirror as run
+
+    manifest = run(source, destination)
+    click.echo(f"{len(manifest['files'])} file(s) in {destination}")
+
+
+@cli.command()
+@click.argument("results", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("destination")
+def sync(results: Path, destination: str) -> None:
+    """Upload a results folder to s3://bucket/results/<run-id>/ for collaborators: manifest.json
+    (sha256, size), index.html, unchanged files skipped, never into another run's prefix."""
+    from .cloud.transfer import sync as run
+
+    manifest = run(results, destination)
+    click.echo(f"{len(manifest['files'])} file(s) in {destination.rstrip('/')}/ (index.html lists them)")
+
+
+@cli.group()
+def aws() -> None:
+    """Create or remove the AWS resources storm runs on (AWS Batch, S3, IAM, ECR)."""
+
+
+def _deployment_options(func):
+    for option in reversed([
+        click.option("--deployment", required=True, help="Name of this deployment (tags and names its resources)."),
+        click.option("--region", default="us-east-1", help="AWS region."),
+        click.option("--bucket", required=True, help="S3 bucket for work/, results/ and datasets/."),
+    ]):
+        func = option(func)
+    return func
+
+
+@aws.command("setup")
+@_deployment_options
+@click.option("--cpu-instance-types", default="optimal", help="Comma-separated instance types (spot).")
+@click.option("--gpu-instance-types", default="g5.xlarge,g5.2xlarge", help="Comma-separated GPU instance types.")
+@click.option("--max-vcpus", default=256, help="Ceiling of each compute environment.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default="aws.config",
+              help="Nextflow config with the run parameters (use with -c).")
+def aws_setup(deployment: str, region: str, bucket: str, cpu_instance_types: str, gpu_instance_types: str,
+              max_vcpus: int, out: Path) -> None:
+    """Create what is missing; a second run changes nothing and says so."""
+    from . import io
+    from .cloud.aws import Deployment, config_text, setup
+
+    params, report = setup(Deployment(deployment, region, bucket, _names(cpu_instance_types),
+                                      _names(gpu_instance_types), max_vcpus))
+    with io.atomic_path(out) as tmp:
+        tmp.write_text(config_text(params))
+    if report.created:
+        click.echo(f"created {len(report.created)}: " + "; ".join(report.created))
+    else:
+        click.echo("no change: every resource already exists")
+    click.echo(f"run with: nextflow run main.nf -profile awsbatch -c {out} ...")
+
+
+@aws.command("teardown")
+@_deployment_options
+@click.option("--delete-bucket", is_flag=True, help="Also empty and delete the bucket (its results are lost).")
+def aws_teardown(deployment: str, region: str, bucket: str, delete_bucket: bool) -> None:
+    """Delete the resources tagged with this deployment, nothing else."""
+    from .cloud.aws import Deployment, teardown
+
+    removed = teardown(Deployment(deployment, region, bucket), delete_bucket=delete_bucket)
+    click.echo(f"deleted {len(removed)}: " + ("; ".join(removed) or "nothing"))
 
 
 @cli.command()
