@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: the secret key the S3 tests hand boto3; it must never show up in any output
+SECRET = "storm-test-secret-key-0123456789"
 
 
 def nextflow_bin() -> str:

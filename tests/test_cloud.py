@@ -5,44 +5,14 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import boto3
-import pytest
 
-SECRET = "storm-test-secret-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
-    # AWS's managed policies (the Batch and ECS roles) exist in moto only when asked for
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=log, env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    proc.terminate()
-    proc.wait(timeout=10)
+from harness import SECRET, run_pipeline
 
 
 def storm(*args, env=None):
@@ -130,7 +100,10 @@ def test_interrupted_sync_resumes(moto_server, tmp_path):
     assert b"report/report.html" in s3.get_object(Bucket="res", Key="results/run1/index.html")["Body"].read()
 
 
-def test_split_reads_s3_and_no_credentials_leak(moto_server, tmp_path, small_h5ad):
+def test_split_reads_s3_and_no_credentials_leak(moto_server, tmp_path):
+    small_h5ad = tmp_path / "small.h5ad"
+    assert storm("synth", "--out", small_h5ad, "--n-genes", "60", "--n-perturbations", "4",
+                 "--n-cell-types", "2", "--cells-per-pair", "12", "--controls-per-cell-type", "20").returncode == 0
     boto3.client("s3").create_bucket(Bucket="obs")
     boto3.client("s3").upload_file(str(small_h5ad), "obs", "datasets/small.h5ad")
     done = storm("split", "--input", "s3://obs/datasets/small.h5ad", "--out-dir", tmp_path / "out")
@@ -140,3 +113,13 @@ def test_split_reads_s3_and_no_credentials_leak(moto_server, tmp_path, small_h5a
     written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 5e6]
     for text in [done.stdout, done.stderr, setup.stdout, setup.stderr, *written]:
         assert SECRET not in text
+
+
+def test_pipeline_syncs_results_when_it_ends(moto_server, tmp_path):
+    boto3.client("s3").create_bucket(Bucket="runs")
+    run = run_pipeline(tmp_path, "-profile", "test", "-stub-run", "--split_seeds", "0", "--models", "control_mean",
+                       "--sync_to", "s3://runs/results/stub1")
+    assert run.result.returncode == 0, run.output[-3000:]
+    body = boto3.client("s3").get_object(Bucket="runs", Key="results/stub1/manifest.json")["Body"].read()
+    manifest = json.loads(body)
+    assert "report/report.html" in manifest["files"]
