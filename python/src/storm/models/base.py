@@ -23,8 +23,6 @@ class PerturbationModel(ABC):
     """
 
     defaults: ClassVar[dict[str, Any]] = {}
-    #: Nextflow resource hint: trainable models get the training label, baselines a light one
-    trainable: ClassVar[bool] = False
     #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     checkpoint_dir: Path | None = None
 

@@ -52,7 +52,6 @@ class LinearAdditive(PerturbationModel):
     perturbations (``A+B`` sets both) and ``c`` the one-hot cell type, trained on perturbed cells
     paired with a random control of the same cell type and split."""
 
-    trainable = True
     defaults = {
         "max_epochs": 30,
         "batch_size": 128,
