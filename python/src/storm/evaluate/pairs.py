@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -37,7 +38,7 @@ class CellTypeGroup:
         return self.controls.mean(axis=0)
 
 
-def _check(adata: ad.AnnData, path, control: str) -> None:
+def _check(adata: ad.AnnData, path) -> None:
     missing = [k for k in (PERTURBATION, CELL_TYPE) if k not in adata.obs]
     if missing:
         raise InputError(f"{path} lacks obs column(s) {', '.join(missing)}")
@@ -50,15 +51,17 @@ def _check(adata: ad.AnnData, path, control: str) -> None:
 
 def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike) -> tuple[list[CellTypeGroup], str]:
     """Read and check pred/real; return the groups per cell type and the control value."""
-    pred, real = io.read_h5ad(pred_path), io.read_h5ad(real_path)
+    real = io.read_h5ad(real_path)
+    # `storm reference` passes the real cells as both sides: read them once
+    pred = real if Path(pred_path) == Path(real_path) else io.read_h5ad(pred_path)
     try:
         control = real.uns["storm"]["spec"]["control_value"]
     except KeyError as exc:
         raise InputError(f"{real_path} has no uns['storm']['spec']; write it with `storm predict`") from exc
     if not pred.var_names.equals(real.var_names):
         raise InputError(f"{pred_path} and {real_path} have different genes (var_names)")
-    _check(pred, pred_path, control)
-    _check(real, real_path, control)
+    _check(pred, pred_path)
+    _check(real, real_path)
     groups = []
     for ct in sorted(real.obs[CELL_TYPE].astype(str).unique()):
         real_ct = real[real.obs[CELL_TYPE].astype(str).to_numpy() == ct].copy()

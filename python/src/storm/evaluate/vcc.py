@@ -20,6 +20,7 @@ import pandas as pd
 import polars as pl
 
 from .. import io
+from ..arrays import to_dense
 from ..errors import StormError
 from ..spec import PERTURBATION
 from .pairs import CellTypeGroup
@@ -56,7 +57,7 @@ def cell_mean_baseline(real: ad.AnnData, control: str) -> ad.AnnData:
     """cell-eval's cell-mean baseline: every perturbed cell predicted as the mean of all perturbed
     real cells; controls unchanged."""
     is_ctrl = real.obs[PERTURBATION].astype(str).to_numpy() == control
-    X = np.asarray(real.X.toarray() if hasattr(real.X, "toarray") else real.X, dtype=np.float32)
+    X = to_dense(real.X).astype(np.float32)
     baseline = X.copy()
     baseline[~is_ctrl] = X[~is_ctrl].mean(axis=0)
     return ad.AnnData(X=baseline, obs=real.obs.copy(), var=real.var.copy())
