@@ -235,18 +235,23 @@ def _split_options(func):
 @click.option("--model", "model_name", required=True, help="Model name (see `storm models`).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--seed", default=0, help="Training seed.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML of model config values over the model's defaults (`storm models --config M` shows them).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a model config value (repeatable), e.g. --set max_epochs=5.")
+              help="Override a model config value (repeatable, after --config); dots reach nested keys, "
+                   "e.g. --set max_epochs=5 --set lora.rank=8.")
 @click.option("--dataset", default="", help="Dataset name recorded in model.json.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
                    "outside the task folder so a retried task continues a killed one.")
 def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out_dir: Path, seed: int,
-          overrides: tuple[str, ...], dataset: str, checkpoint_dir: Path | None) -> None:
+          config_file: Path | None, overrides: tuple[str, ...], dataset: str, checkpoint_dir: Path | None) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
+    from .models.config import flatten, read_config_file
     from .train import train as run
 
-    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, parse_overrides(overrides),
+    config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
+    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, config,
                dataset=dataset, checkpoint_dir=checkpoint_dir)
     log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
 
@@ -405,10 +410,14 @@ def aws_teardown(deployment: str, region: str, bucket: str, delete_bucket: bool)
 
 
 @cli.command()
-def models() -> None:
-    """List the installed models."""
+@click.option("--config", "show_config", metavar="MODEL", help="Print MODEL's default config as YAML instead.")
+def models(show_config: str | None) -> None:
+    """List the installed models (or print one model's default config)."""
     from .models import available_models, get_model_class
 
+    if show_config:
+        click.echo(yaml.safe_dump(get_model_class(show_config).defaults, sort_keys=False).rstrip())
+        return
     for name in available_models():
         cls = get_model_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0]

@@ -77,6 +77,11 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike, **kwargs) -> None:
         df.to_csv(tmp, index=False, **kwargs)
 
 
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(data: dict, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -43,7 +43,9 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
             eval_split: str = "test") -> dict:
     """Write ``pred.h5ad`` and ``real.h5ad`` for the pairs of ``eval_split``; return a summary."""
     model, meta = load_model(model_dir)
-    data = load_split_data(prepared, split_csv, split_name)
+    data = load_split_data(prepared, split_csv, split_name,
+                           obsm_keys=(model.input_key,) if model.input_key else ())
+    inputs = model.inputs(data)
     if data.genes.tolist() != meta["genes"]:
         raise InputError(f"the model in {model_dir} was trained on other genes than split '{split_name}' selects")
 
@@ -59,7 +61,7 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
         if pool.size == 0:
             skipped.append(f"{ct}/{pert}")
             continue
-        controls = data.X[rng.choice(pool, size=real.size)]
+        controls = inputs[rng.choice(pool, size=real.size)]
         # log-normalised expression is never negative, whatever a model's arithmetic says
         pred_X.append(np.clip(model.predict(controls, ct, pert), 0.0, None))
         pred_pert.append(np.full(real.size, pert, dtype=object))

@@ -39,12 +39,13 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     there, so a retried task continues where a killed one stopped.
     """
     cls = get_model_class(model_name)
-    cls.check_config(config)
+    config = cls.resolve_config(config)  # a bad key fails before any data is read
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_JSON).unlink(missing_ok=True)
 
-    data = load_split_data(prepared, split_csv, split_name)
+    embed_key = config.get("embed_key")
+    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(embed_key,) if embed_key else ())
     n_train = int(data.mask("train").sum())
     if n_train == 0:
         raise InputError(f"split '{split_name}' has no training cells")

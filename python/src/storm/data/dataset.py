@@ -8,7 +8,7 @@ split, the canonical obs columns as arrays, and each cell's split. It is built f
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ class PerturbationData:
     batch: np.ndarray
     split: np.ndarray
     spec: DatasetSpec
+    obsm: dict[str, np.ndarray] = field(default_factory=dict)  # the embeddings asked for, float32
 
     @property
     def is_control(self) -> np.ndarray:
@@ -59,9 +60,14 @@ class PerturbationData:
 
 
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
-                    split_name: str) -> PerturbationData:
-    """Load a prepared dataset with the genes and cell assignment of one split."""
+                    split_name: str, obsm_keys: tuple[str, ...] = ()) -> PerturbationData:
+    """Load a prepared dataset with the genes and cell assignment of one split, and the
+    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``)."""
     adata = io.read_h5ad(prepared)
+    missing = [key for key in obsm_keys if key not in adata.obsm]
+    if missing:
+        raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: "
+                         f"{', '.join(adata.obsm) or '(none)'}")
     meta = adata.uns.get("storm")
     if meta is None:
         raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
@@ -84,4 +90,5 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
         batch=obs[BATCH].astype(str).to_numpy(dtype=object),
         split=split.to_numpy(dtype=object),
         spec=DatasetSpec.from_dict(dict(meta["spec"])),
+        obsm={key: to_dense(adata.obsm[key]).astype(np.float32, copy=False) for key in obsm_keys},
     )

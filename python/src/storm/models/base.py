@@ -9,38 +9,48 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data import PerturbationData
-from ..errors import StormError
 from ..io import atomic_path
 from ..spec import DatasetSpec
+from .config import resolve
 
 
 class PerturbationModel(ABC):
     """Predicts how control cells of a cell type look under a perturbation.
 
-    Subclasses set :attr:`defaults` (their config keys and default values) and implement
-    :meth:`fit`, :meth:`predict`, :meth:`save` and :meth:`load_state`. ``storm train`` passes config
-    overrides from ``--set key=value``; unknown keys are rejected.
+    Subclasses set :attr:`defaults` (their config keys and default values, possibly nested) and
+    implement :meth:`fit`, :meth:`predict`, :meth:`save` and :meth:`load_state`. ``storm train``
+    passes overrides from ``--config FILE`` and ``--set key.sub=value``; unknown keys are rejected.
     """
 
     defaults: ClassVar[dict[str, Any]] = {}
+    #: config sections passed on as they are (any key accepted), e.g. another tool's own settings
+    open_sections: ClassVar[frozenset[str]] = frozenset()
     #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     checkpoint_dir: Path | None = None
 
     def __init__(self, spec: DatasetSpec, seed: int = 0, **config: Any):
-        self.check_config(config)
         self.spec = spec
         self.seed = seed
-        self.config = {**self.defaults, **config}
+        self.config = self.resolve_config(config)
+
+    @classmethod
+    def resolve_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The defaults with ``overrides`` (dot keys or nested) applied; unknown keys raise."""
+        return resolve(cls.defaults, overrides, cls.open_sections, owner=cls.__name__)
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
         """Reject config keys the model does not know, before any data is read."""
-        unknown = sorted(set(config) - set(cls.defaults))
-        if unknown:
-            raise StormError(
-                f"unknown config key(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"valid keys: {', '.join(sorted(cls.defaults)) or '(none)'}"
-            )
+        cls.resolve_config(config)
+
+    @property
+    def input_key(self) -> str | None:
+        """The obsm key the model reads cells from, or None for expression (``X``)."""
+        return self.config.get("embed_key")
+
+    def inputs(self, data: PerturbationData) -> np.ndarray:
+        """What :meth:`predict` takes for each control cell: its expression, or its embedding."""
+        return data.X if self.input_key is None else data.obsm[self.input_key]
 
     @abstractmethod
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
@@ -48,7 +58,8 @@ class PerturbationModel(ABC):
 
     @abstractmethod
     def predict(self, controls: np.ndarray, cell_type: str, perturbation: str) -> np.ndarray:
-        """Predicted expression of ``controls`` (cells x genes) under ``perturbation``."""
+        """Predicted expression (cells x genes) of ``controls`` under ``perturbation``; ``controls``
+        are rows of :meth:`inputs`."""
 
     @abstractmethod
     def save(self, out_dir: Path) -> None:

@@ -71,7 +71,8 @@ class EpochLog(L.Callback):
 
 
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
-                    max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None) -> None:
+                    max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None,
+                    precision: str = "32-true") -> None:
     """Fit ``module``, checkpointing every epoch into ``ckpt_dir`` (default ``out_dir/checkpoints``)
     and resuming from its ``last.ckpt`` when a previous attempt left one. Resumed at an epoch
     boundary, training reaches the same weights as a run that never stopped."""
@@ -84,6 +85,7 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
         max_epochs=max_epochs,
         accelerator=accelerator,
         devices=1,
+        precision=precision,
         default_root_dir=out_dir,
         logger=False,
         # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows

@@ -45,7 +45,7 @@ def write_cell_splits(cell_ids: pa.Array, split: Split, out: Path) -> None:
             shutil.copyfileobj(src, dst, 16 << 20)
 
 
-def _toml_string(value: str) -> str:
+def toml_string(value: str) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
@@ -55,19 +55,19 @@ def state_toml(split: Split, dataset: str, dataset_path: str, cell_type_key: str
     dataset = dataset.replace(".", "_")  # cell-load splits "dataset.celltype" at the first dot
     pairs = split.pairs
     pert = pairs[~pairs["is_control"]]
-    lines = ["[datasets]", f"{_toml_string(dataset)} = {_toml_string(dataset_path)}", "",
-             "[training]", f"{_toml_string(dataset)} = \"train\"", "", "[zeroshot]"]
+    lines = ["[datasets]", f"{toml_string(dataset)} = {toml_string(dataset_path)}", "",
+             "[training]", f"{toml_string(dataset)} = \"train\"", "", "[zeroshot]"]
     fewshot = []
     for ct, group in pert.groupby(cell_type_key, sort=True):
         splits = set(group["split"])
-        key = _toml_string(f"{dataset}.{ct}")
+        key = toml_string(f"{dataset}.{ct}")
         if splits and "train" not in splits and len(splits) == 1:
-            lines.append(f"{key} = {_toml_string(splits.pop())}")
+            lines.append(f"{key} = {toml_string(splits.pop())}")
         elif splits - {"train"}:
             fewshot.append(f"\n[fewshot.{key}]")
             for name in ("val", "test"):
                 perts = sorted(set(group.loc[group["split"] == name, PERTURBATION]))
-                fewshot.append(f"{name} = [{', '.join(_toml_string(p) for p in perts)}]")
+                fewshot.append(f"{name} = [{', '.join(toml_string(p) for p in perts)}]")
     lines += ["", "[fewshot]", *fewshot]
     return "\n".join(lines) + "\n"
 
@@ -124,7 +124,6 @@ def write_split(split: Split, cell_ids: pa.Array, out_dir: str | os.PathLike, co
     pairs = split.pairs.rename(columns={covariate_keys[0]: "cell_type"})
     io.write_csv(pairs.drop(columns=["is_control", "pair"]), out / "pairs.csv")
     io.write_json(split.summary, out / "summary.json")
-    with io.atomic_path(out / "state.toml") as tmp:
-        tmp.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]))
+    io.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]), out / "state.toml")
     split_png(split, out, covariate_keys, control_value)
 

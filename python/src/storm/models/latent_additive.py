@@ -1,0 +1,61 @@
+"""PerturBench's LatentAdditive and DecoderOnly: MLP models in a learned latent space."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import load_defaults
+from .neural import ConditionalModule, NeuralModel, mlp
+
+
+class _LatentAdditiveModule(ConditionalModule):
+    def __init__(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
+        super().__init__(float(config["lr"]), float(config["weight_decay"]))
+        hidden, latent, layers, dropout = (int(config["hidden_dim"]), int(config["latent_dim"]),
+                                           int(config["n_layers"]), float(config["dropout"]))
+        self.encoder = mlp(n_inputs, hidden, latent, layers, dropout)
+        self.pert_embedding = nn.Linear(n_perturbations, latent, bias=False)
+        self.cov_embedding = nn.Linear(n_cell_types, latent, bias=False) if config["inject_covariates"] else None
+        self.decoder = mlp(latent, hidden, n_genes, layers, dropout)
+        self.softplus = bool(config["softplus_output"])
+
+    def forward(self, control: torch.Tensor, pert: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        latent = self.encoder(control) + self.pert_embedding(pert)
+        if self.cov_embedding is not None:
+            latent = latent + self.cov_embedding(cov)
+        out = self.decoder(latent)
+        return nn.functional.softplus(out) if self.softplus else out
+
+
+class LatentAdditive(NeuralModel):
+    """Encodes the control cell (expression, or an obsm embedding with ``embed_key``), adds a
+    learned embedding of each single perturbation in latent space and decodes to expression."""
+
+    defaults = load_defaults("latent_additive")
+
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
+        return _LatentAdditiveModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)
+
+
+class _DecoderOnlyModule(ConditionalModule):
+    def __init__(self, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
+        super().__init__(float(config["lr"]), float(config["weight_decay"]))
+        self.decoder = mlp(n_perturbations + n_cell_types, int(config["hidden_dim"]), n_genes,
+                           int(config["n_layers"]), float(config["dropout"]))
+        self.softplus = bool(config["softplus_output"])
+
+    def forward(self, control: torch.Tensor, pert: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(torch.cat([pert, cov], dim=1))
+        return nn.functional.softplus(out) if self.softplus else out
+
+
+class DecoderOnly(NeuralModel):
+    """Expression from the perturbation and cell type alone, never the control cell: every cell
+    of a pair gets the same prediction, the mode-collapse floor of distribution metrics."""
+
+    defaults = load_defaults("decoder_only")
+    uses_controls = False
+
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
+        return _DecoderOnlyModule(n_genes, n_perturbations, n_cell_types, self.config)
