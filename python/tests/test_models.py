@@ -45,9 +45,13 @@ def test_context_mean_matches_hand_computation(split_data, tmp_path):
     assert_close(model.predict(controls, "CT1", "unseen"), controls)
 
 
-@pytest.mark.parametrize("name", ["control_mean", "context_mean", "linear_additive"])
+FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 2, "dropout": 0.2},
+        "decoder_only": {"max_epochs": 2, "dropout": 0.2}}
+
+
+@pytest.mark.parametrize("name", ["control_mean", "context_mean", *FAST])
 def test_train_save_load_roundtrip(prepared_split, tmp_path, name):
-    config = {"max_epochs": 2, "accelerator": "cpu"} if name == "linear_additive" else {}
+    config = {**FAST.get(name, {}), **({"accelerator": "cpu"} if name in FAST else {})}
     meta = train(*prepared_split, "seed0", name, tmp_path / "model", seed=0, config=config)
     assert meta["model"] == name and len(meta["genes"]) == 80
     assert "torch" in meta["versions"]
@@ -62,16 +66,22 @@ def test_train_save_load_roundtrip(prepared_split, tmp_path, name):
     assert first.shape == controls.shape and np.isfinite(first).all()
 
 
-def test_linear_additive_resumes_from_checkpoint(prepared_split, tmp_path):
+@pytest.mark.parametrize("name", list(FAST))
+def test_resumes_from_checkpoint_to_the_same_weights(prepared_split, tmp_path, name):
+    """Stopped after 2 epochs and resumed to 4, a model equals one trained 4 epochs straight
+    (dropout included: the random state travels in the checkpoint)."""
+    def run(out, epochs):
+        return train(*prepared_split, "seed0", name, out, seed=0,
+                     config={**FAST[name], "max_epochs": epochs, "accelerator": "cpu"})
+
     out = tmp_path / "model"
-    train(*prepared_split, "seed0", "linear_additive", out, seed=0, config={"max_epochs": 2, "accelerator": "cpu"})
+    run(out, 2)
     assert (out / "checkpoints" / "last.ckpt").exists()
-    train(*prepared_split, "seed0", "linear_additive", out, seed=0, config={"max_epochs": 4, "accelerator": "cpu"})
+    run(out, 4)
     log = pd.read_csv(out / "train_log.csv")
     assert log["epoch"].tolist() == [0, 1, 2, 3]
-    # resumed at an epoch boundary, it reaches the weights of a run that never stopped
     straight = tmp_path / "straight"
-    train(*prepared_split, "seed0", "linear_additive", straight, seed=0, config={"max_epochs": 4, "accelerator": "cpu"})
+    run(straight, 4)
     assert_close(pd.read_csv(straight / "train_log.csv")["train_loss"], log["train_loss"])
     resumed = torch.load(out / "weights.pt", weights_only=True)["state_dict"]
     uninterrupted = torch.load(straight / "weights.pt", weights_only=True)["state_dict"]

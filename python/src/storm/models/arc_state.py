@@ -7,7 +7,7 @@ one-hot maps in the model folder, so nothing depends on the run directory's abso
 Predictions run State's ``predict_step`` over storm's control draws, the forward pass
 ``state tx infer`` runs, so every model is scored on the same control cells.
 
-The traps handled: wandb is off; gene names are taken from storm, not from State's outputs
+The traps handled: wandb is off; a stale ``final.ckpt`` is removed before a resumed run; gene names are taken from storm, not from State's outputs
 (checked against ``var_dims`` at fit); with an embedding input the gene decoder is switched on
 and expression goes to ``obsm['X_hvg']``; a LoRA model started from a plain checkpoint gets the
 backbone weights under peft's names (State would skip them); State's predictions are clipped to
@@ -17,6 +17,7 @@ backbone weights under peft's names (State would skip them); State's predictions
 from __future__ import annotations
 
 import contextlib
+import io as io_text
 import logging
 import os
 import pickle
@@ -116,8 +117,9 @@ def _peft_key_map(model_keys: list[str]) -> dict[str, str]:
 @contextlib.contextmanager
 def lora_hooks(lora: dict, init_from: str | None, scratch: Path):
     """While State builds its module: freeze all but the adapters, and give a plain init
-    checkpoint peft's key names. State loads the init weights and rebuilds layers whose shapes
-    changed (a new perturbation set) after building the module, so rebuilt layers stay trainable."""
+    checkpoint peft's key names. State loads the init weights after building the module and
+    rebuilds the layers it cannot reuse (the perturbation encoder for a new perturbation set, and
+    always in HVG mode), so those new layers train too."""
     import torch
     from state.tx import utils as state_utils
 
@@ -138,8 +140,19 @@ def lora_hooks(lora: dict, init_from: str | None, scratch: Path):
         if lora["adapters_only"]:
             for name, param in module.named_parameters():
                 param.requires_grad = "lora_" in name
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        log.info("LoRA: %d of %d parameters trainable", trainable, sum(p.numel() for p in module.parameters()))
+        start = module.on_train_start
+
+        def log_trainable():  # after State loaded the init weights and rebuilt what changed shape
+            counts: dict[str, int] = {}
+            for name, param in module.named_parameters():
+                if param.requires_grad:
+                    group = "LoRA adapters" if "lora_" in name else name.split(".")[0]
+                    counts[group] = counts.get(group, 0) + param.numel()
+            log.info("training %s of %d parameters", ", ".join(f"{n} ({g})" for g, n in counts.items()),
+                     sum(p.numel() for p in module.parameters()))
+            start()
+
+        module.on_train_start = log_trainable
         return module
 
     state_utils.get_lightning_module = build_with_lora
@@ -232,6 +245,8 @@ class StateTransition(PerturbationModel):
         except HydraException as exc:
             raise StormError(f"State rejects the config: {exc}") from exc
         run_dir = run_root / RUN_NAME
+        # State writes final.ckpt only if none is there: a stale one would outlive a longer resumed run
+        (run_dir / "checkpoints" / "final.ckpt").unlink(missing_ok=True)
         if (run_dir / "checkpoints" / "last.ckpt").exists():
             log.info("resuming from %s", run_dir / "checkpoints" / "last.ckpt")
         os.environ.setdefault("WANDB_MODE", "disabled")
@@ -266,8 +281,9 @@ class StateTransition(PerturbationModel):
         from state.tx.models.state_transition import StateTransitionPerturbationModel
 
         folder = out_dir / RUN_NAME
-        self.module = StateTransitionPerturbationModel.load_from_checkpoint(folder / CHECKPOINT, map_location="cpu",
-                                                                             weights_only=False)
+        with contextlib.redirect_stdout(io_text.StringIO()):  # State prints its whole module when built
+            self.module = StateTransitionPerturbationModel.load_from_checkpoint(
+                folder / CHECKPOINT, map_location="cpu", weights_only=False)
         self.module.eval()
         self.pert_map = {str(k): v.float() for k, v in
                          torch.load(folder / "pert_onehot_map.pt", weights_only=False).items()}

@@ -50,6 +50,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
+class RngState(L.Callback):
+    """Keeps torch's random state in each checkpoint and restores it on resume, so dropout draws
+    the same masks after a resume as in a run that never stopped."""
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        checkpoint["storm_torch_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        if "storm_torch_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["storm_torch_rng"])
+
+
 class EpochLog(L.Callback):
     """Writes ``train_log.csv`` (epoch, losses) after every epoch and logs one line per epoch.
 
@@ -89,7 +101,7 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
         default_root_dir=out_dir,
         logger=False,
         # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, EpochLog(ckpt_dir / "train_log.csv")],
+        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv")],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,

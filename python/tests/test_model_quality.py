@@ -1,0 +1,116 @@
+"""Every model trains on the small synthetic data, keeps the prediction contract and beats
+control_mean on pearson_delta; State resumes and fine-tunes with LoRA; embeddings feed models."""
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+from storm import io
+from storm.predict import predict
+from storm.spec import CELL_TYPE, PERTURBATION
+from storm.train import train
+
+CPU = {"accelerator": "cpu"}
+TRAINED = {"linear_additive": {"max_epochs": 20, **CPU}, "latent_additive": CPU, "decoder_only": CPU, "state": {}}
+
+
+def pearson_delta(out_dir) -> float:
+    """Mean over held-out pairs of corr(pred mean - control mean, real mean - control mean)."""
+    pred, real = ad.read_h5ad(out_dir / "pred.h5ad"), ad.read_h5ad(out_dir / "real.h5ad")
+    scores = []
+    for (ct, pert), rows in real.obs.groupby([CELL_TYPE, PERTURBATION], observed=True).indices.items():
+        if pert == "control":
+            continue
+        ctrl = real.X[((real.obs[CELL_TYPE] == ct) & (real.obs[PERTURBATION] == "control")).to_numpy()].mean(0)
+        pred_mean = pred.X[((pred.obs[CELL_TYPE] == ct) & (pred.obs[PERTURBATION] == pert)).to_numpy()].mean(0)
+        scores.append(np.corrcoef(pred_mean - ctrl, real.X[rows].mean(0) - ctrl)[0, 1])
+    return float(np.mean(scores))
+
+
+def train_and_predict(prepared_split, out, name, config, prepared=None):
+    prepared = prepared or prepared_split[0]
+    meta = train(prepared, prepared_split[1], "seed0", name, out / "model", seed=0, config=config)
+    predict(prepared, prepared_split[1], "seed0", out / "model", out / "pred", seed=0)
+    return meta
+
+
+@pytest.fixture(scope="module")
+def control_floor(prepared_split, tmp_path_factory):
+    out = tmp_path_factory.mktemp("control_mean")
+    train_and_predict(prepared_split, out, "control_mean", {})
+    return pearson_delta(out / "pred")
+
+
+@pytest.mark.parametrize("name", list(TRAINED))
+def test_model_beats_control_mean_and_keeps_the_contract(prepared_split, control_floor, tmp_path, name):
+    meta = train_and_predict(prepared_split, tmp_path, name, TRAINED[name])
+    pred, real = ad.read_h5ad(tmp_path / "pred" / "pred.h5ad"), ad.read_h5ad(tmp_path / "pred" / "real.h5ad")
+    assert pred.var_names.tolist() == real.var_names.tolist() == meta["genes"]
+    for adata in (pred, real):
+        assert {PERTURBATION, CELL_TYPE} <= set(adata.obs)
+    pairs = [PERTURBATION, CELL_TYPE]
+    assert pred.obs.value_counts(pairs).sort_index().equals(real.obs.value_counts(pairs).sort_index())
+    assert np.isfinite(pred.X).all() and pred.X.min() >= 0
+    assert pearson_delta(tmp_path / "pred") > control_floor + 0.15
+
+
+def test_state_resumes_from_its_last_checkpoint(prepared_split, tmp_path, caplog):
+    out = tmp_path / "model"
+    config = {"max_steps": 40, "ckpt_every_n_steps": 20, "val_freq": 20}
+    train(*prepared_split, "seed0", "state", out, seed=0, config=config)
+    last = out / "checkpoints" / "state" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 40
+    with caplog.at_level(logging.INFO, logger="storm"):
+        train(*prepared_split, "seed0", "state", out, seed=0, config={**config, "max_steps": 80})
+    assert f"resuming from {last}" in caplog.text
+    assert torch.load(out / "state" / "model.ckpt", weights_only=False)["global_step"] == 80
+
+
+def _bare(key: str) -> str:
+    return key.replace("base_model.model.", "").replace(".base_layer.", ".")
+
+
+def test_state_lora_fine_tune_trains_only_the_adapters(prepared_split, tmp_path):
+    base = tmp_path / "base"
+    train(*prepared_split, "seed0", "state", base, seed=0, config={"max_steps": 30})
+    rank = 4
+    tuned = tmp_path / "tuned"
+    train(*prepared_split, "seed0", "state", tuned, seed=1,
+          config={"max_steps": 20, "init_from": str(base), "lora.enable": True, "lora.rank": rank})
+    before = torch.load(base / "state" / "model.ckpt", weights_only=False)["state_dict"]
+    after = torch.load(tuned / "state" / "model.ckpt", weights_only=False)["state_dict"]
+    adapters = {k: v for k, v in after.items() if "lora_" in k}
+    # rank x (in + out) per adapted projection: q, k, v, o of the tiny size's one 32-wide layer
+    assert sum(v.numel() for v in adapters.values()) == 4 * rank * (32 + 32)
+    assert all(v.abs().sum() > 0 for k, v in adapters.items() if "lora_B" in k)  # B starts at zero
+    changed = {_bare(k) for k, v in after.items() if "lora_" not in k and not torch.equal(v, before[_bare(k)])}
+    # State rebuilds the perturbation encoder when fine-tuning in HVG mode; all else is the base's
+    assert changed == {"pert_encoder.0.weight", "pert_encoder.0.bias"}
+
+
+@pytest.fixture(scope="module")
+def prepared_with_pca(prepared_split, tmp_path_factory):
+    from sklearn.decomposition import PCA
+
+    adata = io.read_h5ad(prepared_split[0])
+    adata.obsm["X_pca"] = PCA(12, random_state=0).fit_transform(adata.X.toarray()).astype(np.float32)
+    path = tmp_path_factory.mktemp("pca") / "prepared.h5ad"
+    io.write_h5ad(adata, path)
+    return path
+
+
+@pytest.mark.parametrize("name,config", [("latent_additive", {"max_epochs": 3, **CPU}), ("state", {"max_steps": 20})])
+def test_models_read_an_embedding_and_predict_genes(prepared_split, prepared_with_pca, tmp_path, name, config):
+    meta = train_and_predict(prepared_split, tmp_path, name, {**config, "embed_key": "X_pca"}, prepared_with_pca)
+    pred = ad.read_h5ad(tmp_path / "pred" / "pred.h5ad")
+    assert pred.var_names.tolist() == meta["genes"] and np.isfinite(pred.X).all()
+
+
+def test_missing_embedding_is_one_clear_error(prepared_split, tmp_path):
+    from storm.errors import InputError
+
+    with pytest.raises(InputError, match=r"no obsm\['X_scvi'\]"):
+        train(*prepared_split, "seed0", "latent_additive", tmp_path, seed=0, config={"embed_key": "X_scvi"})
