@@ -7,11 +7,12 @@ one-hot maps in the model folder, so nothing depends on the run directory's abso
 Predictions run State's ``predict_step`` over storm's control draws, the forward pass
 ``state tx infer`` runs, so every model is scored on the same control cells.
 
-The traps handled: wandb is off; a stale ``final.ckpt`` is removed before a resumed run; gene names are taken from storm, not from State's outputs
-(checked against ``var_dims`` at fit); with an embedding input the gene decoder is switched on
-and expression goes to ``obsm['X_hvg']``; a LoRA model started from a plain checkpoint gets the
-backbone weights under peft's names (State would skip them); State's predictions are clipped to
-[0, 14] like its own CLI does.
+The traps handled: wandb is off; a stale ``final.ckpt`` is removed before a resumed run (State
+would keep it); gene names come from storm, checked against State's ``var_dims`` at fit;
+expression input uses State's HVG mode (``obsm['X_hvg']``; its ``output_space=all`` path squeezes
+the cell through a 10-wide bottleneck), an embedding input switches the gene decoder on; a LoRA
+model started from a plain checkpoint gets the backbone weights under peft's names (State would
+skip them); predictions are clipped to [0, 14] like State's own CLI does.
 """
 
 from __future__ import annotations
