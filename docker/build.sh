@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (and with --push, push) storm's images from the repository root:
-#   <registry>/storm:<tag> and <registry>/storm-gpu:<tag>
+#   <registry>/storm:<tag>, <registry>/storm-gpu:<tag> and <registry>/storm-state:<tag>
 # Usage: docker/build.sh [--registry REG] [--tag TAG] [--push]
 # Defaults match nextflow.config's params.container_registry and params.container_tag.
 set -euo pipefail
@@ -20,10 +20,11 @@ cd "$(dirname "$0")/.."
 command -v docker >/dev/null || { echo "error: docker is not installed" >&2; exit 2; }
 cpu="$registry/storm:$tag"
 gpu="$registry/storm-gpu:$tag"
+state="$registry/storm-state:$tag"
 docker build -f docker/Dockerfile -t "$cpu" .
 docker build -f docker/Dockerfile.gpu --build-arg "BASE_IMAGE=$cpu" -t "$gpu" .
+docker build -f docker/Dockerfile.state --build-arg "BASE_IMAGE=$gpu" -t "$state" .
 if $push; then
-  docker push "$cpu"
-  docker push "$gpu"
+  for image in "$cpu" "$gpu" "$state"; do docker push "$image"; done
 fi
-echo "built $cpu and $gpu"
+echo "built $cpu, $gpu and $state"

@@ -1,6 +1,7 @@
 process TRAIN {
     tag "${meta.id} ${meta.split} ${meta.model}"
     label 'process_medium'
+    label 'process_gpu'   // sized and given a GPU by -profile gpu only
 
     input:
     tuple val(meta), path(prepared), path(split)

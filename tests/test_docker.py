@@ -12,7 +12,7 @@ DOCKER = REPO / "docker"
 def test_hadolint_clean():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
     done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), str(DOCKER / "Dockerfile"),
-                           str(DOCKER / "Dockerfile.gpu")], capture_output=True, text=True)
+                           str(DOCKER / "Dockerfile.gpu"), str(DOCKER / "Dockerfile.state")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -26,6 +26,15 @@ def test_image_installs_the_ci_lock():
     assert re.search(r"FROM python:3\.11\.\d+-slim", text)
     assert re.search(r"^USER \d+$", text, re.M)  # not root
     assert "BASE_IMAGE" in (DOCKER / "Dockerfile.gpu").read_text()
+
+
+def test_state_image_adds_the_state_extra_from_the_same_lock():
+    text = (DOCKER / "Dockerfile.state").read_text()
+    assert re.search(r'pip install --no-cache-dir -c /opt/storm/python/requirements\.lock "/opt/storm/python\[state\]"', text)
+    # the lock pins what the extra brings, as CI's venv (the test extra includes storm[state]) has it
+    lock = (REPO / "python" / "requirements.lock").read_text()
+    assert re.search(r"^arc-state==\d", lock, re.M) and re.search(r"^peft==\d", lock, re.M)
+    assert re.search(r"^USER 1000$", text, re.M)
 
 
 def test_build_script_usage():

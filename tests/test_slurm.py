@@ -51,7 +51,7 @@ def test_slurm_profile_values():
 def test_slurm_gpu_singularity_values():
     out = flat_config("slurm", "gpu", "singularity")
     assert "singularity.enabled = true" in out and "singularity.autoMounts = true" in out
-    assert "process.'withName:TRAIN'.accelerator = 1" in out
+    assert "process.'withLabel:process_gpu'.accelerator = 1" in out
     assert '"--gres=gpu:1"' in out  # SLURM ignores accelerator: the GPU comes from --gres
     assert "'--nv'" in out
     assert "ext.image = 'storm-gpu'" in out
@@ -81,6 +81,20 @@ def test_awsbatch_profile_values(tmp_path):
     assert "process.queue = { params.aws_cpu_queue }" in out and "params.aws_cpu_queue = 'storm-lab-cpu'" in out
     assert "aws.region = 'eu-west-1'" in out
     assert "aws.batch.maxSpotAttempts = 3" in out and "cliPath" not in out  # only when asked
-    assert "process.'withName:TRAIN'.accelerator = 1" in out  # Batch reads accelerator, not --gpus
+    assert "process.'withLabel:process_gpu'.accelerator = 1" in out  # Batch reads accelerator, not --gpus
     assert "2147483647" in out  # a reclaimed spot host is retried
     assert "process.container = { image(task.ext.image ?: 'storm') }" in out
+
+
+def test_each_model_trains_and_predicts_in_its_image(tmp_path):
+    """A model listed in params.model_images gets that image for TRAIN and PREDICT; the others the
+    step's usual one. A stub run of the docker profile with the engine off: the trace records them."""
+    extra = tmp_path / "no-engine.config"
+    extra.write_text("docker.enabled = false\ntrace.fields = 'name,container'\n")
+    run = run_pipeline(tmp_path, "-profile", "test,docker", "-c", str(extra), "-stub-run", "--models",
+                       "control_mean,state", "--container_registry", "reg.example", "--container_tag", "9")
+    assert run.result.returncode == 0, run.output[-3000:]
+    images = {(row["name"].split(" (")[0], row["name"].split()[-1].rstrip(")")): row["container"]
+              for row in run.trace() if row["name"].startswith(("TRAIN", "PREDICT"))}
+    assert images == {(step, model): f"reg.example/{'storm-state' if model == 'state' else 'storm'}:9"
+                      for step in ("TRAIN", "PREDICT") for model in ("control_mean", "state")}
