@@ -11,8 +11,8 @@ DOCKER = REPO / "docker"
 
 def test_hadolint_clean():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
-    done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), str(DOCKER / "Dockerfile"),
-                           str(DOCKER / "Dockerfile.gpu"), str(DOCKER / "Dockerfile.state")], capture_output=True, text=True)
+    files = [str(DOCKER / name) for name in ("Dockerfile", "Dockerfile.gpu", "Dockerfile.state")]
+    done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), *files], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -30,7 +30,8 @@ def test_image_installs_the_ci_lock():
 
 def test_state_image_adds_the_state_extra_from_the_same_lock():
     text = (DOCKER / "Dockerfile.state").read_text()
-    assert re.search(r'pip install --no-cache-dir -c /opt/storm/python/requirements\.lock "/opt/storm/python\[state\]"', text)
+    install = r'pip install --no-cache-dir -c /opt/storm/python/requirements\.lock "/opt/storm/python\[state\]"'
+    assert re.search(install, text)
     # the lock pins what the extra brings, as CI's venv (the test extra includes storm[state]) has it
     lock = (REPO / "python" / "requirements.lock").read_text()
     assert re.search(r"^arc-state==\d", lock, re.M) and re.search(r"^peft==\d", lock, re.M)
