@@ -12,7 +12,8 @@ DOCKER = REPO / "docker"
 def test_hadolint_clean():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
     files = [str(DOCKER / name) for name in ("Dockerfile", "Dockerfile.gpu", "Dockerfile.state")]
-    done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), *files], capture_output=True, text=True)
+    done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), *files],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
