@@ -123,7 +123,8 @@ def main() -> None:
             out = work / f"direct_{size}_{attempt}"
             overrides = direct_overrides(prepared, split_csv, storm_dir, out, sets)
             direct_walls.append(measure([str(Path(sys.executable).parent / "state"), "tx", "train", *overrides])[0])
-            storm_walls.append(storm_train(prepared, split_csv, "state", work / f"storm_{size}_{attempt}", sets)["wall"])
+            again = storm_train(prepared, split_csv, "state", work / f"storm_{size}_{attempt}", sets)
+            storm_walls.append(again["wall"])
         s, d = statistics.median(storm_walls), statistics.median(direct_walls)
         print(f"| {size} | {s:.1f} | {d:.1f} | {d / s:.3f} |")
 
