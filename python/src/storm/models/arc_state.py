@@ -29,6 +29,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .. import io
 from ..data import PerturbationData
@@ -83,8 +84,10 @@ def write_inputs(data: PerturbationData, folder: Path, embed_key: str | None) ->
          "batch": pd.Categorical(data.batch[keep])},
         index=pd.Index(data.cell_ids[keep].astype(str), dtype=object),
     )
-    adata = ad.AnnData(X=data.X[keep], obs=obs, var=pd.DataFrame(index=pd.Index(data.genes.astype(str), dtype=object)))
-    # State's expression input and gene-space output both live in obsm['X_hvg'] (its HVG mode)
+    # State's HVG mode reads expression (input and gene-space target) from obsm['X_hvg'] only, so X
+    # is an empty sparse matrix: it still names the genes, and the file is written once, not twice
+    empty = sp.csr_matrix((int(keep.sum()), len(data.genes)), dtype=np.float32)
+    adata = ad.AnnData(X=empty, obs=obs, var=pd.DataFrame(index=pd.Index(data.genes.astype(str), dtype=object)))
     adata.obsm[HVG_KEY] = data.X[keep]
     if embed_key:
         adata.obsm[embed_key] = data.obsm[embed_key][keep]

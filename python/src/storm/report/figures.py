@@ -90,7 +90,8 @@ def training_curves(logs: pd.DataFrame) -> bytes:
         for i, (seed, run) in enumerate(sub.groupby("seed")):
             for column, style in (("train_loss", "-"), ("val_loss", "--")):
                 if column in run:
-                    ax.plot(run["epoch"], run[column], style, color=f"C{i}",
+                    points = run[run[column].notna()]  # a model may validate less often than every epoch
+                    ax.plot(points["epoch"], points[column], style, color=f"C{i}",
                             label=f"seed {seed} {column.split('_')[0]}")
         ax.set_title(f"{dataset} / {model}", fontsize=9)
         ax.set_xlabel("epoch")
