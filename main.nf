@@ -14,6 +14,9 @@ include { PREDICT  } from './modules/predict'
 include { REFERENCE } from './modules/reference'
 include { EVALUATE } from './modules/evaluate'
 include { REPORT   } from './modules/report'
+include { LOADER_SYNTH  } from './modules/loader_synth'
+include { LOADER_TRAIN  } from './modules/loader_train'
+include { LOADER_REPORT } from './modules/loader_report'
 
 // Bad parameters stop the run here, before any task starts.
 def parseList(String name, value) {
@@ -47,7 +50,34 @@ def checkParams() {
     return [seeds*.toInteger(), parseList('models', params.models)]
 }
 
+// --workflow perturbation (default): datasets x seeds x models; --workflow loaders: the
+// loader-strategy benchmark (one classifier per strategy, each its own task)
 workflow {
+    if (params.workflow == 'perturbation') PERTURBATION()
+    else if (params.workflow == 'loaders') LOADERS()
+    else error "--workflow must be perturbation or loaders, got: ${params.workflow}"
+}
+
+workflow LOADERS {
+    def strategies = parseList('loader_strategies', params.loader_strategies)
+    def known = ['streaming', 'streaming_buffer', 'block_shuffling', 'random', 'block_weighted', 'true_weighted']
+    def unknown = strategies.findAll { !(it in known) }
+    if (unknown) error "--loader_strategies: unknown ${unknown.join(', ')}; known: ${known.join(', ')}"
+    parseList('loader_tasks', params.loader_tasks)
+    if (params.synthetic) {
+        // the last synthetic plate is held out
+        plates = LOADER_SYNTH().plates.map { files -> [files.sort { it.name }[0..-2], files.sort { it.name }[-1]] }
+    } else {
+        if (!params.loader_train || !params.loader_test)
+            error "give --loader_train <h5ad[,h5ad...]> and --loader_test <h5ad> (or --synthetic)"
+        def train = parseList('loader_train', params.loader_train).collect { file(it, checkIfExists: true) }
+        plates = Channel.of([train, file(params.loader_test, checkIfExists: true)])
+    }
+    LOADER_TRAIN(Channel.fromList(strategies).combine(plates))
+    LOADER_REPORT(LOADER_TRAIN.out.result.collect())
+}
+
+workflow PERTURBATION {
     def (seeds, models) = checkParams()
 
     if (params.synthetic) {
@@ -119,7 +149,8 @@ workflow.onComplete {
         if (sync.waitFor() != 0) log.error "storm: sync to ${params.sync_to} failed; run it again to resume"
     }
     if (workflow.success) {
-        log.info "storm: done in ${workflow.duration}; report: ${file(params.outdir).toAbsolutePath()}/report/report.html"
+        def report = params.workflow == 'loaders' ? 'loaders/report/summary.csv' : 'report/report.html'
+        log.info "storm: done in ${workflow.duration}; report: ${file(params.outdir).toAbsolutePath()}/${report}"
     } else {
         log.info "storm: failed (${workflow.errorMessage ?: 'see above'}); fix the cause and re-run with -resume"
     }

@@ -118,3 +118,37 @@ def test_bad_settings_are_one_clear_error(plates, tmp_path):
     ad.AnnData(X=np.ones((3, 2), dtype=np.float32)).write_h5ad(dense)
     with pytest.raises(StormError, match="X must be a CSR matrix"):
         BackedCells([dense])
+
+
+def test_synthetic_plates_are_clustered_csr_counts(tmp_path):
+    from storm.loaderbench.synth import PlateConfig, write_plates
+
+    paths = write_plates(PlateConfig(n_plates=2, cells_per_plate=300, n_genes=50), tmp_path)
+    cells = BackedCells(paths, ["cell_line", "drug", "moa_fine", "moa_broad"])
+    X = cells.read(np.arange(len(cells)))
+    assert X.shape == (600, 50) and np.array_equal(X.data, np.round(X.data))
+    first = cells.labels["cell_line"][:300]
+    assert (np.diff(first) >= 0).all()  # rows clustered by cell line on disk
+    fine, broad = cells.labels["moa_fine"], cells.labels["moa_broad"]
+    assert all(len(set(broad[fine == f])) == 1 for f in np.unique(fine))  # each fine MoA has one broad
+
+
+def test_loader_classifier_cli(tmp_path, run_cli):
+    from storm.loaderbench.synth import PlateConfig, write_plates
+
+    paths = write_plates(PlateConfig(n_plates=3, cells_per_plate=400, n_genes=60), tmp_path / "plates")
+    common = ["loaders", "train", "--train", paths[0], "--train", paths[1], "--test", paths[2],
+              "--tasks", "cell_line,drug"]
+    bad = run_cli(*common, "--set", "strategy=shuffle", "--out-dir", tmp_path / "bad")
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("streaming, streaming_buffer, block_shuffling, "
+                                                               "random, block_weighted, true_weighted")
+    assert not (tmp_path / "bad").exists()
+    for strategy in ("random", "block_weighted"):
+        done = run_cli(*common, "--set", f"strategy={strategy}", "--set", "epochs=1", "--out-dir", tmp_path / strategy)
+        assert done.returncode == 0, done.stderr
+    report = run_cli("loaders", "report", tmp_path / "random", tmp_path / "block_weighted", "--out-dir", tmp_path / "r")
+    assert report.returncode == 0, report.stderr
+    table = pd.read_csv(tmp_path / "r" / "summary.csv")
+    assert sorted(set(table["strategy"])) == ["block_weighted", "random"] and len(table) == 4
+    summary = __import__("json").loads((tmp_path / "random" / "summary.json").read_text())
+    assert summary["cells_seen"] == 800 and summary["config"]["epochs"] == 1

@@ -28,7 +28,8 @@ def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
 
 
 class BackedCells:
-    def __init__(self, paths: list[str | os.PathLike], label_columns: list[str] = ()):
+    def __init__(self, paths: list[str | os.PathLike], label_columns: list[str] = (),
+                 categories: dict[str, list[str]] | None = None):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise InputError("no h5ad files given")
@@ -45,19 +46,20 @@ class BackedCells:
             n_vars = shape[1]
         self.n_vars = int(n_vars)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self.labels, self.categories = self._labels(list(label_columns))
+        self.labels, self.categories = self._labels(list(label_columns), categories or {})
         self._handles: list[h5py.File] | None = None
         self._pid: int | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _labels(self, columns: list[str]) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-        """Integer codes per column over all files, against categories shared by all files."""
+    def _labels(self, columns: list[str], given: dict[str, list[str]]) -> tuple[dict, dict]:
+        """Integer codes per column over all files, against categories shared by all files (or
+        ``given``, e.g. those of a train and a test set together)."""
         per_file = [read_coded_obs(path, columns).columns for path in self.paths]
         labels, categories = {}, {}
         for column in columns:
-            names = sorted({str(c) for coded in per_file for c in coded[column].categories})
+            names = given.get(column) or sorted({str(c) for coded in per_file for c in coded[column].categories})
             index = {name: i for i, name in enumerate(names)}
             labels[column] = np.concatenate([
                 np.array([index[str(c)] for c in coded[column].categories], dtype=np.int64)[coded[column].codes]
