@@ -19,11 +19,16 @@ from ..errors import InputError
 from ..split.obs import read_coded_obs
 
 CHUNK_CACHE_BYTES = 64 * 1024**2
+#: rows closer than this many stored values are read in one slice (one h5py call costs about as
+#: much as copying this many values), and the rows between them dropped in memory
+MERGE_GAP = 8192
 
 
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted unique rows as [start, stop) runs of consecutive rows."""
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+def _spans(rows: np.ndarray, indptr: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted unique rows as [start, stop) row spans to read, merging runs of rows whose gap
+    holds fewer than :data:`MERGE_GAP` stored values."""
+    gaps = indptr[rows[1:]] - indptr[rows[:-1] + 1]
+    breaks = np.flatnonzero(gaps >= MERGE_GAP) + 1
     return [(int(chunk[0]), int(chunk[-1]) + 1) for chunk in np.split(rows, breaks)]
 
 
@@ -48,6 +53,7 @@ class BackedCells:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.labels, self.categories = self._labels(list(label_columns), categories or {})
         self._handles: list[h5py.File] | None = None
+        self._indptr: list[np.ndarray] = []
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -70,29 +76,38 @@ class BackedCells:
     def _files(self) -> list[h5py.File]:
         if self._pid != os.getpid():  # first use in this process, e.g. a freshly forked worker
             self._handles = [h5py.File(p, "r", rdcc_nbytes=CHUNK_CACHE_BYTES) for p in self.paths]
+            # row pointers in memory (8 bytes a cell): a run of rows then costs two reads, not three
+            self._indptr = [handle["X"]["indptr"][:] for handle in self._handles]
+            self._datasets = [(handle["X"]["data"], handle["X"]["indices"]) for handle in self._handles]
             self._pid = os.getpid()
         return self._handles
 
     def read(self, cells: np.ndarray) -> sp.csr_matrix:
         """Rows ``cells`` (global indices, any order, repeats allowed) as CSR, in that order."""
         cells = np.asarray(cells, dtype=np.int64)
-        unique, inverse = np.unique(cells, return_inverse=True)
+        in_order = bool((np.diff(cells) > 0).all())  # sorted fetches need no reordering
+        unique, inverse = (cells, None) if in_order else np.unique(cells, return_inverse=True)
         parts = []
-        for number, handle in enumerate(self._files()):
+        self._files()
+        for number in range(len(self.paths)):
             lo, hi = self.offsets[number], self.offsets[number + 1]
             rows = unique[(unique >= lo) & (unique < hi)] - lo
             if rows.size:
-                parts.append(self._read_rows(handle["X"], rows))
+                parts.append(self._read_rows(number, rows))
         block = sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
-        return block[inverse]
+        return block if inverse is None else block[inverse]
 
-    def _read_rows(self, X: h5py.Group, rows: np.ndarray) -> sp.csr_matrix:
-        indptr_ds, data, indices = X["indptr"], [], []
-        lengths = []
-        for start, stop in _runs(rows):
-            ptr = indptr_ds[start:stop + 1]
-            data.append(X["data"][ptr[0]:ptr[-1]])
-            indices.append(X["indices"][ptr[0]:ptr[-1]])
-            lengths.append(np.diff(ptr))
-        indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths))])
-        return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(rows.size, self.n_vars))
+    def _read_rows(self, number: int, rows: np.ndarray) -> sp.csr_matrix:
+        data_ds, indices_ds = self._datasets[number]
+        indptr_all = self._indptr[number]
+        spans = _spans(rows, indptr_all)
+        data = np.concatenate([data_ds[indptr_all[a]:indptr_all[b]] for a, b in spans])
+        indices = np.concatenate([indices_ds[indptr_all[a]:indptr_all[b]] for a, b in spans])
+        span_rows = np.concatenate([np.arange(a, b) for a, b in spans])
+        lengths = indptr_all[span_rows + 1] - indptr_all[span_rows]
+        if span_rows.size != rows.size:  # merged spans hold rows between the wanted ones: drop them
+            wanted = np.isin(span_rows, rows, assume_unique=True)
+            values = np.repeat(wanted, lengths)
+            data, indices, lengths = data[values], indices[values], lengths[wanted]
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        return sp.csr_matrix((data, indices, indptr), shape=(rows.size, self.n_vars))

@@ -30,6 +30,7 @@ class CellBatches(IterableDataset):
         shard, n_shards = self.rank * n_workers + worker_id, self.world_size * n_workers
         fetches = self.sampling.fetches(len(self.cells), self.epoch, self.weights, shard, n_shards)
         for i, fetch in enumerate(fetches):
+            fetch = np.sort(fetch)  # read in file order; batches are shuffled in memory
             block = self.cells.read(fetch)  # CSR until the batch is formed
             # the in-memory shuffle is keyed by the fetch's number in the whole epoch, not the shard's
             for positions in self.sampling.batches(fetch, self.epoch, shard + i * n_shards):
