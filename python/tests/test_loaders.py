@@ -152,3 +152,10 @@ def test_loader_classifier_cli(tmp_path, run_cli):
     assert sorted(set(table["strategy"])) == ["block_weighted", "random"] and len(table) == 4
     summary = __import__("json").loads((tmp_path / "random" / "summary.json").read_text())
     assert summary["cells_seen"] == 800 and summary["config"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("n", [1, 64, 640, 1000])
+def test_n_batches_counts_what_an_epoch_yields(n):
+    sampling = Sampling("block_shuffling", block_size=4, batch_size=64, fetch_factor=10)
+    counted = sum(len(sampling.batches(f, 0, i)) for i, f in enumerate(sampling.fetches(n, 0)))
+    assert sampling.n_batches(n) == counted

@@ -5,6 +5,7 @@ import logging
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -114,3 +115,32 @@ def test_missing_embedding_is_one_clear_error(prepared_split, tmp_path):
 
     with pytest.raises(InputError, match=r"no obsm\['X_scvi'\]"):
         train(*prepared_split, "seed0", "latent_additive", tmp_path, seed=0, config={"embed_key": "X_scvi"})
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_backed_training_reads_cells_from_disk(prepared_split, tmp_path, workers):
+    """With backed=true the cells stay in prepared.h5ad; training learns, predictions read the
+    same real cells as in memory, and a second run resumes to the same weights."""
+    config = {"backed": True, "max_epochs": 4, "num_workers": workers, "block_size": 4, **CPU}
+    train_and_predict(prepared_split, tmp_path / "backed", "linear_additive", config)
+    log = pd.read_csv(tmp_path / "backed" / "model" / "train_log.csv")
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    train_and_predict(prepared_split, tmp_path / "memory", "linear_additive", {"max_epochs": 1, **CPU})
+    backed_real = ad.read_h5ad(tmp_path / "backed" / "pred" / "real.h5ad")
+    memory_real = ad.read_h5ad(tmp_path / "memory" / "pred" / "real.h5ad")
+    assert backed_real.obs_names.tolist() == memory_real.obs_names.tolist()
+    np.testing.assert_array_equal(backed_real.X, memory_real.X)
+    # the order is drawn from (seed, epoch): stopped at 2 epochs and resumed to 4, the same weights
+    train(*prepared_split, "seed0", "linear_additive", tmp_path / "resumed", seed=0, config={**config, "max_epochs": 2})
+    train(*prepared_split, "seed0", "linear_additive", tmp_path / "resumed", seed=0, config=config)
+    straight = torch.load(tmp_path / "backed" / "model" / "weights.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(tmp_path / "resumed" / "weights.pt", weights_only=True)["state_dict"]
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_backed_loader_must_read_every_pair(prepared_split, tmp_path):
+    from storm.errors import StormError
+
+    with pytest.raises(StormError, match="loader must be one of"):
+        train(*prepared_split, "seed0", "latent_additive", tmp_path, seed=0, config={"loader": "true_weighted"})

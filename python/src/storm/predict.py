@@ -43,9 +43,8 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
             eval_split: str = "test") -> dict:
     """Write ``pred.h5ad`` and ``real.h5ad`` for the pairs of ``eval_split``; return a summary."""
     model, meta = load_model(model_dir)
-    data = load_split_data(prepared, split_csv, split_name,
-                           obsm_keys=(model.input_key,) if model.input_key else ())
-    inputs = model.inputs(data)
+    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(model.input_key,) if model.input_key else (),
+                           backed=bool(meta["config"].get("backed", False)))
     if data.genes.tolist() != meta["genes"]:
         raise InputError(f"the model in {model_dir} was trained on other genes than split '{split_name}' selects")
 
@@ -61,7 +60,7 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
         if pool.size == 0:
             skipped.append(f"{ct}/{pert}")
             continue
-        controls = inputs[rng.choice(pool, size=real.size)]
+        controls = model.inputs(data, rng.choice(pool, size=real.size))
         # log-normalised expression is never negative, whatever a model's arithmetic says
         pred_X.append(np.clip(model.predict(controls, ct, pert), 0.0, None))
         pred_pert.append(np.full(real.size, pert, dtype=object))
@@ -78,12 +77,12 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_nam
                           & np.isin(data.cell_type, np.unique(np.concatenate(pred_ct))))
     real_idx = np.concatenate(real_idx + [ctrl])
     pred = _to_anndata(
-        np.concatenate(pred_X + [data.X[ctrl]]),
+        np.concatenate(pred_X + [data.rows(ctrl)]),
         np.concatenate(pred_pert + [data.perturbation[ctrl]]),
         np.concatenate(pred_ct + [data.cell_type[ctrl]]),
         data, "pred",
     )
-    real = _to_anndata(data.X[real_idx], data.perturbation[real_idx], data.cell_type[real_idx], data, "real")
+    real = _to_anndata(data.rows(real_idx), data.perturbation[real_idx], data.cell_type[real_idx], data, "real")
     real.obs_names = data.cell_ids[real_idx]
     out = Path(out_dir)
     io.write_h5ad(pred, out / "pred.h5ad")

@@ -45,7 +45,8 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     (out / MODEL_JSON).unlink(missing_ok=True)
 
     embed_key = config.get("embed_key")
-    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(embed_key,) if embed_key else ())
+    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(embed_key,) if embed_key else (),
+                           backed=bool(config.get("backed", False)))
     n_train = int(data.mask("train").sum())
     if n_train == 0:
         raise InputError(f"split '{split_name}' has no training cells")

@@ -1,7 +1,8 @@
 """The view every model trains and predicts from.
 
-A :class:`PerturbationData` holds dense log-normalised expression over the genes chosen for one
-split, the canonical obs columns as arrays, and each cell's split. It is built from
+A :class:`PerturbationData` holds log-normalised expression over the genes chosen for one split
+(dense in memory, or read from ``prepared.h5ad`` by row when loaded ``backed``, for datasets larger
+than memory), the canonical obs columns as arrays, and each cell's split. It is built from
 ``prepared.h5ad`` and a ``split.csv`` without copying the data on disk.
 """
 
@@ -18,11 +19,14 @@ from ..arrays import to_dense
 from ..errors import InputError
 from ..prepare import hvg_key
 from ..spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
+from .backed import BackedCells
+
+GROUP_CHUNK = 65536  # cells summed at a time when averaging backed data
 
 
 @dataclass
 class PerturbationData:
-    X: np.ndarray  # cells x genes, float32, log-normalised
+    X: np.ndarray | None  # cells x genes, float32, log-normalised; None when backed
     genes: np.ndarray
     cell_ids: np.ndarray
     perturbation: np.ndarray
@@ -31,6 +35,15 @@ class PerturbationData:
     split: np.ndarray
     spec: DatasetSpec
     obsm: dict[str, np.ndarray] = field(default_factory=dict)  # the embeddings asked for, float32
+    source: BackedCells | None = None  # backed: where rows are read from
+    gene_mask: np.ndarray | None = None  # backed: the split's genes among the file's
+
+    def rows(self, cells: np.ndarray) -> np.ndarray:
+        """Dense float32 expression of ``cells`` (indices, any order) over the split's genes."""
+        if self.X is not None:
+            return self.X[cells]
+        block = self.source.read(np.asarray(cells))[:, self.gene_mask]
+        return block.toarray().astype(np.float32, copy=False)
 
     @property
     def is_control(self) -> np.ndarray:
@@ -49,10 +62,19 @@ class PerturbationData:
         return m
 
     def group_means(self, mask: np.ndarray) -> pd.DataFrame:
-        """Mean expression per (cell_type, perturbation) of the masked cells; rows indexed by pair."""
-        frame = pd.DataFrame(self.X[mask], columns=self.genes)
-        keys = [self.cell_type[mask], self.perturbation[mask]]
-        return frame.groupby(keys, sort=True).mean().rename_axis([CELL_TYPE, PERTURBATION])
+        """Mean expression per (cell_type, perturbation) of the masked cells; rows indexed by pair.
+        Backed data is summed a chunk of cells at a time."""
+        cells = np.flatnonzero(mask)
+        sums, counts = [], []
+        for start in range(0, max(cells.size, 1), GROUP_CHUNK):
+            chunk = cells[start:start + GROUP_CHUNK]
+            frame = pd.DataFrame(self.rows(chunk), columns=self.genes)
+            groups = frame.groupby([self.cell_type[chunk], self.perturbation[chunk]], sort=True)
+            sums.append(groups.sum())
+            counts.append(groups.size())
+        total = pd.concat(sums).groupby(level=[0, 1]).sum()
+        n = pd.concat(counts).groupby(level=[0, 1]).sum()
+        return total.div(n, axis=0).rename_axis([CELL_TYPE, PERTURBATION])
 
     def single_perturbations(self, perturbation: str) -> list[str]:
         """The single perturbations a (possibly combined) perturbation is made of."""
@@ -60,10 +82,10 @@ class PerturbationData:
 
 
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
-                    split_name: str, obsm_keys: tuple[str, ...] = ()) -> PerturbationData:
+                    split_name: str, obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
     """Load a prepared dataset with the genes and cell assignment of one split, and the
-    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``)."""
-    adata = io.read_h5ad(prepared)
+    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``). ``backed`` leaves X on disk."""
+    adata = io.read_h5ad(prepared, backed=backed)
     missing = [key for key in obsm_keys if key not in adata.obsm]
     if missing:
         raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: "
@@ -79,10 +101,10 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
     if split.isna().any():
         raise InputError(f"{split_csv} does not assign {int(split.isna().sum())} cell(s) of {prepared}")
     genes = adata.var[key].to_numpy(dtype=bool)
-    X = to_dense(adata.X[:, genes])
+    X = None if backed else to_dense(adata.X[:, genes]).astype(np.float32, copy=False)
     obs = adata.obs
     return PerturbationData(
-        X=X.astype(np.float32, copy=False),
+        X=X,
         genes=adata.var_names[genes].to_numpy(dtype=object),
         cell_ids=adata.obs_names.to_numpy(dtype=object),
         perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
@@ -91,4 +113,6 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
         split=split.to_numpy(dtype=object),
         spec=DatasetSpec.from_dict(dict(meta["spec"])),
         obsm={key: to_dense(adata.obsm[key]).astype(np.float32, copy=False) for key in obsm_keys},
+        source=BackedCells([prepared]) if backed else None,
+        gene_mask=genes if backed else None,
     )

@@ -24,6 +24,10 @@ class CellBatches(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __len__(self) -> int:
+        """Batches per epoch, over all workers and ranks together."""
+        return self.sampling.n_batches(len(self.cells))
+
     def __iter__(self):
         worker = get_worker_info()
         worker_id, n_workers = (worker.id, worker.num_workers) if worker else (0, 1)

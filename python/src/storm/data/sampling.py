@@ -78,6 +78,11 @@ class Sampling:
         groups = [order[i:i + self.fetch_size] for i in range(0, order.size, self.fetch_size)]
         return groups[shard::n_shards]
 
+    def n_batches(self, n: int) -> int:
+        """Batches in an epoch of ``n`` cells, over all shards (each fetch ends with a short one)."""
+        full, rest = divmod(n, self.fetch_size)
+        return full * self.fetch_factor + -(-rest // self.batch_size)
+
     def batches(self, fetched: np.ndarray, epoch: int, fetch_number: int) -> list[np.ndarray]:
         """Positions within one fetch, shuffled in memory (not for streaming), cut into batches."""
         positions = np.arange(fetched.size)

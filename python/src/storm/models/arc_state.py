@@ -88,7 +88,7 @@ def write_inputs(data: PerturbationData, folder: Path, embed_key: str | None) ->
     # is an empty sparse matrix: it still names the genes, and the file is written once, not twice
     empty = sp.csr_matrix((int(keep.sum()), len(data.genes)), dtype=np.float32)
     adata = ad.AnnData(X=empty, obs=obs, var=pd.DataFrame(index=pd.Index(data.genes.astype(str), dtype=object)))
-    adata.obsm[HVG_KEY] = data.X[keep]
+    adata.obsm[HVG_KEY] = data.rows(np.flatnonzero(keep))
     if embed_key:
         adata.obsm[embed_key] = data.obsm[embed_key][keep]
     h5ad = folder / "cells.h5ad"

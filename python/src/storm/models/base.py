@@ -48,9 +48,9 @@ class PerturbationModel(ABC):
         """The obsm key the model reads cells from, or None for expression (``X``)."""
         return self.config.get("embed_key")
 
-    def inputs(self, data: PerturbationData) -> np.ndarray:
-        """What :meth:`predict` takes for each control cell: its expression, or its embedding."""
-        return data.X if self.input_key is None else data.obsm[self.input_key]
+    def inputs(self, data: PerturbationData, cells: np.ndarray) -> np.ndarray:
+        """What :meth:`predict` takes for ``cells``: their expression, or their embedding."""
+        return data.rows(cells) if self.input_key is None else data.obsm[self.input_key][cells]
 
     @abstractmethod
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
@@ -59,7 +59,7 @@ class PerturbationModel(ABC):
     @abstractmethod
     def predict(self, controls: np.ndarray, cell_type: str, perturbation: str) -> np.ndarray:
         """Predicted expression (cells x genes) of ``controls`` under ``perturbation``; ``controls``
-        are rows of :meth:`inputs`."""
+        come from :meth:`inputs`."""
 
     @abstractmethod
     def save(self, out_dir: Path) -> None:

@@ -84,7 +84,7 @@ class EpochLog(L.Callback):
 
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
                     max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None,
-                    precision: str = "32-true") -> None:
+                    precision: str = "32-true", callbacks: list | None = None) -> None:
     """Fit ``module``, checkpointing every epoch into ``ckpt_dir`` (default ``out_dir/checkpoints``)
     and resuming from its ``last.ckpt`` when a previous attempt left one. Resumed at an epoch
     boundary, training reaches the same weights as a run that never stopped."""
@@ -101,7 +101,7 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
         default_root_dir=out_dir,
         logger=False,
         # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv")],
+        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,

@@ -11,9 +11,11 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
 
 from ..data import PerturbationData
+from ..data.sampling import Sampling
+from ..errors import StormError
 from ..io import atomic_path
 from .base import PerturbationModel
 from .conditions import Conditions, control_pairs
@@ -60,28 +62,95 @@ def precision_for(config: dict) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
+class PairBatches(IterableDataset):
+    """Batches of (control, perturbation, cell type, target) read from backed data in a loader
+    strategy's order over the pairs; DataLoader workers take their own fetches."""
+
+    def __init__(self, model: "NeuralModel", data: PerturbationData, targets: np.ndarray, controls: np.ndarray,
+                 sampling: Sampling):
+        self.model, self.data, self.targets, self.controls = model, data, targets, controls
+        self.sampling, self.epoch = sampling, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        # a known length lets Lightning tell a finished epoch from a cut one when it resumes
+        return self.sampling.n_batches(self.targets.size)
+
+    def __iter__(self):
+        worker = get_worker_info()
+        shard, n_shards = (worker.id, worker.num_workers) if worker else (0, 1)
+        for i, fetch in enumerate(self.sampling.fetches(self.targets.size, self.epoch, shard=shard, n_shards=n_shards)):
+            fetch = np.sort(fetch)  # file order on disk; batches are shuffled in memory
+            targets, controls = self.targets[fetch], self.controls[fetch]
+            target_rows = self.data.rows(targets)
+            control_rows = self.model.inputs(self.data, controls) if self.model.uses_controls else None
+            pert, cov = self.model.conditions.encode(self.data.perturbation[targets], self.data.cell_type[targets])
+            for positions in self.sampling.batches(fetch, self.epoch, shard + i * n_shards):
+                control = (torch.from_numpy(control_rows[positions]) if control_rows is not None
+                           else torch.zeros(positions.size, 0))
+                yield control, pert[positions], cov[positions], torch.from_numpy(target_rows[positions])
+
+
+class SetEpoch(L.Callback):
+    """Tells a backed training set which epoch comes next (its order is drawn from seed and
+    epoch): when a checkpoint is restored and when an epoch ends. Worker processes copy the
+    dataset when the next epoch's iterator is made, which Lightning does before its epoch-start
+    hooks (and, resuming, before its train-start hook)."""
+
+    def __init__(self, dataset: PairBatches):
+        self.dataset = dataset
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        self.dataset.set_epoch(int(checkpoint["epoch"]) + 1)  # checkpoints are taken as an epoch ends
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.dataset.set_epoch(trainer.current_epoch + 1)
+
+
 class NeuralModel(PerturbationModel):
     """A model trained on (control, perturbation, cell type) -> perturbed cell pairs.
 
     Subclasses build the Lightning module; this class pairs cells, trains with checkpoints and
     resume, predicts, saves and loads. A model that ignores expression input sets
-    :attr:`uses_controls` to False and gets zero-width control tensors.
+    :attr:`uses_controls` to False and gets zero-width control tensors. With ``backed`` the
+    cells stay on disk and are read in the ``loader`` strategy's order.
     """
 
     uses_controls: ClassVar[bool] = True
+    #: strategies that read every pair once per epoch (weighted ones would need pair weights)
+    loaders: ClassVar[tuple[str, ...]] = ("streaming", "streaming_buffer", "block_shuffling", "random")
+
+    @classmethod
+    def resolve_config(cls, overrides: dict) -> dict:
+        config = super().resolve_config(overrides)
+        if config["loader"] not in cls.loaders:
+            raise StormError(f"loader must be one of {', '.join(cls.loaders)}, got '{config['loader']}'")
+        return config
 
     @abstractmethod
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
         """The Lightning module for these sizes, configured from :attr:`config`."""
 
-    def _dataset(self, data: PerturbationData, inputs: np.ndarray, split: str,
-                 rng: np.random.Generator) -> TensorDataset | None:
+    def _loader(self, data: PerturbationData, split: str, rng: np.random.Generator, train: bool):
+        """A DataLoader over a split's pairs (None without pairs), and a callback it needs."""
         targets, controls = control_pairs(data, split, rng)
         if targets.size == 0:
-            return None
+            return None, None
+        c = self.config
+        batch = int(c["batch_size"])
+        if c["backed"]:
+            strategy = c["loader"] if train else "streaming"
+            dataset = PairBatches(self, data, targets, controls,
+                                  Sampling(strategy, int(c["block_size"]), batch, seed=self.seed))
+            loader = DataLoader(dataset, batch_size=None, num_workers=int(c["num_workers"]))
+            return loader, SetEpoch(dataset)
         pert, cov = self.conditions.encode(data.perturbation[targets], data.cell_type[targets])
-        control = torch.from_numpy(inputs[controls]) if self.uses_controls else torch.zeros(len(targets), 0)
-        return TensorDataset(control, pert, cov, torch.from_numpy(data.X[targets]))
+        control = torch.from_numpy(self.inputs(data, controls)) if self.uses_controls else torch.zeros(len(targets), 0)
+        dataset = TensorDataset(control, pert, cov, torch.from_numpy(data.rows(targets)))
+        sampler = EpochSampler(len(dataset), self.seed) if train else None
+        return DataLoader(dataset, batch_size=batch, sampler=sampler), None
 
     def _build(self) -> None:
         self.module = self.build_module(self.n_inputs, self.n_genes, len(self.conditions.perturbations),
@@ -89,20 +158,19 @@ class NeuralModel(PerturbationModel):
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         self.conditions = Conditions.from_training(data)
-        inputs = self.inputs(data)
-        self.n_inputs, self.n_genes = inputs.shape[1] if self.uses_controls else 0, data.X.shape[1]
+        first = np.arange(1)
+        self.n_inputs = self.inputs(data, first).shape[1] if self.uses_controls else 0
+        self.n_genes = len(data.genes)
         torch.manual_seed(self.seed)  # initial weights
         self._build()
         rng = np.random.default_rng(self.seed)
-        train_set = self._dataset(data, inputs, "train", rng)
-        val_set = self._dataset(data, inputs, "val", rng)
-        batch = int(self.config["batch_size"])
+        train_loader, set_epoch = self._loader(data, "train", rng, train=True)
+        val_loader, _ = self._loader(data, "val", rng, train=False)
         fit_with_resume(
-            self.module,
-            DataLoader(train_set, batch_size=batch, sampler=EpochSampler(len(train_set), self.seed)),
-            DataLoader(val_set, batch_size=batch) if val_set is not None else None,
+            self.module, train_loader, val_loader,
             out_dir, int(self.config["max_epochs"]), str(self.config["accelerator"]), self.seed,
             ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
+            callbacks=[set_epoch] if set_epoch else [],
         )
 
     @torch.no_grad()
