@@ -6,10 +6,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader
 
 from storm.data.backed import BackedCells
-from storm.data.loader import CellBatches
+from storm.data.loader import CellBatches, make_loader
 from storm.data.sampling import STRATEGIES, Sampling, balanced_weights
 from storm.errors import StormError
 
@@ -101,7 +100,7 @@ def test_dataloader_workers_and_ranks_cover_the_epoch_once(plates):
     for rank in range(2):
         dataset = CellBatches(cells, sampling, rank=rank, world_size=2)
         dataset.set_epoch(1)
-        for batch in DataLoader(dataset, batch_size=None, num_workers=2):
+        for batch in make_loader(dataset, num_workers=2):
             index = batch["index"].numpy()
             np.testing.assert_array_equal(batch["X"].numpy(), whole.X[index].toarray())
             assert torch.equal(batch["drug"], torch.from_numpy(cells.labels["drug"][index]))
@@ -159,3 +158,18 @@ def test_n_batches_counts_what_an_epoch_yields(n):
     sampling = Sampling("block_shuffling", block_size=4, batch_size=64, fetch_factor=10)
     counted = sum(len(sampling.batches(f, 0, i)) for i, f in enumerate(sampling.fetches(n, 0)))
     assert sampling.n_batches(n) == counted
+
+
+def test_sparse_batches_densify_to_the_same_cells(plates):
+    from storm.data.loader import make_loader, to_tensors
+
+    paths, whole = plates
+    sampling = Sampling("block_shuffling", block_size=4, batch_size=16, fetch_factor=2, seed=2)
+    dense = list(CellBatches(BackedCells(paths, ["drug"]), sampling))
+    sparse = list(make_loader(CellBatches(BackedCells(paths, ["drug"]), sampling, dense=False), num_workers=1))
+    assert len(sparse) == len(dense)
+    for a, b in zip(dense, sparse):
+        assert "X" not in b and isinstance(b["index"], np.ndarray)  # numpy and CSR cross the queue
+        b = to_tensors(b)
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["drug"], b["drug"])
+        np.testing.assert_array_equal(b["X"].numpy(), whole.X[b["index"].numpy()].toarray())

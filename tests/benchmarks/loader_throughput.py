@@ -64,12 +64,13 @@ def one(spec: dict) -> dict:
     path, loader, block, workers = spec["path"], spec["loader"], spec["block"], spec["workers"]
     if loader == "storm":
         from storm.data.backed import BackedCells
-        from storm.data.loader import CellBatches
+        from storm.data.loader import CellBatches, make_loader, to_tensors
         from storm.data.sampling import Sampling
 
         strategy = "streaming" if block == 0 else ("random" if block == 1 else "block_shuffling")
-        dataset = CellBatches(BackedCells([path], ["drug"]), Sampling(strategy, max(block, 1), BATCH, FETCH_FACTOR))
-        batches = DataLoader(dataset, batch_size=None, num_workers=workers)
+        dataset = CellBatches(BackedCells([path], ["drug"]), Sampling(strategy, max(block, 1), BATCH, FETCH_FACTOR),
+                              dense=False)
+        batches = (to_tensors(b)["X"] for b in make_loader(dataset, workers))
     elif loader == "scdataset":
         import anndata as ad
         from scdataset import scDataset
@@ -78,9 +79,9 @@ def one(spec: dict) -> dict:
         adata = ad.read_h5ad(path, backed="r")
         strategy = Streaming() if block == 0 else BlockShuffling(block_size=block)
         dataset = scDataset(adata, strategy, batch_size=BATCH, fetch_factor=FETCH_FACTOR,
-                            fetch_callback=lambda data, idx: data.X[np.sort(idx)],
-                            batch_transform=lambda X: torch.from_numpy(X.toarray()))
-        batches = DataLoader(dataset, batch_size=None, num_workers=workers)
+                            fetch_callback=lambda data, idx: data.X[np.sort(idx)])
+        # CSR crosses from the workers, the dense batch is made here, as for storm
+        batches = (torch.from_numpy(X.toarray()) for X in DataLoader(dataset, batch_size=None, num_workers=workers))
     else:
         import anndata as ad
         from anndata.experimental import AnnLoader
@@ -88,18 +89,20 @@ def one(spec: dict) -> dict:
         if workers:
             raise SystemExit("AnnLoader cannot hand backed batches to worker processes")
         # a batch is a lazy view: .X reads it
-        batches = (view.X for view in AnnLoader(ad.read_h5ad(path, backed="r"), batch_size=BATCH, shuffle=True))
+        batches = (view.X if torch.is_tensor(view.X) else torch.from_numpy(view.X.toarray())
+                   for view in AnnLoader(ad.read_h5ad(path, backed="r"), batch_size=BATCH, shuffle=True))
     warmup, seen, started = 2 * BATCH * FETCH_FACTOR, 0, None
-    for batch in batches:
-        n = len(batch["index"]) if isinstance(batch, dict) else (batch.shape[0] if hasattr(batch, "shape")
-                                                                  else batch.X.shape[0])
-        seen += n
+    for batch in batches:  # a dense torch tensor, ready for a model
+        seen += batch.shape[0]
         if started is None and seen >= warmup:
             started, seen = time.perf_counter(), 0
         elif started is not None and time.perf_counter() - started > spec["seconds"]:
             break
     rate = seen / (time.perf_counter() - started) if started else float("nan")
-    return {"cells_per_s": rate, "main_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's from before exec)
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(status.split("VmHWM:")[1].split()[0])
+    return {"cells_per_s": rate, "main_gb": peak_kb / 1024**2,
             "worker_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2}
 
 

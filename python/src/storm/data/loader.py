@@ -1,15 +1,18 @@
 """A torch IterableDataset of batches from backed h5ad files, in a :class:`Sampling` order.
 
-Use it with ``DataLoader(dataset, batch_size=None, num_workers=k)``: each worker (and each DDP
-rank, given ``rank``/``world_size``) takes its own fetches of the epoch, so none overlap. Call
-:meth:`set_epoch` before each epoch; the order depends on (seed, epoch) only.
+Use it through :func:`make_loader`: each DataLoader worker (and each DDP rank, given
+``rank``/``world_size``) takes its own fetches of the epoch, so none overlap. Call
+:meth:`set_epoch` before each epoch; the order depends on (seed, epoch) only. With
+``dense=False`` a batch holds the cells as a scipy CSR matrix (a few percent of the dense bytes on
+single-cell data) and numpy labels, which is what should cross from worker processes;
+:func:`to_tensors` makes the dense tensors on the receiving side.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .backed import BackedCells
 from .sampling import Sampling
@@ -17,8 +20,8 @@ from .sampling import Sampling
 
 class CellBatches(IterableDataset):
     def __init__(self, cells: BackedCells, sampling: Sampling, weights: np.ndarray | None = None,
-                 rank: int = 0, world_size: int = 1):
-        self.cells, self.sampling, self.weights = cells, sampling, weights
+                 rank: int = 0, world_size: int = 1, dense: bool = True):
+        self.cells, self.sampling, self.weights, self.dense = cells, sampling, weights, dense
         self.rank, self.world_size, self.epoch = rank, world_size, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -38,8 +41,30 @@ class CellBatches(IterableDataset):
             block = self.cells.read(fetch)  # CSR until the batch is formed
             # the in-memory shuffle is keyed by the fetch's number in the whole epoch, not the shard's
             for positions in self.sampling.batches(fetch, self.epoch, shard + i * n_shards):
-                batch = {"X": torch.from_numpy(block[positions].toarray().astype(np.float32, copy=False)),
-                         "index": torch.from_numpy(fetch[positions])}
-                for column, codes in self.cells.labels.items():
-                    batch[column] = torch.from_numpy(codes[fetch[positions]])
-                yield batch
+                cells = fetch[positions]
+                batch = {"index": cells, **{column: codes[cells] for column, codes in self.cells.labels.items()}}
+                if self.dense:
+                    batch["X"] = block[positions].toarray().astype(np.float32, copy=False)
+                    yield to_tensors(batch)
+                else:
+                    batch["X_csr"] = block[positions]
+                    yield batch
+
+
+def _as_is(batch):
+    return batch
+
+
+def make_loader(dataset: CellBatches, num_workers: int = 0) -> DataLoader:
+    """A DataLoader for :class:`CellBatches` that passes each batch through the worker queue as
+    one pickled object (with ``dense=False``: CSR and numpy arrays), rather than one shared-memory
+    tensor per field, which costs more than the data for batches this size."""
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+
+
+def to_tensors(batch: dict) -> dict:
+    """A batch as torch tensors, with the dense cells x genes matrix ``X`` (made from ``X_csr``)."""
+    out = {key: torch.as_tensor(value) for key, value in batch.items() if key != "X_csr"}
+    if "X_csr" in batch:
+        out["X"] = torch.from_numpy(batch["X_csr"].toarray().astype(np.float32, copy=False))
+    return out

@@ -15,11 +15,10 @@ import torch
 import yaml
 from sklearn.metrics import f1_score
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .. import io
 from ..data.backed import BackedCells
-from ..data.loader import CellBatches
+from ..data.loader import CellBatches, make_loader, to_tensors
 from ..data.sampling import Sampling, balanced_weights
 from ..errors import InputError
 from ..models.config import read_config_file, resolve
@@ -74,14 +73,15 @@ def run(train_paths: list[Path], test_path: Path, tasks: list[str], config: dict
     torch.manual_seed(int(config["seed"]))
     model = MultiTaskLinear(train.n_vars, {t: len(both.categories[t]) for t in tasks})
     optimiser = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
-    dataset = CellBatches(train, sampling, weights)
-    loader = DataLoader(dataset, batch_size=None, num_workers=int(config["num_workers"]))
+    dataset = CellBatches(train, sampling, weights, dense=False)  # CSR crosses from workers
+    loader = make_loader(dataset, int(config["num_workers"]))
     rows, cells_seen, train_seconds = [], 0, 0.0
     for epoch in range(int(config["epochs"])):
         dataset.set_epoch(epoch)
         epoch_start = time.perf_counter()
         losses = []
-        for step, batch in enumerate(_capped(loader, config["max_train_cells"])):
+        for batch in _capped(loader, config["max_train_cells"]):
+            batch = to_tensors(batch)
             logits = model(batch["X"])
             loss = sum(nn.functional.cross_entropy(logits[t], batch[t]) for t in tasks)
             optimiser.zero_grad()
