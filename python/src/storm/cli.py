@@ -478,7 +478,8 @@ def models(show_config: str | None) -> None:
         return
     for name in available_models():
         cls = get_model_class(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        doc = paragraph.split(". ")[0].rstrip(".")  # the first sentence
         click.echo(f"{name:20s} {doc}")
 
 
