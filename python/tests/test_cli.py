@@ -4,14 +4,23 @@ from click.testing import CliRunner
 
 from storm.cli import cli, parse_overrides
 
-COMMANDS = ["synth", "validate", "split", "prepare", "train", "predict", "reference", "evaluate", "report", "models"]
+COMMANDS = ["synth", "validate", "split", "prepare", "train", "predict", "reference", "evaluate", "report", "models",
+            "loaders synth", "loaders train", "loaders report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help(command):
-    result = CliRunner().invoke(cli, [command, "--help"])
+    result = CliRunner().invoke(cli, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_models_lists_each_model_and_shows_a_config():
+    listing = CliRunner().invoke(cli, ["models"]).output
+    names = [line.split()[0] for line in listing.splitlines()]
+    assert names == sorted(names) and {"state", "latent_additive", "decoder_only"} <= set(names)
+    shown = CliRunner().invoke(cli, ["models", "--config", "state"]).output
+    assert "lora:" in shown and "size: tiny" in shown
 
 
 def test_parse_overrides():
