@@ -3,13 +3,15 @@ AnnLoader (not a test; prints tables).
 
 Usage: python tests/benchmarks/loader_throughput.py [--cells 200000] [--genes 62710] [--nnz 1500]
            [--blocks 1,4,16,64,256] [--workers 0,1,2] [--variants plain,gzip] [--seconds 6]
-           [--cache DIR]
+           [--to dense|csr] [--cold] [--cache DIR]
 
 The file (written once into --cache, with anndata's defaults; gzip: compression='gzip') holds
 integer counts in CSR, rows clustered by (cell line, drug) like a sequenced plate. Every
 configuration runs in its own process: after a warm-up of two fetches it reads for --seconds and
 reports steady-state cells/s and peak memory of the main process and of one worker. "cold" drops
-the page cache first (root only), "warm" has just read the file. scdataset runs the same
+the page cache first (root only); "warm" reads the whole file once first. --to dense (default)
+counts batches as dense torch tensors made in the main process (what a model takes; the same
+work for every loader), --to csr the CSR batches the loaders hand over (the loader alone). scdataset runs the same
 strategy (BlockShuffling with the same block size, batch size and fetch factor) over the backed
 AnnData, fetching with anndata's backed CSR indexing; AnnLoader shuffles cell by cell.
 Per-batch label entropy (drug) relative to i.i.d. batches shows what each block size costs in
@@ -70,7 +72,7 @@ def one(spec: dict) -> dict:
         strategy = "streaming" if block == 0 else ("random" if block == 1 else "block_shuffling")
         dataset = CellBatches(BackedCells([path], ["drug"]), Sampling(strategy, max(block, 1), BATCH, FETCH_FACTOR),
                               dense=False)
-        batches = (to_tensors(b)["X"] for b in make_loader(dataset, workers))
+        batches = (to_tensors(b)["X"] if spec["to"] == "dense" else b["X_csr"] for b in make_loader(dataset, workers))
     elif loader == "scdataset":
         import anndata as ad
         from scdataset import scDataset
@@ -81,7 +83,8 @@ def one(spec: dict) -> dict:
         dataset = scDataset(adata, strategy, batch_size=BATCH, fetch_factor=FETCH_FACTOR,
                             fetch_callback=lambda data, idx: data.X[np.sort(idx)])
         # CSR crosses from the workers, the dense batch is made here, as for storm
-        batches = (torch.from_numpy(X.toarray()) for X in DataLoader(dataset, batch_size=None, num_workers=workers))
+        batches = (torch.from_numpy(X.toarray()) if spec["to"] == "dense" else X
+                   for X in DataLoader(dataset, batch_size=None, num_workers=workers))
     else:
         import anndata as ad
         from anndata.experimental import AnnLoader
@@ -89,10 +92,10 @@ def one(spec: dict) -> dict:
         if workers:
             raise SystemExit("AnnLoader cannot hand backed batches to worker processes")
         # a batch is a lazy view: .X reads it
-        batches = (view.X if torch.is_tensor(view.X) else torch.from_numpy(view.X.toarray())
+        batches = (view.X if torch.is_tensor(view.X) or spec["to"] == "csr" else torch.from_numpy(view.X.toarray())
                    for view in AnnLoader(ad.read_h5ad(path, backed="r"), batch_size=BATCH, shuffle=True))
     warmup, seen, started = 2 * BATCH * FETCH_FACTOR, 0, None
-    for batch in batches:  # a dense torch tensor, ready for a model
+    for batch in batches:  # a dense torch tensor ready for a model, or (--to csr) the loader's CSR
         seen += batch.shape[0]
         if started is None and seen >= warmup:
             started, seen = time.perf_counter(), 0
@@ -110,6 +113,10 @@ def measure(spec: dict, cold: bool) -> dict:
     if cold:
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    else:
+        with open(spec["path"], "rb") as fh:  # the whole file into the page cache
+            while fh.read(1 << 26):
+                pass
     done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
     if done.returncode != 0:
         return {"cells_per_s": float("nan"), "main_gb": float("nan"), "worker_gb": float("nan"),
@@ -132,8 +139,8 @@ def entropy_ratio(path: Path, block: int, batches: int = 300) -> float:
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
 
-    shuffled = [entropy(f[pos]) for i, f in enumerate(fetches[:batches // FETCH_FACTOR + 1])
-                for pos in sampling.batches(labels[f], 0, i)]
+    shuffled = [entropy(labels[np.sort(f)[pos]]) for i, f in enumerate(fetches[:batches // FETCH_FACTOR + 1])
+                for pos in sampling.batches(f, 0, i)]
     iid = [entropy(labels[np.random.default_rng(i).integers(0, labels.size, BATCH)]) for i in range(batches)]
     return float(np.mean(shuffled) / np.mean(iid))
 
@@ -149,6 +156,7 @@ def main() -> None:
     parser.add_argument("--variants", default="plain,gzip")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--cold", action="store_true", help="also measure with the page cache dropped (root)")
+    parser.add_argument("--to", choices=["dense", "csr"], default="dense", help="what a counted batch is")
     parser.add_argument("--cache", type=Path, default=Path("bench-loaders"))
     args = parser.parse_args()
     if args.one:
@@ -167,7 +175,7 @@ def main() -> None:
             print(f"<!-- wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f}s -->")
         for cache in (["cold", "warm"] if args.cold else ["warm"]):
             for w in workers:
-                base = {"path": str(path), "workers": w, "seconds": args.seconds}
+                base = {"path": str(path), "workers": w, "seconds": args.seconds, "to": args.to}
                 streaming = measure({**base, "loader": "storm", "block": 0}, cache == "cold")["cells_per_s"]
                 print(f"| {variant} | {cache} | storm streaming | - | {w} | {streaming:,.0f} | | 1.00 | | |")
                 for block in blocks:
