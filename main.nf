@@ -51,11 +51,75 @@ def checkParams() {
 }
 
 // --workflow perturbation (default): datasets x seeds x models; --workflow loaders: the
-// loader-strategy benchmark (one classifier per strategy, each its own task)
+// loader-strategy benchmark (one classifier per strategy, each its own task). The model benchmark
+// stays in the entry workflow so its processes keep their plain names (TRAIN, not X:TRAIN).
 workflow {
-    if (params.workflow == 'perturbation') PERTURBATION()
-    else if (params.workflow == 'loaders') LOADERS()
-    else error "--workflow must be perturbation or loaders, got: ${params.workflow}"
+    if (params.workflow == 'loaders') {
+        LOADERS()
+    } else {
+        if (params.workflow != 'perturbation') error "--workflow must be perturbation or loaders, got: ${params.workflow}"
+        def (seeds, models) = checkParams()
+
+        if (params.synthetic) {
+            datasets = SYNTH(Channel.of([id: 'synthetic'])).h5ad
+        } else {
+            def files = parseList('input', params.input).collect { file(it, checkIfExists: true) }
+            def ids = files*.simpleName
+            if (ids.toSet().size() != ids.size()) error "--input names two files with the same name: ${ids.join(', ')}"
+            datasets = Channel.fromList(files).map { f -> [[id: f.simpleName], f] }
+        }
+
+        VALIDATE(datasets)
+
+        // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
+        split_in = VALIDATE.out.validated
+            .combine(Channel.fromList(seeds))
+            .map { meta, h5ad, qc, seed -> [meta + [seed: seed], h5ad, qc] }
+        def holdout_files = [params.manual_holdout, params.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
+        SPLIT(split_in, holdout_files)
+        splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
+
+        // prepare once per dataset, choosing genes per split on its training cells
+        splits_per_dataset = splits
+            .map { meta, dir -> [meta.id, dir] }
+            .groupTuple(size: seeds.size())
+        prepare_in = VALIDATE.out.validated
+            .map { meta, h5ad, qc -> [meta.id, meta, h5ad] }
+            .join(splits_per_dataset)
+            .map { id, meta, h5ad, dirs -> [meta, h5ad, dirs] }
+        PREPARE(prepare_in)
+
+        // the grid: (dataset, seed) x model
+        train_in = splits
+            .map { meta, dir -> [meta.id, meta, dir] }
+            .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)
+            .combine(Channel.fromList(models))
+            .map { id, meta, dir, prepared, model -> [meta + [model: model], prepared, dir] }
+        TRAIN(train_in)
+
+        predict_in = train_in
+            .map { meta, prepared, dir -> [meta, prepared, dir] }
+            .join(TRAIN.out.model)
+        PREDICT(predict_in)
+
+        // what every model's evaluation of a split shares (real DE, the cell-mean baseline), once
+        // per split, from the real cells of the alphabetically first model (all models' are equal)
+        REFERENCE(PREDICT.out.prediction
+            .map { meta, pred, real -> [splitKey(meta), meta.model, real] }
+            .groupTuple(size: models.size())
+            .map { key, names, reals -> [key, reals[names.indexOf(names.min())]] })
+        evaluate_in = PREDICT.out.prediction
+            .map { meta, pred, real -> [splitKey(meta), meta, pred, real] }
+            .combine(REFERENCE.out.reference, by: 0)
+            .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
+        EVALUATE(evaluate_in)
+
+        REPORT(
+            EVALUATE.out.metrics.map { meta, csv -> csv }.collect(),
+            TRAIN.out.model.map { meta, dir -> dir }.collect(),
+            file(params.outdir).toAbsolutePath().resolve('pipeline_info').toString()
+        )
+    }
 }
 
 workflow LOADERS {
@@ -77,69 +141,6 @@ workflow LOADERS {
     LOADER_REPORT(LOADER_TRAIN.out.result.collect())
 }
 
-workflow PERTURBATION {
-    def (seeds, models) = checkParams()
-
-    if (params.synthetic) {
-        datasets = SYNTH(Channel.of([id: 'synthetic'])).h5ad
-    } else {
-        def files = parseList('input', params.input).collect { file(it, checkIfExists: true) }
-        def ids = files*.simpleName
-        if (ids.toSet().size() != ids.size()) error "--input names two files with the same name: ${ids.join(', ')}"
-        datasets = Channel.fromList(files).map { f -> [[id: f.simpleName], f] }
-    }
-
-    VALIDATE(datasets)
-
-    // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
-    split_in = VALIDATE.out.validated
-        .combine(Channel.fromList(seeds))
-        .map { meta, h5ad, qc, seed -> [meta + [seed: seed], h5ad, qc] }
-    def holdout_files = [params.manual_holdout, params.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
-    SPLIT(split_in, holdout_files)
-    splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
-
-    // prepare once per dataset, choosing genes per split on its training cells
-    splits_per_dataset = splits
-        .map { meta, dir -> [meta.id, dir] }
-        .groupTuple(size: seeds.size())
-    prepare_in = VALIDATE.out.validated
-        .map { meta, h5ad, qc -> [meta.id, meta, h5ad] }
-        .join(splits_per_dataset)
-        .map { id, meta, h5ad, dirs -> [meta, h5ad, dirs] }
-    PREPARE(prepare_in)
-
-    // the grid: (dataset, seed) x model
-    train_in = splits
-        .map { meta, dir -> [meta.id, meta, dir] }
-        .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)
-        .combine(Channel.fromList(models))
-        .map { id, meta, dir, prepared, model -> [meta + [model: model], prepared, dir] }
-    TRAIN(train_in)
-
-    predict_in = train_in
-        .map { meta, prepared, dir -> [meta, prepared, dir] }
-        .join(TRAIN.out.model)
-    PREDICT(predict_in)
-
-    // what every model's evaluation of a split shares (real DE, the cell-mean baseline), once
-    // per split, from the real cells of the alphabetically first model (all models' are equal)
-    REFERENCE(PREDICT.out.prediction
-        .map { meta, pred, real -> [splitKey(meta), meta.model, real] }
-        .groupTuple(size: models.size())
-        .map { key, names, reals -> [key, reals[names.indexOf(names.min())]] })
-    evaluate_in = PREDICT.out.prediction
-        .map { meta, pred, real -> [splitKey(meta), meta, pred, real] }
-        .combine(REFERENCE.out.reference, by: 0)
-        .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
-    EVALUATE(evaluate_in)
-
-    REPORT(
-        EVALUATE.out.metrics.map { meta, csv -> csv }.collect(),
-        TRAIN.out.model.map { meta, dir -> dir }.collect(),
-        file(params.outdir).toAbsolutePath().resolve('pipeline_info').toString()
-    )
-}
 
 workflow.onComplete {
     if (workflow.success && params.sync_to) {
