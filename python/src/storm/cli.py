@@ -425,7 +425,7 @@ def loaders_synth(out_dir: Path, plates: int, cells_per_plate: int, genes: int, 
     """Write Tahoe-shaped plates: CSR counts clustered by (cell line, drug), MoA labels."""
     from .loaderbench.synth import PlateConfig, write_plates
 
-    if min(plates, cells_per_plate, genes) < 1 or plates < 2:
+    if plates < 2 or min(cells_per_plate, genes) < 1:
         raise click.BadParameter("need at least 2 plates, 1 cell per plate and 1 gene")
     paths = write_plates(PlateConfig(plates, cells_per_plate, genes, seed=seed), out_dir, "gzip" if gzip else None)
     click.echo("\n".join(map(str, paths)))

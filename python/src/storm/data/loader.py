@@ -18,6 +18,18 @@ from .backed import BackedCells
 from .sampling import Sampling
 
 
+def shard_fetches(sampling: Sampling, n: int, epoch: int, weights: np.ndarray | None = None, rank: int = 0,
+                  world_size: int = 1):
+    """This process's fetches of an epoch (its DataLoader worker of its DDP rank), each sorted for
+    reading in file order, with the fetch's number in the whole epoch: that number keys the
+    in-memory shuffle, so batches do not depend on how the epoch is sharded."""
+    worker = get_worker_info()
+    worker_id, n_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+    shard, n_shards = rank * n_workers + worker_id, world_size * n_workers
+    for i, fetch in enumerate(sampling.fetches(n, epoch, weights, shard, n_shards)):
+        yield shard + i * n_shards, np.sort(fetch)
+
+
 class CellBatches(IterableDataset):
     def __init__(self, cells: BackedCells, sampling: Sampling, weights: np.ndarray | None = None,
                  rank: int = 0, world_size: int = 1, dense: bool = True):
@@ -32,15 +44,10 @@ class CellBatches(IterableDataset):
         return self.sampling.n_batches(len(self.cells))
 
     def __iter__(self):
-        worker = get_worker_info()
-        worker_id, n_workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        shard, n_shards = self.rank * n_workers + worker_id, self.world_size * n_workers
-        fetches = self.sampling.fetches(len(self.cells), self.epoch, self.weights, shard, n_shards)
-        for i, fetch in enumerate(fetches):
-            fetch = np.sort(fetch)  # read in file order; batches are shuffled in memory
+        for number, fetch in shard_fetches(self.sampling, len(self.cells), self.epoch, self.weights, self.rank,
+                                           self.world_size):
             block = self.cells.read(fetch)  # CSR until the batch is formed
-            # the in-memory shuffle is keyed by the fetch's number in the whole epoch, not the shard's
-            for positions in self.sampling.batches(fetch, self.epoch, shard + i * n_shards):
+            for positions in self.sampling.batches(fetch, self.epoch, number):
                 cells = fetch[positions]
                 batch = {"index": cells, **{column: codes[cells] for column, codes in self.cells.labels.items()}}
                 if self.dense:

@@ -11,9 +11,10 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from ..data import PerturbationData
+from ..data.loader import shard_fetches
 from ..data.sampling import Sampling
 from ..errors import StormError
 from ..io import atomic_path
@@ -79,15 +80,13 @@ class PairBatches(IterableDataset):
         return self.sampling.n_batches(self.targets.size)
 
     def __iter__(self):
-        worker = get_worker_info()
-        shard, n_shards = (worker.id, worker.num_workers) if worker else (0, 1)
-        for i, fetch in enumerate(self.sampling.fetches(self.targets.size, self.epoch, shard=shard, n_shards=n_shards)):
-            fetch = np.sort(fetch)  # file order on disk; batches are shuffled in memory
+        # pairs are ordered by target cell, so a sorted fetch reads its targets in file order
+        for number, fetch in shard_fetches(self.sampling, self.targets.size, self.epoch):
             targets, controls = self.targets[fetch], self.controls[fetch]
             target_rows = self.data.rows(targets)
             control_rows = self.model.inputs(self.data, controls) if self.model.uses_controls else None
             pert, cov = self.model.conditions.encode(self.data.perturbation[targets], self.data.cell_type[targets])
-            for positions in self.sampling.batches(fetch, self.epoch, shard + i * n_shards):
+            for positions in self.sampling.batches(fetch, self.epoch, number):
                 control = (torch.from_numpy(control_rows[positions]) if control_rows is not None
                            else torch.zeros(positions.size, 0))
                 yield control, pert[positions], cov[positions], torch.from_numpy(target_rows[positions])
