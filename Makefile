@@ -30,9 +30,10 @@ $(NXF_STAMP): tools/nextflow-pom.xml tools/install-nextflow
 $(BIN)/nextflow: $(NXF_STAMP) $(PY_STAMP)
 	tools/install-nextflow .nextflow-runtime $(BIN)
 
+# live progress on a terminal, plain lines in a log
 demo: install
-	$(NEXTFLOW) run main.nf --synthetic --outdir $(OUTDIR) -ansi-log false
-	@echo "report: $(abspath $(OUTDIR))/report/report.html"
+	@if [ -t 1 ]; then ansi=true; else ansi=false; fi; \
+	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi
 
 test: install lint slurm
 	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)

@@ -1,22 +1,24 @@
 process EVALUATE {
     tag "${meta.id} ${meta.split} ${meta.model}"
-    label 'process_medium'
+    label 'process_single'
 
     input:
     tuple val(meta), path(pred), path(real), path(reference)
 
     output:
     tuple val(meta), path("metrics.csv"), emit: metrics
+    path("evaluate.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
-    storm evaluate --pred ${pred} --real ${real} --reference ${reference} --out metrics.csv \\
+    ${StormCli.call('evaluate')} --pred ${pred} --real ${real} --reference ${reference} --out metrics.csv \\
         --dataset ${meta.id} --seed ${meta.seed} --model ${meta.model} --threads ${task.cpus} ${args}
     """
 
     stub:
     """
-    echo 'dataset,seed,model,cell_type,perturbation,metric,value' > metrics.csv
+    echo 'dataset,seed,model,cell_type,perturbation,metric,value' > metrics.csv; ${StormCli.stubFiles('evaluate')}
     """
 }

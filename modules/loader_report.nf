@@ -1,5 +1,5 @@
 process LOADER_REPORT {
-    label 'process_low'
+    label 'process_single'
 
     input:
     path(results, stageAs: 'results/*')
@@ -9,7 +9,8 @@ process LOADER_REPORT {
 
     script:
     """
-    storm loaders report ${results} --out-dir report
+    mkdir -p report
+    ${StormCli.call('loaders report', 'report/report')} ${results} --out-dir report
     """
 
     stub:

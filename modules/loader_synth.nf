@@ -1,18 +1,19 @@
 process LOADER_SYNTH {
-    label 'process_low'
+    label 'process_single'
 
     output:
     path("plates/*.h5ad"), emit: plates
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
-    storm loaders synth --out-dir plates ${args}
+    ${StormCli.call('loaders synth')} --out-dir plates ${args}
     """
 
     stub:
     """
     mkdir plates
-    touch plates/plate0.h5ad plates/plate1.h5ad plates/plate2.h5ad
+    touch plates/plate0.h5ad plates/plate1.h5ad plates/plate2.h5ad; ${StormCli.stubFiles('synth')}
     """
 }

@@ -1,23 +1,25 @@
 process PREDICT {
     tag "${meta.id} ${meta.split} ${meta.model}"
-    label 'process_medium'
+    label 'process_single'
 
     input:
-    tuple val(meta), path(prepared), path(split), path(model)
+    tuple val(meta), path(prepared), path(split), path(genes), path(model)
 
     output:
-    tuple val(meta), path("pred.h5ad"), path("real.h5ad"), emit: prediction
+    tuple val(meta), path("pred.h5ad"), emit: prediction
+    path("predict.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    storm predict --prepared ${prepared} --split ${split}/split.csv --split-name ${meta.split} \\
-        --model-dir ${model} --out-dir . --seed ${meta.seed} ${args}
+    ${StormCli.call('predict')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
+        --model-dir ${model} --out pred.h5ad --seed ${meta.seed} ${args}
     """
 
     stub:
     """
-    touch pred.h5ad real.h5ad
+    touch pred.h5ad; ${StormCli.stubFiles('predict')}
     """
 }

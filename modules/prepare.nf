@@ -1,22 +1,22 @@
 process PREPARE {
     tag "${meta.id}"
-    label 'process_medium'
+    label 'process_low'
 
     input:
-    tuple val(meta), path(h5ad), path(splits)
+    tuple val(meta), path(h5ad)
 
     output:
     tuple val(meta), path("prepared.h5ad"), emit: prepared
+    path("prepare.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
-    def args = task.ext.args ?: ''
-    def split_args = splits.collect { "--split ${it.name}=${it.name}/split.csv" }.join(' ')
     """
-    storm prepare --input ${h5ad} ${split_args} --out prepared.h5ad ${task.ext.spec_args} ${args}
+    ${StormCli.call('prepare')} --input ${h5ad} ${StormCli.spec(meta)} --out prepared.h5ad
     """
 
     stub:
     """
-    touch prepared.h5ad
+    touch prepared.h5ad; ${StormCli.stubFiles('prepare')}
     """
 }

@@ -1,22 +1,27 @@
+// Per split, what every model's evaluation shares: the real held-out cells (real.h5ad, written
+// once here), their differential expression and the cell-mean baseline's metrics.
 process REFERENCE {
     tag "${meta.id} ${meta.split}"
-    label 'process_medium'
+    label 'process_low'
 
     input:
-    tuple val(meta), path(real)
+    tuple val(meta), path(prepared), path(split), path(genes)
 
     output:
-    tuple val(meta), path("reference"), emit: reference
+    tuple val(meta), path("real.h5ad"), path("reference"), emit: reference
+    path("reference.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
-    storm reference --real ${real} --out-dir reference --threads ${task.cpus} ${args}
+    ${StormCli.call('reference')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
+        --out-dir . --threads ${task.cpus} ${args}
     """
 
     stub:
     """
     mkdir reference
-    touch reference/baseline_agg.csv
+    touch real.h5ad reference/baseline_agg.csv; ${StormCli.stubFiles('reference')}
     """
 }

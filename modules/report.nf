@@ -1,18 +1,31 @@
 process REPORT {
-    label 'process_low'
+    label 'process_single'
 
     input:
     path(metrics, stageAs: 'metrics/metrics*.csv')
-    path(models, stageAs: 'models/model*')
-    val(pipeline_info)   // read in place for the trace, when the filesystem is shared
+    path(models, stageAs: 'models/model*')   // their train_log.csv: training curves
+    path(qc, stageAs: 'qc/qc*.json')
+    val(run_info)         // storm and Nextflow versions, commit, parameters, datasets (JSON)
+    val(versions)         // what every step ran, one YAML block per process
+    val(pipeline_info)    // read in place for the trace, when the filesystem is shared
 
     output:
     path("report"), emit: report
 
     script:
-    def model_args = models.collect { "--model-dir ${it}" }.join(' ')
+    def model_args = [models].flatten().collect { "--model-dir ${it}" }.join(' ')
+    def qc_args = [qc].flatten().collect { "--qc ${it}" }.join(' ')
     """
-    storm report ${metrics} --out-dir report ${model_args} --pipeline-info '${pipeline_info}'
+    cat > run_info.json <<'STORM_RUN_INFO'
+${run_info}
+STORM_RUN_INFO
+    cat > software_versions.yml <<'STORM_VERSIONS'
+${versions}
+STORM_VERSIONS
+    mkdir -p report
+    ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} \\
+        --run-info run_info.json --versions software_versions.yml \\
+        --out-dir report --pipeline-info '${pipeline_info}'
     """
 
     stub:

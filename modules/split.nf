@@ -1,24 +1,27 @@
 process SPLIT {
-    tag "${meta.id} seed${meta.seed} ${params.split_strategy}"
-    label 'process_low'
+    tag "${meta.id} seed${meta.seed} ${meta.strategy}"
+    label 'process_single'
 
     input:
-    tuple val(meta), path(h5ad), path(qc)
+    tuple val(meta), path(h5ad)
     path(holdout)   // the manual holdout or split file, when the strategy takes one
 
     output:
     tuple val(meta), path("seed*", type: 'dir'), emit: split
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
-    storm split --input ${h5ad} --out-dir . --seed ${meta.seed} ${task.ext.spec_args} ${args}
+    ${StormCli.call('split')} --input ${h5ad} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args}
+    mv split.log seed*/
     """
 
     stub:
-    def name = params.split_strategy == 'transfer' ? "seed${meta.seed}" : "seed${meta.seed}_${params.split_strategy}"
+    def name = meta.strategy == 'transfer' ? "seed${meta.seed}" : "seed${meta.seed}_${meta.strategy}"
     """
     mkdir ${name}
-    touch ${name}/split.csv ${name}/pairs.csv ${name}/summary.json ${name}/state.toml ${name}/split.png
+    touch ${name}/split.csv ${name}/pairs.csv ${name}/summary.json ${name}/state.toml ${name}/split.png ${name}/split.log
+    ${StormCli.stubFiles('split')}
     """
 }

@@ -1,21 +1,22 @@
 process SYNTH {
     tag "${meta.id}"
-    label 'process_low'
+    label 'process_single'
 
     input:
     val meta
 
     output:
     tuple val(meta), path("${meta.id}.h5ad"), emit: h5ad
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
-    storm synth --out ${meta.id}.h5ad --seed ${params.synth_seed} ${args}
+    ${StormCli.call('synth')} --out ${meta.id}.h5ad --seed ${params.synth_seed} ${args}
     """
 
     stub:
     """
-    touch ${meta.id}.h5ad
+    touch ${meta.id}.h5ad; ${StormCli.stubFiles('synth')}
     """
 }

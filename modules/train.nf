@@ -4,22 +4,24 @@ process TRAIN {
     label 'process_gpu'   // sized and given a GPU by -profile gpu only
 
     input:
-    tuple val(meta), path(prepared), path(split)
+    tuple val(meta), path(prepared), path(split), path(genes)
 
     output:
     tuple val(meta), path("model"), emit: model
+    path("train.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    storm train --prepared ${prepared} --split ${split}/split.csv --split-name ${meta.split} \\
+    ${StormCli.call('train')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
         --model ${meta.model} --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
     """
 
     stub:
     """
     mkdir model
-    echo '{}' > model/model.json
+    echo '{}' > model/model.json; ${StormCli.stubFiles('train')}
     """
 }

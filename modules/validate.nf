@@ -1,20 +1,22 @@
 process VALIDATE {
     tag "${meta.id}"
-    label 'process_low'
+    label 'process_single'
 
     input:
     tuple val(meta), path(h5ad)
 
     output:
-    tuple val(meta), path(h5ad), path("qc.json"), emit: validated
+    tuple val(meta), path("qc.json"), emit: qc
+    path("validate.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
 
     script:
     """
-    storm validate --input ${h5ad} --out qc.json ${task.ext.spec_args} --models ${params.models}
+    ${StormCli.call('validate')} --input ${h5ad} ${StormCli.spec(meta)} --dataset ${meta.id} --out qc.json
     """
 
     stub:
     """
-    echo '{}' > qc.json
+    echo '{}' > qc.json; ${StormCli.stubFiles('validate')}
     """
 }

@@ -16,28 +16,42 @@ from .errors import InputError, Interrupted, StormError
 from .spec import SPLIT_STRATEGIES, DatasetSpec
 
 log = logging.getLogger("storm")
+_versions_file: list[Path] = []  # written by main() when the step succeeded
 
 
 def spec_options(func):
-    """Options naming the dataset's obs columns and control value."""
+    """The dataset spec: whole, as JSON (``--spec``, how the pipeline passes it), or key by key."""
+    defaults = DatasetSpec()
     options = [
-        click.option("--perturbation-key", default="perturbation", show_default=True,
-                     help="obs column holding each cell's perturbation."),
-        click.option("--cell-type-key", default="cell_type", show_default=True,
-                     help="obs column holding the cell type (what perturbations transfer across)."),
-        click.option("--control-value", default="control", show_default=True,
-                     help="value of the perturbation column marking control cells."),
-        click.option("--batch-key", default="batch", show_default=True,
-                     help="obs column holding the batch; empty for a single batch."),
-        click.option("--combo-delimiter", default="+", show_default=True,
-                     help="separator of combined perturbations (A+B)."),
+        click.option("--spec", "spec_json", metavar="JSON",
+                     help="The whole dataset spec as a JSON object (keys: "
+                          f"{', '.join(DatasetSpec.__dataclass_fields__)}); excludes the options below."),
+        click.option("--perturbation-key", help=f"obs column holding each cell's perturbation "
+                                                f"[default: {defaults.perturbation_key}]"),
+        click.option("--cell-type-key", help="obs column holding the cell type (what perturbations transfer "
+                                             f"across) [default: {defaults.cell_type_key}]"),
+        click.option("--control-value", help=f"value of the perturbation column marking control cells "
+                                             f"[default: {defaults.control_value}]"),
+        click.option("--batch-key", help=f"obs column holding the batch; empty for a single batch "
+                                         f"[default: {defaults.batch_key}]"),
+        click.option("--combo-delimiter", help=f"separator of combined perturbations (A+B) "
+                                               f"[default: {defaults.combo_delimiter}]"),
     ]
     for option in reversed(options):
         func = option(func)
 
     @functools.wraps(func)
-    def wrapper(perturbation_key, cell_type_key, control_value, batch_key, combo_delimiter, **kwargs):
-        spec = DatasetSpec(perturbation_key, cell_type_key, control_value, batch_key or None, combo_delimiter)
+    def wrapper(spec_json, perturbation_key, cell_type_key, control_value, batch_key, combo_delimiter, **kwargs):
+        keys = {"perturbation_key": perturbation_key, "cell_type_key": cell_type_key,
+                "control_value": control_value, "batch_key": batch_key, "combo_delimiter": combo_delimiter}
+        given = {k: v for k, v in keys.items() if v is not None}
+        if spec_json is not None:
+            if given:
+                raise StormError(f"--spec excludes --{next(iter(given)).replace('_', '-')}: give the whole spec "
+                                 f"in --spec, or the keys one by one")
+            spec = DatasetSpec.from_json(spec_json)
+        else:
+            spec = DatasetSpec(**given)
         return func(spec=spec, **kwargs)
 
     return wrapper
@@ -49,8 +63,11 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got '{pair}'", param_hint="--set")
-        parsed = yaml.safe_load(value)
+            raise StormError(f"--set expects key=value, got '{pair}'")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise StormError(f"--set {pair}: the value is not valid YAML ({exc.problem})") from exc
         if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string
             try:
                 parsed = float(parsed)
@@ -63,14 +80,20 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="storm")
 @click.option("-q", "--quiet", is_flag=True, help="Only log warnings and errors.")
-def cli(quiet: bool) -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the log to this file (the pipeline publishes it beside the step's outputs).")
+@click.option("--versions-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="When the step succeeds, write the versions of what it ran (YAML) here.")
+def cli(quiet: bool, log_file: Path | None, versions_file: Path | None) -> None:
     """storm: train and benchmark single-cell perturbation-response models.
 
     Each subcommand is one step of the pipeline (files in, files out); `nextflow run main.nf`
     runs them all over datasets x seeds x models.
     """
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from .logs import setup
+
+    setup(logging.WARNING if quiet else logging.INFO, log_file)
+    _versions_file[:] = [versions_file] if versions_file else []
 
 
 @cli.command()
@@ -103,19 +126,68 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
 
 
 @cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="h5ad file (a folder is an error; X is read in chunks).")
+@click.option("--models", default="", help="Comma-separated models whose configs to check (with --set).")
+@click.option("--set", "overrides", multiple=True, metavar="MODEL.KEY=VALUE",
+              help="A model config override to check, as the pipeline's --model_set passes it (repeatable).")
+@spec_options
+@click.argument("split_args", nargs=-1, type=click.UNPROCESSED)
+def check(input_path: Path, models: str, overrides: tuple[str, ...], spec: DatasetSpec,
+          split_args: tuple[str, ...]) -> None:
+    """Check what can be checked without reading X, in seconds: the dataset's columns and
+    embeddings, every model and its config overrides, and `storm split` options given after `--`.
+
+    The pipeline runs this before any expensive step, so a typo costs seconds, not a whole run.
+    """
+    from .check import check_dataset, check_models
+
+    keys = check_dataset(input_path, spec)
+    check_models(_names(models), parse_overrides(overrides), spec, keys["obsm"])
+    if split_args:
+        ctx = split.make_context("storm split", ["--input", str(input_path), "--out-dir", ".", *split_args])
+        _split_params(spec, input_path, **{k: v for k, v in ctx.params.items() if k in _SPLIT_OPTIONS})
+    log.info("%s: spec, %d model(s) and split options check out", input_path, len(_names(models)))
+
+
+@cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to check.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
-@click.option("--models", default="", help="Comma-separated model names that must be installed.")
+@click.option("--dataset", default="", help="Dataset name recorded in qc.json (default: the file name).")
 @spec_options
-def validate(input_path: Path, out: Path, models: str, spec: DatasetSpec) -> None:
-    """Check a dataset against its spec (and that the models exist); write qc.json, or exit 2."""
+def validate(input_path: Path, out: Path, dataset: str, spec: DatasetSpec) -> None:
+    """Check a dataset against its spec, reading all of X in chunks; write qc.json, or exit 2."""
     from . import io
-    from .models import get_model_class
     from .validate import validate as run
 
-    for name in filter(None, (m.strip() for m in models.split(","))):
-        get_model_class(name)
-    io.write_json(run(input_path, spec), out)
+    io.write_json({"dataset": dataset or input_path.name.split(".")[0], **run(input_path, spec)}, out)
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to sample.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="h5ad to write (the summary goes beside it as <name>.json).")
+@click.option("--cell-types", default="", help="Keep only these cell types (comma-separated).")
+@click.option("--max-cells-per-pair", type=click.IntRange(min=1), help="At most this many cells per (cell type, "
+              "perturbation).")
+@click.option("--max-controls-per-cell-type", type=click.IntRange(min=1), help="At most this many control cells per "
+              "cell type.")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), help="This share of each (cell type, "
+              "perturbation)'s cells, at least one.")
+@click.option("--seed", default=0, help="The same seed keeps the same cells.")
+@spec_options
+def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: int | None,
+              max_controls_per_cell_type: int | None, fraction: float | None, seed: int, spec: DatasetSpec) -> None:
+    """Keep some cell types and a seeded sample stratified by (cell type, perturbation), reading X
+    by row, for a pilot on a slice of a big screen."""
+    from . import io
+    from .subsample import Sample
+    from .subsample import subsample as run
+
+    sample = Sample(_names(cell_types), max_cells_per_pair, max_controls_per_cell_type, fraction, seed)
+    summary = run(input_path, out, spec, sample)
+    io.write_json(summary, out.with_suffix(".json"))
+    log.info("kept %s of %s cells", f"{summary['n_cells_kept']:,}", f"{summary['n_cells_input']:,}")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -158,76 +230,95 @@ def _names(text: str) -> list[str]:
 @click.option("--split-file", type=click.Path(path_type=Path), help="file: a cell_id,split CSV (header optional).")
 @click.option("--dataset-name", default="", help="Dataset name in state.toml (default: the input's file name).")
 @click.option("--dataset-path", default="", help="Dataset path in state.toml (default: the input path).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only check the options, the columns they name and the holdout or split file; split nothing.")
 @spec_options
-def split(input_path: Path, out_dir: Path, seed: int, strategy: str, covariate_keys: str, min_cells: int,
-          min_controls: int, max_heldout_fraction_per_covariate: float, max_heldout_covariates: int,
-          min_train_covariates: int, heldout_fraction: float, test_fraction: float, control_fractions: str,
-          zeroshot_cell_types: str, n_zeroshot: int, manual_holdout: Path | None, split_file: Path | None,
-          dataset_name: str, dataset_path: str, spec: DatasetSpec) -> None:
+def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_path: str, check_only: bool,
+          spec: DatasetSpec, **options) -> None:
     """Split cells at the (covariates, perturbation) pair level, reading only obs.
 
     Writes split.csv, perturbench_split.csv, pairs.csv, summary.json, state.toml and split.png,
     after checking every invariant (a violation is an error).
     """
-    from .split import SplitParams, make_split, read_coded_obs, write_split
+    from .split import make_split, read_coded_obs, write_split
 
-    covariates = _names(covariate_keys) or [spec.cell_type_key]
-    params = SplitParams(
-        perturbation_key=spec.perturbation_key, covariate_keys=covariates, control_value=spec.control_value,
-        strategy=strategy, seed=seed, combo_delimiter=spec.combo_delimiter, min_cells=min_cells,
-        min_controls=min_controls, max_heldout_fraction_per_covariate=max_heldout_fraction_per_covariate,
-        max_heldout_covariates=max_heldout_covariates, min_train_covariates=min_train_covariates,
-        heldout_fraction=heldout_fraction, test_fraction=test_fraction,
-        control_fractions=_floats(control_fractions), zeroshot_covariates=_names(zeroshot_cell_types),
-        n_zeroshot=n_zeroshot,
-    )
-    params.check()
     remote = input_path.startswith("s3://")
     if remote:  # run outside Nextflow's staging: fetch it ourselves
         from .cloud.s3 import fetch
-    obs = read_coded_obs(fetch(input_path) if remote else Path(input_path), [*covariates, spec.perturbation_key])
-    result = make_split(obs, params, manual_holdout=manual_holdout, split_file=split_file)
+
+        input_path = str(fetch(input_path))
+    params, holdouts = _split_params(spec=spec, input_path=Path(input_path), seed=seed, **options)
+    if check_only:
+        log.info("split options check out")
+        return
+    obs = read_coded_obs(Path(input_path), [*params.covariate_keys, spec.perturbation_key])
+    result = make_split(obs, params, **holdouts)
     default_name = input_path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
     default_path = input_path if remote else str(Path(input_path).resolve())
-    write_split(result, obs.cell_ids, out_dir / result.name, covariates, spec.control_value,
+    write_split(result, obs.cell_ids, out_dir / result.name, params.covariate_keys, spec.control_value,
                 dataset_name or default_name, dataset_path or default_path)
     click.echo(result.name)
 
 
+#: the split command's options that shape the split (what `storm check` checks)
+_SPLIT_OPTIONS = {"strategy", "covariate_keys", "min_cells", "min_controls", "max_heldout_fraction_per_covariate",
+                  "max_heldout_covariates", "min_train_covariates", "heldout_fraction", "test_fraction",
+                  "control_fractions", "zeroshot_cell_types", "n_zeroshot", "manual_holdout", "split_file"}
+
+
+def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options):
+    """Split parameters from the split command's options, checked with everything they refer to
+    (columns, the holdout or split file) without splitting; returns them and the holdout files."""
+    from .split import SplitParams, check_split_inputs
+
+    params = SplitParams(
+        spec=spec, covariate_keys=_names(options["covariate_keys"]), strategy=options["strategy"], seed=seed,
+        min_cells=options["min_cells"], min_controls=options["min_controls"],
+        max_heldout_fraction_per_covariate=options["max_heldout_fraction_per_covariate"],
+        max_heldout_covariates=options["max_heldout_covariates"],
+        min_train_covariates=options["min_train_covariates"], heldout_fraction=options["heldout_fraction"],
+        test_fraction=options["test_fraction"], control_fractions=_floats(options["control_fractions"]),
+        zeroshot_covariates=_names(options["zeroshot_cell_types"]), n_zeroshot=options["n_zeroshot"],
+    )
+    holdouts = {"manual_holdout": options["manual_holdout"], "split_file": options["split_file"]}
+    check_split_inputs(params, input_path, **holdouts)
+    return params, holdouts
+
+
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="Validated h5ad.")
-@click.option("--split", "splits", multiple=True, required=True, metavar="NAME=SPLIT_CSV",
-              help="A split to choose genes for (repeatable), e.g. seed0=seed0/split.csv.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="prepared.h5ad to write.")
-@click.option("--n-top-genes", default=2000, help="Highly variable genes kept per split.")
 @spec_options
-def prepare(input_path: Path, splits: tuple[str, ...], out: Path, n_top_genes: int, spec: DatasetSpec) -> None:
-    """Log-normalise, keep counts, choose genes per split on its training cells only."""
-    import pandas as pd
-
+def prepare(input_path: Path, out: Path, spec: DatasetSpec) -> None:
+    """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset."""
     from . import io
     from .prepare import prepare as run
 
-    tables = {}
-    for item in splits:
-        name, sep, path = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"expected NAME=SPLIT_CSV, got '{item}'", param_hint="--split")
-        if not Path(path).is_file():
-            raise StormError(f"split file not found: {path}")
-        tables[name] = pd.read_csv(path, dtype={"cell_id": str, "split": str})
-    adata = run(io.read_h5ad(input_path), spec, tables, n_top_genes=n_top_genes)
-    io.write_h5ad(adata, out)
+    io.write_h5ad(run(io.read_h5ad(input_path), spec), out)
 
 
 def _split_options(func):
     for option in reversed([
         click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad."),
         click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path), help="split.csv."),
-        click.option("--split-name", required=True, help="Name of the split in prepared.h5ad (e.g. seed0)."),
+        click.option("--genes", "genes_csv", required=True, type=click.Path(path_type=Path),
+                     help="genes.csv of the split (`storm genes`)."),
     ]):
         func = option(func)
     return func
+
+
+@cli.command()
+@click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad.")
+@click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path), help="split.csv.")
+@click.option("--n-top-genes", default=2000, type=click.IntRange(min=1), help="Highly variable genes to keep.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="genes.csv to write.")
+def genes(prepared: Path, split_csv: Path, n_top_genes: int, out: Path) -> None:
+    """Choose a split's genes on its training cells only; write genes.csv."""
+    from . import io
+    from .genes import select_genes
+
+    io.write_csv(select_genes(prepared, split_csv, n_top_genes), out, checksum=True)
 
 
 @cli.command()
@@ -244,32 +335,36 @@ def _split_options(func):
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
                    "outside the task folder so a retried task continues a killed one.")
-def train(prepared: Path, split_csv: Path, split_name: str, model_name: str, out_dir: Path, seed: int,
+def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
           config_file: Path | None, overrides: tuple[str, ...], dataset: str, checkpoint_dir: Path | None) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
     from .models.config import flatten, read_config_file
     from .train import train as run
 
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
-    meta = run(prepared, split_csv, split_name, model_name, out_dir, seed, config,
+    meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
                dataset=dataset, checkpoint_dir=checkpoint_dir)
     log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
+
+
+def _eval_split_option(func):
+    return click.option("--eval-split", default="test", type=click.Choice(["val", "test"]),
+                        help="Split to predict and score.")(func)
 
 
 @cli.command()
 @_split_options
 @click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Trained model folder.")
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for pred.h5ad and real.h5ad.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pred.h5ad to write.")
 @click.option("--seed", default=0, help="Seed of the control-cell draw.")
-@click.option("--eval-split", default="test", type=click.Choice(["val", "test"]), help="Split to predict.")
-def predict(prepared: Path, split_csv: Path, split_name: str, model_dir: Path, out_dir: Path, seed: int,
+@_eval_split_option
+def predict(prepared: Path, split_csv: Path, genes_csv: Path, model_dir: Path, out: Path, seed: int,
             eval_split: str) -> None:
-    """Predict held-out pairs from held-out controls; write pred.h5ad and real.h5ad."""
+    """Predict held-out pairs from held-out controls; write pred.h5ad."""
     from .predict import predict as run
 
-    summary = run(prepared, split_csv, split_name, model_dir, out_dir, seed=seed, eval_split=eval_split)
+    summary = run(prepared, split_csv, genes_csv, model_dir, out, seed=seed, eval_split=eval_split)
     log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
 
 
@@ -284,16 +379,22 @@ def _quadratic_option(func):
 
 
 @cli.command()
-@click.option("--real", required=True, type=click.Path(path_type=Path), help="real.h5ad of a split.")
+@_split_options
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the real DE tables and the baseline's metrics.")
+              help="Folder for real.h5ad and reference/ (real DE tables, the baseline's metrics).")
+@_eval_split_option
 @_threads_option
 @_quadratic_option
-def reference(real: Path, out_dir: Path, threads: int, quadratic: str) -> None:
-    """Compute what every model's evaluation of a split shares: real DE and the cell-mean baseline."""
+def reference(prepared: Path, split_csv: Path, genes_csv: Path, out_dir: Path, eval_split: str, threads: int,
+              quadratic: str) -> None:
+    """Once per split, what every model's evaluation shares: the real held-out cells (real.h5ad),
+    their differential expression and the cell-mean baseline's metrics."""
     from .evaluate import build_reference
+    from .predict import write_real
 
-    build_reference(real, out_dir, threads, quadratic)
+    summary = write_real(prepared, split_csv, genes_csv, out_dir / "real.h5ad", eval_split=eval_split)
+    log.info("real.h5ad: %d pair(s), %d cells", summary["pairs"], summary["cells"])
+    build_reference(out_dir / "real.h5ad", out_dir / "reference", threads, quadratic)
 
 
 @cli.command()
@@ -317,22 +418,31 @@ def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: 
 
     table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
                 with_vcc=not no_vcc)
-    io.write_csv(table, out)
+    io.write_csv(table, out, checksum=True)
 
 
 @cli.command()
 @click.argument("metrics", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for summary.csv, comparisons.csv, figures/ and report.html.")
+              help="Folder for summary.csv, comparisons.csv, leaders.txt, figures/ and report.html.")
 @click.option("--model-dir", "model_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A trained model folder whose train_log.csv to plot (repeatable).")
+@click.option("--qc", "qc_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A dataset's qc.json (repeatable): its size and spec go into the provenance.")
+@click.option("--run-info", type=click.Path(dir_okay=False, path_type=Path),
+              help="The pipeline's run information (JSON: versions, commit, parameters, datasets).")
+@click.option("--versions", "versions_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="software_versions.yml of the run's steps.")
 @click.option("--pipeline-info", type=click.Path(file_okay=False, path_type=Path),
               help="Nextflow's pipeline_info folder, for time and memory per task.")
-def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], pipeline_info: Path | None) -> None:
-    """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html."""
-    from .report import build_report
+def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
+           run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None) -> None:
+    """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
+    with the run's provenance and closing with a glossary of the metrics."""
+    from .report import Provenance, build_report
 
-    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info)
+    provenance = Provenance.read(run_info, list(qc_files), versions_file)
+    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance)
 
 
 @cli.command()
@@ -483,19 +593,34 @@ def models(show_config: str | None) -> None:
         click.echo(f"{name:20s} {doc}")
 
 
-def main() -> None:
-    """Entry point: user errors become one `error:` line and exit status 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a usage or input error is one `error: ...` line and exit status 2; a signal
+    that stopped training exits 128 + its number (schedulers retry those); a traceback is a bug."""
+    from .numba_cache import use_cache_dir
+
+    use_cache_dir()
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+        with cli.make_context("storm", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
     except StormError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except Interrupted as exc:
         click.echo(f"interrupted: {exc}", err=True)
         sys.exit(128 + exc.signum)  # as a shell reports a signal, so schedulers retry it
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    if _versions_file:
+        from .versions import write_versions
+
+        write_versions(_versions_file[0])

@@ -2,16 +2,16 @@
 
 For each pair of the evaluated split, as many control cells of that cell type and split as the
 pair has real cells are drawn (with replacement, seeded) and passed through the model.
-``pred.h5ad`` and ``real.h5ad`` hold those pairs plus the split's control cells of the same cell
-types, over the same genes, with canonical obs columns and the spec in ``uns['storm']``.
-Predictions are clipped at 0, as log-normalised expression is never negative.
+``pred.h5ad`` (per model) and ``real.h5ad`` (once per split, by REFERENCE) hold those pairs plus
+the split's control cells of the same cell types, over the same genes, with canonical obs
+columns and the spec in ``uns['storm']``. Predictions are clipped at 0, as log-normalised
+expression is never negative.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -38,53 +38,70 @@ def _to_anndata(X: np.ndarray, perturbation: np.ndarray, cell_type: np.ndarray,
     return adata
 
 
-def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name: str,
-            model_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
-            eval_split: str = "test") -> dict:
-    """Write ``pred.h5ad`` and ``real.h5ad`` for the pairs of ``eval_split``; return a summary."""
-    model, meta = load_model(model_dir)
-    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(model.input_key,) if model.input_key else (),
-                           backed=bool(meta["config"].get("backed", False)))
-    if data.genes.tolist() != meta["genes"]:
-        raise InputError(f"the model in {model_dir} was trained on other genes than split '{split_name}' selects")
-
+def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """The (cell type, perturbation) pairs of ``eval_split`` that can be predicted, each with its
+    real cells and the pool of that cell type's controls in the split; a pair without controls
+    is skipped with a warning. PREDICT and REFERENCE both use this, so pred and real agree."""
     held = data.mask(eval_split) & ~data.is_control
     pairs = sorted(set(zip(data.cell_type[held], data.perturbation[held])))
     if not pairs:
-        raise InputError(f"split '{split_name}' has no perturbed cells in '{eval_split}'")
-    rng = np.random.default_rng(seed)
-    pred_X, pred_pert, pred_ct, real_idx, skipped = [], [], [], [], []
-    for ct, pert in tqdm(pairs, desc="predict", unit="pair", disable=None):
-        real = np.flatnonzero(data.mask(eval_split, cell_type=ct, perturbation=pert))
+        raise InputError(f"the split has no perturbed cells in '{eval_split}'")
+    found, skipped = [], []
+    for ct, pert in pairs:
         pool = np.flatnonzero(data.mask(eval_split, cell_type=ct) & data.is_control)
         if pool.size == 0:
             skipped.append(f"{ct}/{pert}")
             continue
+        found.append((ct, pert, np.flatnonzero(data.mask(eval_split, cell_type=ct, perturbation=pert)), pool))
+    if skipped:
+        log.warning("no %s controls for %d pair(s), not predicted: %s", eval_split, len(skipped), ", ".join(skipped))
+    if not found:
+        raise InputError(f"no pair of the split can be predicted: no {eval_split} controls")
+    return found
+
+
+def _controls(data: PerturbationData, pairs: list, eval_split: str) -> np.ndarray:
+    """The split's control cells of the cell types that have predicted pairs."""
+    cell_types = np.unique([ct for ct, _, _, _ in pairs])
+    return np.flatnonzero(data.mask(eval_split) & data.is_control & np.isin(data.cell_type, cell_types))
+
+
+def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
+            model_dir: str | os.PathLike, out: str | os.PathLike, seed: int = 0, eval_split: str = "test") -> dict:
+    """Write ``pred.h5ad`` for the pairs of ``eval_split``; return a summary."""
+    model, meta = load_model(model_dir)
+    data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=(model.input_key,) if model.input_key else (),
+                           backed=bool(meta["config"].get("backed", False)))
+    if data.genes.tolist() != meta["genes"]:
+        raise InputError(f"the model in {model_dir} was trained on other genes than {genes_csv} lists")
+    pairs = heldout_pairs(data, eval_split)
+    rng = np.random.default_rng(seed)
+    pred_X, pred_pert, pred_ct = [], [], []
+    for ct, pert, real, pool in tqdm(pairs, desc="predict", unit="pair", disable=None):
         controls = model.inputs(data, rng.choice(pool, size=real.size))
         # log-normalised expression is never negative, whatever a model's arithmetic says
         pred_X.append(np.clip(model.predict(controls, ct, pert), 0.0, None))
         pred_pert.append(np.full(real.size, pert, dtype=object))
         pred_ct.append(np.full(real.size, ct, dtype=object))
-        real_idx.append(real)
-    if skipped:
-        log.warning("no %s controls for %d pair(s), not predicted: %s", eval_split, len(skipped), ", ".join(skipped))
-
-    if not pred_X:
-        raise InputError(f"no pair of split '{split_name}' can be predicted: no {eval_split} controls")
-
-    # the controls of the cell types that have predicted pairs
-    ctrl = np.flatnonzero(data.mask(eval_split) & data.is_control
-                          & np.isin(data.cell_type, np.unique(np.concatenate(pred_ct))))
-    real_idx = np.concatenate(real_idx + [ctrl])
+    ctrl = _controls(data, pairs, eval_split)
     pred = _to_anndata(
         np.concatenate(pred_X + [data.rows(ctrl)]),
         np.concatenate(pred_pert + [data.perturbation[ctrl]]),
         np.concatenate(pred_ct + [data.cell_type[ctrl]]),
         data, "pred",
     )
-    real = _to_anndata(data.rows(real_idx), data.perturbation[real_idx], data.cell_type[real_idx], data, "real")
-    real.obs_names = data.cell_ids[real_idx]
-    out = Path(out_dir)
-    io.write_h5ad(pred, out / "pred.h5ad")
-    io.write_h5ad(real, out / "real.h5ad")
-    return {"pairs": len(pairs) - len(skipped), "skipped": skipped, "cells": int(pred.n_obs)}
+    io.write_h5ad(pred, out)
+    return {"pairs": len(pairs), "cells": int(pred.n_obs)}
+
+
+def write_real(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
+               out: str | os.PathLike, eval_split: str = "test") -> dict:
+    """Write ``real.h5ad``: the real cells of the pairs :func:`predict` predicts and the split's
+    controls of their cell types, over the split's genes, named by cell id. Once per split."""
+    data = load_split_data(prepared, split_csv, genes_csv)
+    pairs = heldout_pairs(data, eval_split)
+    cells = np.concatenate([real for _, _, real, _ in pairs] + [_controls(data, pairs, eval_split)])
+    real = _to_anndata(data.rows(cells), data.perturbation[cells], data.cell_type[cells], data, "real")
+    real.obs_names = data.cell_ids[cells]
+    io.write_h5ad(real, out)
+    return {"pairs": len(pairs), "cells": int(real.n_obs)}

@@ -2,11 +2,17 @@
 
 After ``storm prepare`` the data carries canonical columns (``perturbation``, ``cell_type``,
 ``batch``) and the spec lives in ``uns['storm']['spec']``, so later steps need no column names.
+The pipeline builds a spec per dataset (from its samplesheet row, or the global parameters) and
+hands it to every step whole, as one JSON argument (``--spec``). Its fields are the parameters of
+the ``dataset_spec`` group of ``nextflow_schema.json``; a test keeps the two equal.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+
+from .errors import SpecError
 
 PERTURBATION = "perturbation"
 CELL_TYPE = "cell_type"
@@ -32,6 +38,12 @@ class DatasetSpec:
         obs column with the batch, or ``None`` when the data has a single batch.
     combo_delimiter
         separator of combined perturbations, as in ``A+B``.
+    dose_key, time_key
+        obs columns with a numeric dose and time after perturbation, or ``None``.
+    smiles_key
+        obs column with each compound's SMILES, or ``None``.
+    embed_key
+        obsm key of a cell embedding that models with an ``embed_key`` setting read by default.
     """
 
     perturbation_key: str = "perturbation"
@@ -39,17 +51,49 @@ class DatasetSpec:
     control_value: str = "control"
     batch_key: str | None = "batch"
     combo_delimiter: str = "+"
+    dose_key: str | None = None
+    time_key: str | None = None
+    smiles_key: str | None = None
+    embed_key: str | None = None
+
+    def __post_init__(self):
+        for name in ("perturbation_key", "cell_type_key", "control_value", "combo_delimiter"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise SpecError(f"the dataset spec's {name} must be a non-empty string, got {value!r}")
+        if self.control_value != self.control_value.strip():
+            raise SpecError(f"the control value {self.control_value!r} has surrounding white space")
+        for name in ("batch_key", "dose_key", "time_key", "smiles_key", "embed_key"):
+            if getattr(self, name) == "":  # '' from a command line means "none"
+                object.__setattr__(self, name, None)
+        named = [c for c in self.columns()]
+        twice = sorted({c for c in named if named.count(c) > 1})
+        if twice:
+            raise SpecError(f"the dataset spec names obs column(s) {', '.join(twice)} for more than one role")
 
     def columns(self) -> list[str]:
         """obs columns the spec names, in a stable order."""
-        cols = [self.perturbation_key, self.cell_type_key]
-        if self.batch_key:
-            cols.append(self.batch_key)
-        return cols
+        optional = [self.batch_key, self.dose_key, self.time_key, self.smiles_key]
+        return [self.perturbation_key, self.cell_type_key, *(c for c in optional if c)]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetSpec":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        """A spec from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"unknown dataset spec key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in data.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "DatasetSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"--spec is not valid JSON ({exc.msg} at character {exc.pos}): {text[:80]}") from exc
+        if not isinstance(data, dict):
+            raise SpecError("--spec must be a JSON object of spec keys to values")
+        return cls.from_dict(data)

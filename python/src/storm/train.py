@@ -7,30 +7,25 @@ import json
 import logging
 import os
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from . import io
-from .data import load_split_data
+from .data import load_split_data, prepared_spec
 from .errors import InputError
 from .models import get_model_class
 from .spec import DatasetSpec
+from .versions import used_versions
 
 log = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
 
 
-def package_versions() -> dict[str, str]:
-    names = ["storm", "anndata", "numpy", "scanpy", "torch", "lightning"]
-    return {name: version(name) for name in names}
-
-
-def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name: str, model_name: str,
+def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike, model_name: str,
           out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "",
           checkpoint_dir: str | os.PathLike | None = None) -> dict:
-    """Fit ``model_name`` on the training cells of a split.
+    """Fit ``model_name`` on the training cells of a split (its genes from ``genes_csv``).
 
     Writes the model's own files, ``train_log.csv`` for trainable models, and last
     ``model.json`` (model, config, seed, genes, package versions): a folder without
@@ -44,18 +39,17 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_JSON).unlink(missing_ok=True)
 
-    embed_key = config.get("embed_key")
-    data = load_split_data(prepared, split_csv, split_name, obsm_keys=(embed_key,) if embed_key else (),
+    embed_key = cls.embedding_key(config, prepared_spec(prepared))
+    data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=(embed_key,) if embed_key else (),
                            backed=bool(config.get("backed", False)))
     n_train = int(data.mask("train").sum())
     if n_train == 0:
-        raise InputError(f"split '{split_name}' has no training cells")
+        raise InputError(f"{split_csv} has no training cells")
     model = cls(data.spec, seed=seed, **config)
     if checkpoint_dir:
-        model.checkpoint_dir = Path(checkpoint_dir) / run_key(prepared, split_csv, split_name, model_name, seed,
+        model.checkpoint_dir = Path(checkpoint_dir) / run_key(prepared, split_csv, genes_csv, model_name, seed,
                                                               model.config)
-    log.info("training %s on %d cells x %d genes (split %s, seed %d)",
-             model_name, n_train, len(data.genes), split_name, seed)
+    log.info("training %s on %d cells x %d genes (seed %d)", model_name, n_train, len(data.genes), seed)
     started = time.perf_counter()
     model.fit(data, out)
     model.save(out)
@@ -64,23 +58,22 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, split_name:
         "dataset": dataset,
         "config": model.config,
         "seed": seed,
-        "split": split_name,
         "n_train_cells": n_train,
         "genes": data.genes.tolist(),
         "fit_seconds": round(time.perf_counter() - started, 3),
-        "versions": package_versions(),
+        "versions": used_versions(),
         "spec": data.spec.to_dict(),
     }
     io.write_json(meta, out / MODEL_JSON)
     return meta
 
 
-def run_key(prepared, split_csv, split_name: str, model_name: str, seed: int, config: dict) -> str:
+def run_key(prepared, split_csv, genes_csv, model_name: str, seed: int, config: dict) -> str:
     """What makes two trainings the same: a shared checkpoint folder is keyed by it, so a retry
-    resumes its own run and never one trained on other data or with another config."""
-    digest = hashlib.sha256(Path(split_csv).read_bytes())
-    digest.update(json.dumps([Path(prepared).stat().st_size, split_name, model_name, seed, config],
-                             sort_keys=True, default=str).encode())
+    resumes its own run and never one trained on other data, split, genes or config. Files count
+    by content (the checksums their producers recorded, verified), not by name or size."""
+    contents = [io.content_digest(path) for path in (prepared, split_csv, genes_csv)]
+    digest = hashlib.sha256(json.dumps([contents, model_name, seed, config], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 

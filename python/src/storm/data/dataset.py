@@ -17,7 +17,7 @@ import pandas as pd
 from .. import io
 from ..arrays import to_dense
 from ..errors import InputError
-from ..prepare import hvg_key
+from ..genes import read_genes, read_split
 from ..spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
 from .backed import BackedCells
 
@@ -81,9 +81,21 @@ class PerturbationData:
         return [p for p in perturbation.split(self.spec.combo_delimiter) if p]
 
 
-def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
-                    split_name: str, obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
-    """Load a prepared dataset with the genes and cell assignment of one split, and the
+def prepared_spec(prepared: str | os.PathLike) -> DatasetSpec:
+    """The dataset spec ``storm prepare`` stored in a prepared file, reading nothing else."""
+    import anndata as ad
+    import h5py
+
+    path = io.require_file(prepared, "prepared h5ad")
+    with h5py.File(path, "r") as f:
+        if "uns/storm/spec" not in f:
+            raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
+        return DatasetSpec.from_dict(dict(ad.io.read_elem(f["uns/storm/spec"])))
+
+
+def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
+                    obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
+    """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), and the
     embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``). ``backed`` leaves X on disk."""
     adata = io.read_h5ad(prepared, backed=backed)
     missing = [key for key in obsm_keys if key not in adata.obsm]
@@ -93,14 +105,8 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
     meta = adata.uns.get("storm")
     if meta is None:
         raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
-    key = hvg_key(split_name)
-    if key not in adata.var:
-        raise InputError(f"{prepared} has no gene selection for split '{split_name}' (var['{key}'])")
-    table = pd.read_csv(split_csv, dtype={"cell_id": str, "split": str})
-    split = table.set_index("cell_id")["split"].reindex(adata.obs_names.astype(str))
-    if split.isna().any():
-        raise InputError(f"{split_csv} does not assign {int(split.isna().sum())} cell(s) of {prepared}")
-    genes = adata.var[key].to_numpy(dtype=bool)
+    split = read_split(split_csv, adata.obs_names)
+    genes = read_genes(genes_csv, adata.var_names)
     X = None if backed else to_dense(adata.X[:, genes]).astype(np.float32, copy=False)
     obs = adata.obs
     return PerturbationData(
@@ -110,7 +116,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike,
         perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
         cell_type=obs[CELL_TYPE].astype(str).to_numpy(dtype=object),
         batch=obs[BATCH].astype(str).to_numpy(dtype=object),
-        split=split.to_numpy(dtype=object),
+        split=split,
         spec=DatasetSpec.from_dict(dict(meta["spec"])),
         obsm={key: to_dense(adata.obsm[key]).astype(np.float32, copy=False) for key in obsm_keys},
         source=BackedCells([prepared]) if backed else None,

@@ -22,6 +22,7 @@ import polars as pl
 from .. import io
 from ..arrays import to_dense
 from ..errors import StormError
+from ..numba_cache import cache_kernels
 from ..spec import PERTURBATION
 from .pairs import CellTypeGroup
 
@@ -50,6 +51,7 @@ def de_path(reference_dir: str | os.PathLike, cell_type: str) -> Path:
 def real_de(real: ad.AnnData, control: str, threads: int) -> pl.DataFrame:
     from pdex import pdex
 
+    cache_kernels()
     return pdex(adata=real, mode="ref", **_pdex_kwargs(control, threads))
 
 
@@ -99,6 +101,7 @@ def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, thr
     A metric cell-eval fails to compute (it only logs that) becomes a NaN column, logged as a
     warning, so it is counted as missing rather than silently absent.
     """
+    cache_kernels()
     skip = _skipped(2 * group.real_adata.n_obs, quadratic)  # real cells alone: the same for every model
     handler = _FailedMetrics()
     runner_log = logging.getLogger("cell_eval._pipeline._runner")

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from .. import io
 from ..data import PerturbationData
 from ..errors import InputError, Interrupted, StormError
+from ..logs import adopt
 from ..split.export import toml_string
 from .base import PerturbationModel
 from .config import flatten, load_defaults
@@ -237,6 +238,7 @@ class StateTransition(PerturbationModel):
         from lightning.pytorch.utilities.exceptions import SIGTERMException
         from state._cli import run_tx_train
 
+        adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics", "transformers", "huggingface_hub")
         run_root = self.checkpoint_dir or out_dir / "checkpoints"
         inputs = run_root / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)

@@ -32,16 +32,21 @@ class PerturbationModel(ABC):
         self.spec = spec
         self.seed = seed
         self.config = self.resolve_config(config)
+        if "embed_key" in self.config:
+            self.config["embed_key"] = self.embedding_key(self.config, spec)
+
+    @staticmethod
+    def embedding_key(config: dict[str, Any], spec: DatasetSpec) -> str | None:
+        """The obsm key a model with ``config`` reads cells from: its own ``embed_key``, else the
+        dataset's (for models that take an embedding at all), else None: expression."""
+        if "embed_key" not in config:
+            return None
+        return config["embed_key"] or spec.embed_key
 
     @classmethod
     def resolve_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:
         """The defaults with ``overrides`` (dot keys or nested) applied; unknown keys raise."""
         return resolve(cls.defaults, overrides, cls.open_sections, owner=cls.__name__)
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        """Reject config keys the model does not know, before any data is read."""
-        cls.resolve_config(config)
 
     @property
     def input_key(self) -> str | None:

@@ -17,8 +17,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .. import io
 from ..errors import Interrupted
+from ..logs import adopt
 
 log = logging.getLogger(__name__)
+adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
 
 LAST_CKPT = "last.ckpt"
 

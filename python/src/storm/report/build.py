@@ -15,7 +15,9 @@ from .. import io
 from ..errors import InputError
 from ..evaluate import ALL
 from . import figures
-from .stats import higher_is_better, paired_comparisons, seed_means, summarise
+from .glossary import describe
+from .provenance import Provenance
+from .stats import MEAN_SD, higher_is_better, paired_comparisons, summarise
 from .trace import newest_trace, read_trace
 
 log = logging.getLogger(__name__)
@@ -66,28 +68,54 @@ def _table_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _headline_html(seeds: pd.DataFrame, dataset: str, metrics: list[str]) -> str:
-    """Models x key metrics: mean ± sd over seeds (of the per-seed mean over pairs); best in bold."""
-    sub = seeds[seeds["dataset"] == dataset]
-    head = "".join(f"<th>{html.escape(m)}<br><small>{'↑' if higher_is_better(m) else '↓'}</small></th>"
-                   for m in metrics)
+def _headline_html(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> str:
+    """Models x key metrics: mean ± sd as in summary.csv (see MEAN_SD); the best (rank 1) in bold."""
+    sub = summary[summary["dataset"] == dataset].set_index(["model", "metric"])
+    arrows = {"higher": "↑", "lower": "↓"}
+    head = "".join(f"<th>{html.escape(m)}<br><small>{arrows.get(sub.xs(m, level='metric')['better'].iloc[0], '')}"
+                   f"</small></th>" for m in metrics)
     rows = []
-    for model in sorted(sub["model"].unique()):
+    for model in sorted(sub.index.get_level_values("model").unique()):
         cells = [f"<th>{html.escape(model)}</th>"]
         for metric in metrics:
-            col = sub[sub["metric"] == metric].groupby("model")["value"]
-            means, sds = col.mean(), col.std()
-            best = means.max() if higher_is_better(metric) else means.min()
-            value = means.get(model)
-            text = "–" if pd.isna(value) else f"{value:.3f} ± {0 if pd.isna(sds.get(model)) else sds[model]:.3f}"
-            cells.append(f"<td class='{'best' if value == best else ''}'>{text}</td>")
+            row = sub.loc[(model, metric)] if (model, metric) in sub.index else None
+            if row is None or pd.isna(row["mean"]):
+                cells.append("<td>–</td>")
+                continue
+            sd = 0.0 if pd.isna(row["sd"]) else row["sd"]
+            cells.append(f"<td class='{'best' if row['rank'] == 1 else ''}'>{row['mean']:.3f} ± {sd:.3f}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def leaders(summary: pd.DataFrame) -> str:
+    """One line per dataset: the best model on each key metric, as the run's last words."""
+    lines = []
+    for dataset, sub in summary[summary["metric"].isin(KEY_METRICS) & (summary["rank"] == 1)].groupby("dataset"):
+        best = []
+        for metric in [m for m in KEY_METRICS if m in set(sub["metric"])]:
+            tied = sub[sub["metric"] == metric]
+            best.append(f"{metric} {' = '.join(sorted(tied['model']))} ({tied['mean'].iloc[0]:.3g})")
+        lines.append(f"storm: best on {dataset}: " + ", ".join(best))
+    return "\n".join(lines)
+
+
+def _glossary_html(metric_names: list[str]) -> str:
+    rows = []
+    for metric in sorted(metric_names):
+        definition, blind = describe(metric)
+        better = {True: "higher", False: "lower"}.get(higher_is_better(metric), "–")
+        rows.append(f"<tr><th>{html.escape(metric)}</th><td>{better}</td><td class='text'>{html.escape(definition)}"
+                    f"</td><td class='text'>{html.escape(blind)}</td></tr>")
+    return ("<h2>Glossary</h2><p>Delta: a pseudobulk mean minus the mean of the same cell type's held-out controls. "
+            f"{html.escape(MEAN_SD[0].upper() + MEAN_SD[1:])}.</p><table><tr><th>metric</th><th>better</th>"
+            "<th>what it measures</th><th>what it is blind to</th></tr>" + "".join(rows) + "</table>")
+
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-td.best{font-weight:bold;background:#e6f4ea}img{max-width:100%}details{margin:1em 0}"""
+td.best{font-weight:bold;background:#e6f4ea}img{max-width:100%}details{margin:1em 0}
+td.text{text-align:left;max-width:520px}table.facts th{text-align:left}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -96,22 +124,24 @@ def _img(png: bytes, alt: str) -> str:
 
 def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                  model_dirs: list[str | os.PathLike] = (),
-                 pipeline_info: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Write ``summary.csv``, ``comparisons.csv``, ``figures/*.png`` and ``report.html``."""
+                 pipeline_info: str | os.PathLike | None = None,
+                 provenance: Provenance | None = None) -> pd.DataFrame:
+    """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``figures/*.png`` and
+    ``report.html`` (provenance first, the glossary last)."""
     metrics = read_metrics(metric_paths)
     out = Path(out_dir)
     summary = summarise(metrics)
     io.write_csv(summary, out / "summary.csv")
     comparisons = paired_comparisons(metrics[metrics["perturbation"] != ALL])
     io.write_csv(comparisons, out / "comparisons.csv")
-    seeds = seed_means(metrics)
+    io.write_text(leaders(summary) + "\n", out / "leaders.txt")
 
     def save(png: bytes, name: str) -> bytes:
         with io.atomic_path(out / "figures" / name) as tmp:
             tmp.write_bytes(png)
         return png
 
-    sections = []
+    sections = [(provenance or Provenance()).html()]
     for dataset in sorted(metrics["dataset"].unique()):
         data = metrics[metrics["dataset"] == dataset]
         keys = [m for m in KEY_METRICS if m in set(data["metric"])]
@@ -122,8 +152,9 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         headline = HEADLINE if HEADLINE in keys else keys[0]
         sections.append(
             f"<h2>{html.escape(dataset)}</h2><p>{n_seeds} seed(s), {n_pairs} held-out (cell type, perturbation) "
-            f"pairs. Mean ± sd over seeds of the mean over pairs; best in bold; all metrics in summary.csv.</p>"
-            + _headline_html(seeds, dataset, keys)
+            f"pairs. Mean ± sd over seeds (each seed: the mean over its pairs), as in summary.csv; best in bold; "
+            f"every metric in summary.csv, each defined in the glossary below.</p>"
+            + _headline_html(summary, dataset, keys)
             + _img(save(figures.model_comparison(data, keys), f"{dataset}_models.png"), "model comparison")
             + "<h3>Which model is better, and how sure</h3><p>Paired over seeds and pairs: Wilcoxon signed-rank, "
               "Benjamini-Hochberg q-values over all tests of the dataset; a winner where q &lt; 0.05.</p>"
@@ -141,6 +172,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         if not trace.empty:
             sections.append("<h2>Time and memory per task</h2>"
                             + _img(save(figures.task_resources(trace), "task_resources.png"), "resources"))
+    sections.append(_glossary_html(sorted(metrics["metric"].unique())))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>storm report</title>"
             f"<style>{STYLE}</style></head><body><h1>storm report</h1>{''.join(sections)}</body></html>")
     with io.atomic_path(out / "report.html") as tmp:

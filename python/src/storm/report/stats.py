@@ -31,13 +31,30 @@ def higher_is_better(metric: str) -> bool | None:
     return {MetricBestValue.ONE: True, MetricBestValue.ZERO: False}.get(best)
 
 
+#: what the report's and summary.csv's "mean ± sd" are
+MEAN_SD = ("mean: the mean over seeds of each seed's mean over its held-out pairs; sd: the standard deviation of "
+           "those per-seed means (how much the result moves with the split); sd_pairs: the standard deviation over "
+           "all pairs and seeds (how much it varies between phenotypes)")
+
+
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sd and n of every (dataset, model, metric) over seeds and pairs; NaNs are counted
-    in ``n_missing`` rather than dropped silently."""
-    grouped = metrics.groupby(["dataset", "model", "metric"], sort=True)["value"]
-    summary = grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    """Per (dataset, model, metric): ``mean`` and ``sd`` over seeds (see :data:`MEAN_SD`),
+    ``sd_pairs``, ``n`` values, ``n_seeds``, ``n_missing`` (NaNs are counted, never dropped
+    silently), the metric's direction (``better``) and the model's ``rank`` among the models of
+    the dataset (1 = best)."""
+    keys = ["dataset", "model", "metric"]
+    per_seed = seed_means(metrics).groupby(keys, sort=True)["value"]
+    grouped = metrics.groupby(keys, sort=True)["value"]
+    summary = per_seed.agg(mean="mean", sd="std", n_seeds="count").reset_index()
+    summary["sd_pairs"] = grouped.std().to_numpy()
+    summary["n"] = grouped.count().to_numpy()
     summary["n_missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
-    return summary
+    direction = {m: higher_is_better(m) for m in summary["metric"].unique()}
+    summary["better"] = summary["metric"].map(lambda m: {True: "higher", False: "lower"}.get(direction[m], ""))
+    signed = summary["mean"] * summary["better"].map({"higher": -1.0, "lower": 1.0})
+    summary["rank"] = signed.groupby([summary["dataset"], summary["metric"]]).rank(method="min").astype("Int64")
+    return summary[["dataset", "model", "metric", "mean", "sd", "sd_pairs", "n", "n_seeds", "n_missing", "better",
+                    "rank"]]
 
 
 def seed_means(metrics: pd.DataFrame) -> pd.DataFrame:

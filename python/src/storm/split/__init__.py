@@ -3,7 +3,7 @@
 from .core import Split, SplitInvariantError, SplitParams
 from .export import write_split
 from .obs import CodedObs, read_coded_obs
-from .run import STRATEGIES, make_split, split_name
+from .run import STRATEGIES, check_split_inputs, make_split, split_name
 
-__all__ = ["CodedObs", "STRATEGIES", "Split", "SplitInvariantError", "SplitParams", "make_split",
+__all__ = ["CodedObs", "STRATEGIES", "Split", "check_split_inputs", "SplitInvariantError", "SplitParams", "make_split",
            "read_coded_obs", "split_name", "write_split"]

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StormError
+from ..spec import PERTURBATION, DatasetSpec
 from .obs import CodedObs
 
 SPLITS = np.array(["train", "val", "test"], dtype=object)
 TRAIN, VAL, TEST = 0, 1, 2
-PERTURBATION = "perturbation"
 #: a pair table this large is counted with a dense lookup; beyond it, with np.unique
 DENSE_PAIR_SPACE = 1 << 25
 
@@ -29,14 +29,14 @@ class SplitInvariantError(StormError):
 
 @dataclass
 class SplitParams:
-    """What to split and how. Covariates are obs columns; the first is the cell type."""
+    """What to split and how: the dataset's spec names the perturbation column, the control value
+    and the combination delimiter; covariates are obs columns, the first is the cell type (by
+    default the spec's cell type column alone)."""
 
-    perturbation_key: str
-    covariate_keys: list[str]
-    control_value: str
+    spec: DatasetSpec
+    covariate_keys: list[str] = field(default_factory=list)
     strategy: str = "transfer"
     seed: int = 0
-    combo_delimiter: str = "+"
     min_cells: int = 10
     min_controls: int = 3
     max_heldout_fraction_per_covariate: float = 0.3
@@ -48,6 +48,21 @@ class SplitParams:
     zeroshot_covariates: list[str] = field(default_factory=list)
     n_zeroshot: int = 1
 
+    def __post_init__(self):
+        self.covariate_keys = list(self.covariate_keys) or [self.spec.cell_type_key]
+
+    @property
+    def perturbation_key(self) -> str:
+        return self.spec.perturbation_key
+
+    @property
+    def control_value(self) -> str:
+        return self.spec.control_value
+
+    @property
+    def combo_delimiter(self) -> str:
+        return self.spec.combo_delimiter
+
     def check(self) -> None:
         for name in ("max_heldout_fraction_per_covariate", "heldout_fraction", "test_fraction"):
             value = getattr(self, name)
@@ -58,8 +73,6 @@ class SplitParams:
             raise InputError(f"control fractions must be three shares summing to 1, got {self.control_fractions}")
         if min(self.min_cells, self.min_train_covariates, self.max_heldout_covariates, self.n_zeroshot) < 0:
             raise InputError("min_cells, min_train_covariates, max_heldout_covariates and n_zeroshot must be >= 0")
-        if not self.covariate_keys:
-            raise InputError("at least one covariate column (the cell type) is needed")
         if self.perturbation_key in self.covariate_keys:
             raise InputError(f"'{self.perturbation_key}' is the perturbation column; it cannot be a covariate too")
 

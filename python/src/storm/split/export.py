@@ -39,6 +39,7 @@ def write_cell_splits(cell_ids: pa.Array, split: Split, out: Path) -> None:
         with pa.OSFile(str(tmp), "wb") as sink:
             sink.write(b"cell_id,split\n")
             pacsv.write_csv(table, sink, write_options=options)
+    io.write_checksum(out / "split.csv")
     with io.atomic_path(out / "perturbench_split.csv") as tmp:
         with open(out / "split.csv", "rb") as src, open(tmp, "wb") as dst:
             src.readline()  # drop the header

@@ -36,9 +36,18 @@ def read_manual_holdout(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"manual holdout file not found: {path}")
     if path.suffix in (".yaml", ".yml"):
-        rows = _holdout_from_yaml(yaml.safe_load(path.read_text()) or {}, path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where else ""
+            raise InputError(f"{path} is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from exc
+        rows = _holdout_from_yaml(data or {}, path)
     else:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not a readable CSV: {exc}") from exc
         missing = set(HOLDOUT_COLUMNS) - set(table.columns)
         if missing:
             raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; "
@@ -64,7 +73,10 @@ def _holdout_from_yaml(data: dict, path: Path) -> list[list[str]]:
             raise InputError(f"{path}: '{split}' must map to cell_types / perturbations / pairs")
         unknown = set(spec) - {"cell_types", "perturbations", "pairs"}
         if unknown:
-            raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} under '{split}'")
+            raise InputError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))} under '{split}'")
+        for key, value in spec.items():
+            if not isinstance(value, list):
+                raise InputError(f"{path}: '{split}: {key}' must be a list, e.g. [{value}]")
         rows += [[split, str(ct), ""] for ct in spec.get("cell_types", [])]
         rows += [[split, "", str(p)] for p in spec.get("perturbations", [])]
         for pair in spec.get("pairs", []):
@@ -72,6 +84,17 @@ def _holdout_from_yaml(data: dict, path: Path) -> list[list[str]]:
                 raise InputError(f"{path}: a pair must be [cell_type, perturbation], got {pair}")
             rows.append([split, str(pair[0]), str(pair[1])])
     return rows
+
+
+def check_split_file(path: str | os.PathLike) -> None:
+    """A split file exists and its first line has a cell id and a split."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"split file not found: {path}")
+    with open(path, errors="replace") as fh:
+        first = fh.readline()
+    if len(first.split(",")) < 2:
+        raise InputError(f"{path}: expected two columns, cell_id and split; the first line is {first.strip()[:80]!r}")
 
 
 def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:

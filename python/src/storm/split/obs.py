@@ -122,6 +122,41 @@ def _read_table(path: Path, columns: list[str]) -> CodedObs:
     id_col = _require_columns(table.column_names, columns, path)
     return CodedObs(pc.cast(table.column(id_col), pa.string()), {c: _from_arrow(table.column(c), c) for c in columns})
 
+def obs_column_names(path: str | os.PathLike) -> list[str]:
+    """The column names of an h5ad obs group or a parquet/CSV/TSV obs table, reading no values."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"obs source not found: {path}")
+    try:
+        if path.suffix == ".h5ad":
+            with h5py.File(path, "r") as f:
+                if "obs" not in f or not isinstance(f["obs"], h5py.Group):
+                    raise InputError(f"{path} has no obs table")
+                index = f["obs"].attrs.get("_index", "_index")
+                return [name for name in f["obs"] if name != index and name != "__categories"]
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        if path.suffix in (".csv", ".tsv", ".txt"):
+            with open(path, newline="") as fh:
+                import csv
+
+                return next(csv.reader(fh, delimiter="\t" if path.suffix != ".csv" else ","), [])
+    except OSError as exc:
+        raise InputError(f"cannot read obs from {path}: {exc}") from exc
+    raise InputError(f"cannot read obs from {path}: expected .h5ad, .parquet, .csv or .tsv")
+
+
+def require_columns(path: str | os.PathLike, columns: list[str]) -> None:
+    """Raise :class:`SpecError` naming the ``columns`` the obs of ``path`` lacks."""
+    names = obs_column_names(path)
+    missing = [c for c in dict.fromkeys(columns) if c not in names]
+    if missing:
+        what = f"obs column '{missing[0]}'" if len(missing) == 1 else f"obs columns {', '.join(map(repr, missing))}"
+        raise SpecError(f"{what} not found in {path}; available: {', '.join(names[:20]) or '(none)'}")
+
+
 def read_coded_obs(path: str | os.PathLike, columns: list[str]) -> CodedObs:
     """Read ``columns`` (and the cell ids) of an h5ad obs group or a parquet/CSV/TSV obs table.
 

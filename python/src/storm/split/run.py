@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 from ..spec import SPLIT_STRATEGIES as STRATEGIES
 from . import strategies
 from .core import SPLITS, TRAIN, Split, SplitParams, build_pairs, check_invariants, pair_split_table, split_controls
-from .inputs import read_manual_holdout, read_split_file
-from .obs import CodedObs
+from .inputs import check_split_file, read_manual_holdout, read_split_file
+from .obs import CodedObs, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +23,32 @@ def split_name(strategy: str, seed: int) -> str:
     return f"seed{seed}" if strategy == "transfer" else f"seed{seed}_{strategy}"
 
 
-def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = None,
-               split_file: str | None = None) -> Split:
-    """Split the cells of ``obs`` with ``params.strategy`` and check every invariant."""
+def check_split_inputs(params: SplitParams, source: str | os.PathLike | None = None,
+                       manual_holdout: str | os.PathLike | None = None,
+                       split_file: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """Check what a split needs before reading any obs value: its parameters, the columns they
+    name (in ``source``, when given), the holdout file (parsed) or the split file (its header).
+    Returns the parsed manual holdout, if any."""
     params.check()
     if params.strategy not in STRATEGIES:
         raise InputError(f"unknown split strategy '{params.strategy}'; choose one of {', '.join(STRATEGIES)}")
-    if obs.n_cells == 0:
-        raise InputError("the obs table has no cells")
     if (params.strategy == "manual") != (manual_holdout is not None):
         raise InputError("a manual holdout file goes with --strategy manual, and only with it")
     if (params.strategy == "file") != (split_file is not None):
         raise InputError("a split file goes with --strategy file, and only with it")
-    holdout = read_manual_holdout(manual_holdout) if manual_holdout else None
+    if split_file is not None:
+        check_split_file(split_file)
+    if source is not None:
+        require_columns(source, [*params.covariate_keys, params.perturbation_key])
+    return read_manual_holdout(manual_holdout) if manual_holdout else None
+
+
+def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = None,
+               split_file: str | None = None) -> Split:
+    """Split the cells of ``obs`` with ``params.strategy`` and check every invariant."""
+    holdout = check_split_inputs(params, None, manual_holdout, split_file)
+    if obs.n_cells == 0:
+        raise InputError("the obs table has no cells")
 
     rng = np.random.default_rng(params.seed)
     table = build_pairs(obs, params)
@@ -88,7 +103,8 @@ def _summary(name, table, cell_split, per_pair, params: SplitParams, plan) -> di
         "perturbations_held_out": int(pert.loc[pert["split"] != "train", "perturbation"].nunique()),
         "train_only": {reason: {"pairs": n, "examples": examples[reason]} for reason, n in reasons.items()},
         "zeroshot_cell_types": {str(table.cell_types[ct]): str(SPLITS[s]) for ct, s in plan.forced_controls.items()},
-        "params": {k: v for k, v in vars(params).items() if k not in ("perturbation_key", "covariate_keys")},
+        "params": {k: v for k, v in vars(params).items() if k not in ("spec", "covariate_keys")},
+        "spec": params.spec.to_dict(),
         "rule": plan.rule,
         "train_fraction": float(counts[TRAIN] / max(cell_split.size, 1)),
     }

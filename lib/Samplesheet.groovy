@@ -1,0 +1,145 @@
+import groovy.yaml.YamlSlurper
+import java.nio.file.Files
+import java.nio.file.Path
+
+/**
+ * The datasets of a run, from `--input`: one h5ad (or several, comma-separated) described by the
+ * global parameters, a samplesheet (CSV, TSV or YAML) with one row per dataset, or `synthetic`.
+ *
+ * A samplesheet has `id` and `path` and may set, per dataset, any parameter the schema marks
+ * `samplesheet` (the dataset spec, `split_strategy`, `cell_types`). A left-out column takes the
+ * global parameter; a blank cell takes it too, except in an optional column (`blank=none`:
+ * batch, dose, time, SMILES, embedding, cell types), where blank, like `none`, means the dataset
+ * has none. Relative paths are relative to the samplesheet's folder.
+ */
+class Samplesheet {
+
+    static final String ID_PATTERN = /[A-Za-z0-9][A-Za-z0-9_.-]*/
+
+    /** [datasets: [[meta: [id, spec], path, split_strategy, cell_types]], errors: [line]] */
+    static Map read(String input, Map values, StormSchema schema, Path launchDir) {
+        def errors = []
+        def rows
+        def where = { i -> "--input" }
+        def base = launchDir
+        if (input == 'synthetic') {
+            // storm synth writes the default columns, whatever the global spec says
+            def defaults = schema.samplesheetColumns().collectEntries { k, spec -> [k, spec.default] }
+            rows = [[id: 'synthetic', path: null] + defaults]
+        } else if (input ==~ /(?i).*\.(csv|tsv|ya?ml)$/) {
+            def sheet = launchDir.resolve(input)
+            if (!Files.isRegularFile(sheet)) return [datasets: [], errors: ["--input: no such samplesheet: ${input}".toString()]]
+            base = sheet.parent
+            try {
+                rows = input ==~ /(?i).*\.ya?ml$/ ? yamlRows(sheet) : tableRows(sheet, input ==~ /(?i).*\.tsv$/ ? '\t' : ',')
+            } catch (Exception e) {
+                return [datasets: [], errors: ["--input ${input}: cannot read the samplesheet: ${e.message}".toString()]]
+            }
+            where = { i -> "samplesheet ${sheet.fileName} row ${i + 1}" }
+            if (!rows) errors << "samplesheet ${input} has no rows".toString()
+            def columns = rows ? rows*.keySet().flatten().unique() : []
+            def known = ['id', 'path'] + schema.samplesheetColumns().keySet()
+            columns.findAll { !(it in known) }.each { col ->
+                def near = known.min { StormSchema.distance(col.toString(), it) }
+                def hint = StormSchema.distance(col.toString(), near) <= 3 ? " (did you mean ${near}?)" : ''
+                errors << "samplesheet ${input}: unknown column '${col}'${hint}; columns: ${known.join(', ')}".toString()
+            }
+            ['id', 'path'].findAll { !(it in columns) }.each { errors << "samplesheet ${input} has no '${it}' column".toString() }
+        } else {
+            rows = input.tokenize(',')*.trim().findAll { it }.collect { p ->
+                [id: p.tokenize("/").last().replaceFirst(/(?i)\.h5ad$/, ""), path: p]
+            }
+        }
+        if (errors) return [datasets: [], errors: errors]
+
+        def datasets = []
+        rows.eachWithIndex { row, i ->
+            def rowErrors = []
+            def id = text(row.id)
+            if (!id) rowErrors << "${where(i)}: the id is empty"
+            else if (!(id ==~ ID_PATTERN)) rowErrors << "${where(i)}: id '${id}' may hold only letters, digits, '_', '.' and '-' (it names folders)"
+            def path = text(row.path)
+            if (input != 'synthetic') {
+                if (!path) rowErrors << "${where(i)}: the path is empty"
+                else if (!path.contains('://')) {
+                    def file = base.resolve(path)
+                    if (!Files.isRegularFile(file)) rowErrors << "${where(i)}: no such file: ${path}"
+                    path = file.toString()
+                }
+                if (path && !(path ==~ /(?i).*\.h5ad$/)) rowErrors << "${where(i)}: ${path} is not an .h5ad file"
+            }
+            def settings = [:]
+            schema.samplesheetColumns().each { name, spec ->
+                def (value, error) = column(name, spec, row, values, schema)
+                if (error) rowErrors << "${where(i)}: ${error}"
+                settings[name] = value
+            }
+            errors.addAll(rowErrors*.toString())
+            def spec = schema.group('dataset_spec').keySet().collectEntries { [it, settings[it]] }
+            datasets << [meta: [id: id, spec: spec], path: path, split_strategy: settings.split_strategy,
+                         cell_types: settings.cell_types ?: []]
+        }
+        def ids = datasets*.meta*.id
+        ids.findAll { ids.count(it) > 1 }.unique().each { errors << "--input names dataset '${it}' more than once; ids must be unique".toString() }
+        return [datasets: errors ? [] : datasets, errors: errors]
+    }
+
+    /** One setting of a row: its own cell, or the global parameter; [value, error]. */
+    private static List column(String name, Map spec, Map row, Map values, StormSchema schema) {
+        def optional = schema.blankMeansNone(name)
+        def cell = row.containsKey(name) ? row[name] : null
+        def global = values[name]
+        if (name == 'cell_types') {
+            def list = cell instanceof List ? cell*.toString() : text(cell ?: (row.containsKey(name) ? '' : global)).tokenize(',;')*.trim()
+            return [list.findAll { it && it != 'none' }, null]
+        }
+        def value = row.containsKey(name) ? text(cell) : text(global)
+        if (!value && !optional && row.containsKey(name)) value = text(global)  // blank cell: the global value
+        if (!value || (optional && value == 'none')) return [null, null]
+        def error = schema.constraint(name, spec, value, null)
+        return [value, error ? error.replaceFirst(/^--/, '') : null]
+    }
+
+    private static String text(value) {
+        value == null || value instanceof Boolean ? '' : value.toString().trim()
+    }
+
+    private static List<Map> yamlRows(Path sheet) {
+        def data = new YamlSlurper().parse(sheet)
+        if (!(data instanceof List) || data.any { !(it instanceof Map) })
+            throw new IllegalArgumentException('expected a list of datasets, each a mapping of column to value')
+        return data.collect { row -> row.collectEntries { k, v -> [k.toString(), v] } }
+    }
+
+    /** Rows of a CSV (RFC 4180 quoting) or TSV file with a header line. */
+    private static List<Map> tableRows(Path sheet, String separator) {
+        def lines = Files.readAllLines(sheet).findAll { it.trim() && !it.startsWith('#') }
+        if (!lines) return []
+        def header = split(lines[0], separator)*.trim()
+        return lines.drop(1).withIndex().collect { line, i ->
+            def cells = split(line, separator)
+            if (cells.size() > header.size())
+                throw new IllegalArgumentException("row ${i + 1} has ${cells.size()} cells but the header ${header.size()}")
+            [header, cells + [''] * (header.size() - cells.size())].transpose().collectEntries()
+        }
+    }
+
+    static List<String> split(String line, String separator) {
+        def cells = []
+        def cell = new StringBuilder()
+        boolean quoted = false
+        for (int i = 0; i < line.size(); i++) {
+            def c = line[i]
+            if (quoted) {
+                if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') { cell << '"'; i++ }
+                else if (c == '"') quoted = false
+                else cell << c
+            } else if (c == '"' && separator == ',') quoted = true
+            else if (c == separator) { cells << cell.toString(); cell = new StringBuilder() }
+            else cell << c
+        }
+        if (quoted) throw new IllegalArgumentException("unclosed quote in: ${line}")
+        cells << cell.toString()
+        return cells
+    }
+}

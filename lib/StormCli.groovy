@@ -1,0 +1,24 @@
+import groovy.json.JsonOutput
+
+/** How a process calls the storm CLI: its log and versions files, and arguments quoted for bash. */
+class StormCli {
+
+    /** `storm <step>` writing the task's log to `<log>.log` and what it ran to versions.yml. */
+    static String call(String step, String log = null) {
+        "storm --log-file ${log ?: step.tokenize(' ').last()}.log --versions-file versions.yml ${step}"
+    }
+
+    /** The dataset spec of a meta map as one quoted JSON argument. */
+    static String spec(Map meta) {
+        "--spec ${quote(JsonOutput.toJson(meta.spec))}"
+    }
+
+    static String quote(value) {
+        "'" + value.toString().replace("'", "'\\''") + "'"
+    }
+
+    /** What a stub task writes besides its outputs. */
+    static String stubFiles(String log) {
+        "touch ${log}.log; printf 'storm: stub\\n' > versions.yml"
+    }
+}

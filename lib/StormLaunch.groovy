@@ -1,0 +1,162 @@
+import groovy.json.JsonOutput
+import groovy.json.JsonSlurper
+import java.nio.file.Path
+
+/**
+ * Everything storm does before the first task: `--help`, the check of every parameter and of
+ * the samplesheet (all errors at once, one `error:` line each, exit status 2), the refusal of an
+ * --outdir that holds another run's results, the summary printed at launch, and
+ * `pipeline_info/params.json` and `run.json`.
+ */
+class StormLaunch {
+
+    final StormSchema schema
+    final Map values        // every parameter, typed (see StormSchema.check)
+    final List<Map> datasets
+    final List<Integer> seeds
+    final List<String> models
+    final Map provenance    // storm and Nextflow versions, commit: what the report cites
+
+    private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds,
+                        List<String> models, Map provenance) {
+        this.schema = schema; this.values = values; this.datasets = datasets
+        this.seeds = seeds; this.models = models; this.provenance = provenance
+    }
+
+    static StormLaunch start(Map params, workflow, log, Path projectDir, Path launchDir) {
+        def schema = new StormSchema(projectDir.resolve('nextflow_schema.json'))
+        if (params.help) {
+            println schema.help(params.help.toString())
+            System.exit(0)
+        }
+        def checked = schema.check(params, launchDir)
+        def values = checked.values
+        def errors = checked.errors
+        def seeds = [], models = [], datasets = []
+        if (!errors) {
+            if (values.workflow == 'perturbation') {
+                seeds = list(values, 'split_seeds', errors)*.toInteger()
+                models = list(values, 'models', errors)
+                if (!values.input) errors << 'give --input <h5ad | samplesheet.csv | synthetic> (or run -profile test)'
+                else {
+                    def read = Samplesheet.read(values.input, values, schema, launchDir)
+                    errors.addAll(read.errors)
+                    datasets = read.datasets
+                }
+                def strategies = datasets*.split_strategy.unique()
+                ['manual': 'manual_holdout', 'file': 'split_file'].each { strategy, param ->
+                    if ((strategy in strategies) && !values[param])
+                        errors << "the ${strategy} split strategy needs --${param}".toString()
+                    if (values[param] && !(strategy in strategies))
+                        errors << "--${param} goes with the ${strategy} split strategy, which no dataset uses".toString()
+                }
+            } else {
+                list(values, 'loader_strategies', errors)
+                list(values, 'loader_tasks', errors)
+                if (!values.loader_train) errors << 'give --loader_train <h5ad[,h5ad...]> and --loader_test <h5ad> (or --loader_train synthetic)'
+                else if (values.loader_train != 'synthetic' && !values.loader_test) errors << 'give --loader_test <h5ad>: the plate the classifier is scored on'
+            }
+        }
+        if (!errors && !workflow.preview) errors.addAll(claimOutdir(values.outdir.toString(), workflow))
+        if (errors) {
+            errors.each { System.err.println("error: ${it}") }
+            removeEmptyTrace(values.outdir?.toString() ?: params.outdir.toString(), workflow)
+            System.exit(2)
+        }
+        def provenance = [storm: workflow.manifest.version, commit: commit(projectDir),
+                          nextflow: workflow.nextflow.version.toString()]
+        def launch = new StormLaunch(schema, values, datasets, seeds, models, provenance)
+        log.info launch.summary(workflow)
+        if (!workflow.preview) launch.writeParams()
+        return launch
+    }
+
+    /** A comma-separated parameter as a list, its duplicates reported. */
+    private static List<String> list(Map values, String name, List errors) {
+        def items = values[name].toString().tokenize(',')*.trim().findAll { it }
+        if (!items) errors << "--${name} is empty; give a comma-separated list".toString()
+        def twice = items.findAll { items.count(it) > 1 }.unique()
+        if (twice) errors << "--${name} lists ${twice.join(', ')} twice".toString()
+        return items
+    }
+
+    /**
+     * An --outdir belongs to one run (session): a new run refuses another run's results, so old
+     * and new outputs never mix; `-resume` continues (or grows) the run that owns it.
+     */
+    private static List<String> claimOutdir(String outdir, workflow) {
+        def marker = nextflow.Nextflow.file("${outdir}/pipeline_info/run.json")
+        def session = workflow.sessionId.toString()
+        def owner = marker.exists() ? new JsonSlurper().parseText(marker.text) : null
+        if (owner?.session == session) return []
+        // a run that published nothing (it stopped at a bad input) leaves nothing to protect
+        def root = marker.parent.parent
+        def results = root.exists() ? root.list().findAll { it != 'pipeline_info' } : []
+        if (owner && results)
+            return ["--outdir ${outdir} holds the results of run '${owner.run_name}' (started ${owner.started}); " +
+                    "continue or grow that run with -resume from the folder it was launched in, or choose another --outdir".toString()]
+        if (results)
+            return ["--outdir ${outdir} already holds files (${results.sort().take(3).join(', ')}) that no storm run claims; " +
+                    "choose another --outdir".toString()]
+        marker.parent.mkdirs()
+        marker.text = JsonOutput.prettyPrint(JsonOutput.toJson(
+            [session: session, run_name: workflow.runName, started: workflow.start.toString(),
+             launch_dir: workflow.launchDir.toString()])) + '\n'
+        return []
+    }
+
+    /** Nextflow opens this run's trace file before any check: a run stopped at launch leaves no
+     *  file behind (nor the folders it made for it). */
+    private static void removeEmptyTrace(String outdir, workflow) {
+        def info = nextflow.Nextflow.file("${outdir}/pipeline_info")
+        if (!info.exists()) return
+        info.listFiles().findAll { it.name.startsWith('execution_trace_') && it.readLines().size() <= 1 &&
+                                   it.lastModified() >= workflow.start.toInstant().toEpochMilli() - 1000 }*.delete()
+        if (!info.list()) {
+            info.delete()
+            def root = info.parent
+            if (!root.list()) root.delete()
+        }
+    }
+
+    private static String commit(Path projectDir) {
+        try {
+            def git = ['git', '-C', projectDir.toString(), 'describe', '--always', '--dirty', '--abbrev=12'].execute()
+            git.waitFor()
+            return git.exitValue() == 0 ? git.text.trim() : ''
+        } catch (IOException ignored) {
+            return ''
+        }
+    }
+
+    /** The resolved parameters, written once to pipeline_info (only when they change, so its
+     *  timestamp stays put on a plain -resume). */
+    void writeParams() {
+        def file = nextflow.Nextflow.file("${values.outdir}/pipeline_info/params.json")
+        def text = JsonOutput.prettyPrint(JsonOutput.toJson(values.findAll { k, v -> k != 'help' })) + '\n'
+        if (!file.exists() || file.text != text) file.text = text
+    }
+
+    /** What a report cites about this run: versions, commit, parameters and datasets, as JSON. */
+    String runInfo() {
+        JsonOutput.toJson(provenance + [params: values.findAll { k, v -> k != 'help' }, datasets: datasets])
+    }
+
+    /** The launch summary: the datasets and every parameter that differs from its default. */
+    String summary(workflow) {
+        def lines = ["storm ${provenance.storm} (${provenance.commit ?: 'no git commit'}), Nextflow ${provenance.nextflow}, " +
+                     "profile ${workflow.profile}"]
+        datasets.each { d ->
+            def spec = d.meta.spec.findAll { k, v -> v != null }.collect { k, v -> "${k}=${v}" }.join(' ')
+            def subset = d.cell_types ? " cell_types=${d.cell_types.join(',')}" : ''
+            lines << "  dataset ${d.meta.id}: ${d.path ?: 'storm synth'} (${spec}; ${d.split_strategy}${subset})".toString()
+        }
+        def changed = values.findAll { name, value ->
+            def spec = schema.properties[name]
+            value != null && value != '' && value != spec.default && name != 'help'
+        }
+        def width = (changed.keySet()*.size() + [8]).max()
+        changed.each { name, value -> lines << "  ${name.padRight(width)} : ${value}".toString() }
+        return lines.join('\n')
+    }
+}

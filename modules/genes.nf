@@ -1,0 +1,25 @@
+// The genes of one split, chosen on its training cells only (one task per split, so a new seed
+// never changes what an existing split trained on).
+process GENES {
+    tag "${meta.id} ${meta.split}"
+    label 'process_single'
+
+    input:
+    tuple val(meta), path(prepared), path(split)
+
+    output:
+    tuple val(meta), path("genes.csv"), emit: genes
+    path("genes.log"), emit: log
+    tuple val(task.process), path("versions.yml"), emit: versions
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    ${StormCli.call('genes')} --prepared ${prepared} --split ${split}/split.csv --out genes.csv ${args}
+    """
+
+    stub:
+    """
+    echo gene > genes.csv; ${StormCli.stubFiles('genes')}
+    """
+}

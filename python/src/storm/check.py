@@ -1,0 +1,75 @@
+"""The checks that need no expression values: they run in seconds, before any expensive step.
+
+``storm check`` (the pipeline's CHECK task) calls them for every dataset: the spec's columns and
+embedding exist, every requested model is installed and takes its config overrides, and each
+model's embedding input is in the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import h5py
+
+from .errors import InputError, SpecError, StormError
+from .io import verify
+from .spec import DatasetSpec
+from .split.obs import require_columns
+
+log = logging.getLogger(__name__)
+
+
+def check_dataset(path: str | os.PathLike, spec: DatasetSpec) -> dict:
+    """The spec's obs columns and embedding exist and X is there; returns ``{"obsm": keys}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"h5ad file not found: {path}")
+    verify(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if "X" not in f:
+                layers = ", ".join(f["layers"]) if "layers" in f else "none"
+                raise InputError(f"{path} has no X matrix (layers: {layers}); storm reads expression from X")
+            obsm = list(f["obsm"]) if "obsm" in f else []
+    except OSError as exc:
+        raise InputError(f"cannot read {path} as h5ad: {exc}") from exc
+    require_columns(path, spec.columns())
+    if spec.embed_key and spec.embed_key not in obsm:
+        raise SpecError(f"embedding '{spec.embed_key}' (embed_key) is not in obsm of {path}; "
+                        f"obsm holds: {', '.join(obsm) or 'nothing'}")
+    return {"obsm": obsm}
+
+
+def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
+    """``{"linear_additive.max_epochs": 5}`` -> per model ``{"max_epochs": 5}``; a key naming a
+    model that is not requested is an error (a typo in the model name would be ignored)."""
+    per_model: dict[str, dict] = defaultdict(dict)
+    for key, value in overrides.items():
+        model, sep, rest = key.partition(".")
+        if not sep or not rest:
+            raise StormError(f"model override '{key}' must be <model>.<key>=<value>, e.g. linear_additive.lr=0.01")
+        if model not in models:
+            raise StormError(f"model override '{key}' names model '{model}', which is not among the models "
+                             f"run ({', '.join(models)})")
+        per_model[model][rest] = value
+    return per_model
+
+
+def check_models(models: list[str], overrides: dict, spec: DatasetSpec, obsm_keys: list[str]) -> None:
+    """Every model is installed and resolves its config; the embedding it reads is in obsm."""
+    from .models import get_model_class
+
+    if not models:
+        return
+    per_model = model_overrides(models, overrides)
+    for name in models:
+        cls = get_model_class(name)
+        config = cls.resolve_config(per_model.get(name, {}))
+        key = cls.embedding_key(config, spec)
+        if key and key not in obsm_keys:
+            raise SpecError(f"model {name} reads embedding '{key}' (embed_key), which is not in obsm; obsm holds: "
+                            f"{', '.join(obsm_keys) or 'nothing'}")
+        log.info("model %s: config checks out%s", name, f", input obsm['{key}']" if key else "")
