@@ -30,10 +30,10 @@ $(NXF_STAMP): tools/nextflow-pom.xml tools/install-nextflow
 $(BIN)/nextflow: $(NXF_STAMP) $(PY_STAMP)
 	tools/install-nextflow .nextflow-runtime $(BIN)
 
-# live progress on a terminal, plain lines in a log
+# live progress on a terminal, plain lines in a log; -resume: a second demo reuses the first
 demo: install
 	@if [ -t 1 ]; then ansi=true; else ansi=false; fi; \
-	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi
+	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi -resume
 
 test: install lint slurm
 	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)

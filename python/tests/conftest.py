@@ -23,28 +23,34 @@ def small_h5ad(tmp_path, small_adata):
     return path
 
 
-@pytest.fixture(scope="session")
-def prepared_split(tmp_path_factory, small_adata):
-    """A prepared dataset with split 'seed0', as the pipeline hands it to training."""
+def prepare_split(adata, out, n_top_genes=80, seed=0):
+    """prepared.h5ad, split.csv and genes.csv in ``out``, as the pipeline hands them to training."""
+    from storm.genes import select_genes
     from storm.prepare import prepare
     from storm.spec import DatasetSpec
 
-    out = tmp_path_factory.mktemp("prepared")
-    io.write_h5ad(small_adata, out / "raw.h5ad")
+    io.write_h5ad(adata, out / "raw.h5ad")
     obs = read_coded_obs(out / "raw.h5ad", ["cell_type", "perturbation"])
-    result = make_split(obs, SplitParams("perturbation", ["cell_type"], "control", seed=0))
+    result = make_split(obs, SplitParams(DatasetSpec(), seed=seed))
     cells = pd.DataFrame({"cell_id": obs.cell_ids.to_pylist(), "split": SPLITS[result.cell_split]})
-    io.write_csv(cells, out / "split.csv")
-    adata = prepare(small_adata.copy(), DatasetSpec(), {"seed0": cells}, n_top_genes=80)
-    io.write_h5ad(adata, out / "prepared.h5ad")
-    return out / "prepared.h5ad", out / "split.csv"
+    io.write_csv(cells, out / "split.csv", checksum=True)
+    io.write_h5ad(prepare(adata.copy(), DatasetSpec()), out / "prepared.h5ad")
+    io.write_csv(select_genes(out / "prepared.h5ad", out / "split.csv", n_top_genes), out / "genes.csv",
+                 checksum=True)
+    return out / "prepared.h5ad", out / "split.csv", out / "genes.csv"
+
+
+@pytest.fixture(scope="session")
+def prepared_split(tmp_path_factory, small_adata):
+    """A prepared dataset, one split and its genes, as the pipeline hands them to training."""
+    return prepare_split(small_adata, tmp_path_factory.mktemp("prepared"))
 
 
 @pytest.fixture(scope="session")
 def split_data(prepared_split):
     from storm.data import load_split_data
 
-    return load_split_data(*prepared_split, "seed0")
+    return load_split_data(*prepared_split)
 
 
 @pytest.fixture

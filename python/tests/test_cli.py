@@ -4,8 +4,8 @@ from click.testing import CliRunner
 
 from storm.cli import cli, parse_overrides
 
-COMMANDS = ["synth", "validate", "split", "prepare", "train", "predict", "reference", "evaluate", "report", "models",
-            "loaders synth", "loaders train", "loaders report"]
+COMMANDS = ["synth", "check", "subsample", "validate", "split", "prepare", "genes", "train", "predict", "reference",
+            "evaluate", "report", "models", "loaders synth", "loaders train", "loaders report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -31,27 +31,29 @@ def test_parse_overrides():
 def test_usage_error_exit_2(run_cli):
     result = run_cli("train", "--model", "x")
     assert result.returncode == 2
-    assert "Missing option" in result.stderr
+    assert result.stderr.startswith("error: Missing option") and "storm train --help" in result.stderr
 
 
 def test_steps_chain_through_the_cli(tmp_path, run_cli):
     """synth -> validate -> split -> prepare -> train -> predict -> evaluate -> report, as the pipeline calls them."""
     data = tmp_path / "d.h5ad"
+    split, genes = tmp_path / "seed0" / "split.csv", tmp_path / "genes.csv"
     steps = [
         ("synth", "--out", data, "--n-genes", "80", "--n-perturbations", "4", "--n-cell-types", "2",
          "--cells-per-pair", "12", "--controls-per-cell-type", "30"),
         ("validate", "--input", data, "--out", tmp_path / "qc.json"),
         ("split", "--input", data, "--out-dir", tmp_path, "--seed", "0", "--min-cells", "5"),
-        ("prepare", "--input", data, "--split", f"seed0={tmp_path / 'seed0' / 'split.csv'}",
-         "--out", tmp_path / "p.h5ad", "--n-top-genes", "40"),
-        ("train", "--prepared", tmp_path / "p.h5ad", "--split", tmp_path / "seed0" / "split.csv",
-         "--split-name", "seed0", "--model", "context_mean", "--out-dir", tmp_path / "model"),
-        ("predict", "--prepared", tmp_path / "p.h5ad", "--split", tmp_path / "seed0" / "split.csv",
-         "--split-name", "seed0", "--model-dir", tmp_path / "model", "--out-dir", tmp_path / "pred"),
-        ("reference", "--real", tmp_path / "pred" / "real.h5ad", "--out-dir", tmp_path / "reference"),
-        ("evaluate", "--pred", tmp_path / "pred" / "pred.h5ad", "--real", tmp_path / "pred" / "real.h5ad",
+        ("prepare", "--input", data, "--out", tmp_path / "p.h5ad"),
+        ("genes", "--prepared", tmp_path / "p.h5ad", "--split", split, "--n-top-genes", "40", "--out", genes),
+        ("train", "--prepared", tmp_path / "p.h5ad", "--split", split, "--genes", genes, "--model", "context_mean",
+         "--out-dir", tmp_path / "model"),
+        ("predict", "--prepared", tmp_path / "p.h5ad", "--split", split, "--genes", genes,
+         "--model-dir", tmp_path / "model", "--out", tmp_path / "pred.h5ad"),
+        ("reference", "--prepared", tmp_path / "p.h5ad", "--split", split, "--genes", genes,
+         "--out-dir", tmp_path / "ref"),
+        ("evaluate", "--pred", tmp_path / "pred.h5ad", "--real", tmp_path / "ref" / "real.h5ad",
          "--out", tmp_path / "metrics.csv", "--dataset", "d", "--seed", "0", "--model", "context_mean",
-         "--reference", tmp_path / "reference"),
+         "--reference", tmp_path / "ref" / "reference"),
         ("report", tmp_path / "metrics.csv", "--out-dir", tmp_path / "report"),
     ]
     for step in steps:
@@ -63,8 +65,8 @@ def test_steps_chain_through_the_cli(tmp_path, run_cli):
 
 
 def test_train_rejects_bad_config_before_reading(tmp_path, run_cli):
-    result = run_cli("train", "--prepared", str(tmp_path / "missing.h5ad"), "--split", "x.csv", "--split-name",
-                     "seed0", "--model", "linear_additive", "--out-dir", str(tmp_path / "m"), "--set", "epochs=3")
+    result = run_cli("train", "--prepared", str(tmp_path / "missing.h5ad"), "--split", "x.csv", "--genes",
+                     "g.csv", "--model", "linear_additive", "--out-dir", str(tmp_path / "m"), "--set", "epochs=3")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key(s) epochs")
 

@@ -53,12 +53,13 @@ def test_distribution_metrics_by_hand():
 @pytest.fixture(scope="module")
 def prediction(prepared_split, tmp_path_factory):
     """pred.h5ad / real.h5ad of context_mean on the small synthetic split, and its reference."""
-    from storm.predict import predict
+    from storm.predict import predict, write_real
     from storm.train import train
 
     out = tmp_path_factory.mktemp("prediction")
-    train(*prepared_split, "seed0", "context_mean", out / "model", seed=0, config={})
-    predict(*prepared_split, "seed0", out / "model", out)
+    train(*prepared_split, "context_mean", out / "model", seed=0, config={})
+    predict(*prepared_split, out / "model", out / "pred.h5ad")
+    write_real(*prepared_split, out / "real.h5ad")
     build_reference(out / "real.h5ad", out / "reference", threads=1)
     return out
 

@@ -51,11 +51,11 @@ def test_shipped_defaults_load_and_validate(name):
 
 
 def test_train_cli_takes_config_file_then_set(prepared_split, tmp_path, run_cli):
-    prepared, split = prepared_split
+    prepared, split, genes = prepared_split
     config = tmp_path / "la.yaml"
     config.write_text("max_epochs: 1\nhidden_dim: 8\nlatent_dim: 4\n")
     out = tmp_path / "model"
-    result = run_cli("train", "--prepared", prepared, "--split", split, "--split-name", "seed0", "--model",
+    result = run_cli("train", "--prepared", prepared, "--split", split, "--genes", genes, "--model",
                      "latent_additive", "--out-dir", out, "--config", config, "--set", "latent_dim=3",
                      "--set", "accelerator=cpu")
     assert result.returncode == 0, result.stderr
@@ -67,6 +67,7 @@ def test_train_cli_takes_config_file_then_set(prepared_split, tmp_path, run_cli)
 
 def test_train_cli_rejects_unknown_key_before_reading_data(tmp_path, run_cli):
     result = run_cli("train", "--prepared", tmp_path / "missing.h5ad", "--split", tmp_path / "s.csv",
-                     "--split-name", "seed0", "--model", "state", "--out-dir", tmp_path / "m", "--set", "lora.rnak=4")
+                     "--genes", tmp_path / "g.csv", "--model", "state", "--out-dir", tmp_path / "m",
+                     "--set", "lora.rnak=4")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key(s) lora.rnak")

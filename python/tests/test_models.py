@@ -52,14 +52,14 @@ FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 
 @pytest.mark.parametrize("name", ["control_mean", "context_mean", *FAST])
 def test_train_save_load_roundtrip(prepared_split, tmp_path, name):
     config = {**FAST.get(name, {}), **({"accelerator": "cpu"} if name in FAST else {})}
-    meta = train(*prepared_split, "seed0", name, tmp_path / "model", seed=0, config=config)
+    meta = train(*prepared_split, name, tmp_path / "model", seed=0, config=config)
     assert meta["model"] == name and len(meta["genes"]) == 80
     assert "torch" in meta["versions"]
     model, loaded_meta = load_model(tmp_path / "model")
     assert loaded_meta == meta
     from storm.data import load_split_data
 
-    data = load_split_data(*prepared_split, "seed0")
+    data = load_split_data(*prepared_split)
     controls = data.X[data.is_control][:4]
     pert = data.perturbation[~data.is_control][0]
     first = model.predict(controls, "CT0", pert)
@@ -71,7 +71,7 @@ def test_resumes_from_checkpoint_to_the_same_weights(prepared_split, tmp_path, n
     """Stopped after 2 epochs and resumed to 4, a model equals one trained 4 epochs straight
     (dropout included: the random state travels in the checkpoint)."""
     def run(out, epochs):
-        return train(*prepared_split, "seed0", name, out, seed=0,
+        return train(*prepared_split, name, out, seed=0,
                      config={**FAST[name], "max_epochs": epochs, "accelerator": "cpu"})
 
     out = tmp_path / "model"

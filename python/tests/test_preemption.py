@@ -15,9 +15,9 @@ CONFIG = ["--set", "max_epochs=60", "--set", "batch_size=8", "--set", "accelerat
 
 
 def train_cmd(prepared_split, out_dir, ckpt_dir):
-    prepared, split_csv = prepared_split
+    prepared, split_csv, genes_csv = prepared_split
     return [sys.executable, "-m", "storm", "train", "--prepared", str(prepared), "--split", str(split_csv),
-            "--split-name", "seed0", "--model", "linear_additive", "--seed", "0", "--out-dir", str(out_dir),
+            "--genes", str(genes_csv), "--model", "linear_additive", "--seed", "0", "--out-dir", str(out_dir),
             "--checkpoint-dir", str(ckpt_dir), *CONFIG]
 
 

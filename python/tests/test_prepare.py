@@ -3,13 +3,15 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from storm import io
 from storm.errors import InputError
-from storm.prepare import detect_scale, prepare, select_genes
+from storm.genes import select_genes
+from storm.prepare import prepare
 from storm.spec import DatasetSpec
 
 
 def test_counts_are_normalised_and_kept(small_adata):
-    adata = prepare(small_adata.copy(), DatasetSpec(), {}, n_top_genes=50)
+    adata = prepare(small_adata.copy(), DatasetSpec())
     assert adata.uns["storm"]["input_scale"] == "counts"
     assert (adata.layers["counts"] != small_adata.X).nnz == 0
     totals = np.expm1(adata.X.toarray()).sum(axis=1)
@@ -18,20 +20,23 @@ def test_counts_are_normalised_and_kept(small_adata):
 
 
 def test_logged_input_is_kept(small_adata):
-    adata = prepare(small_adata.copy(), DatasetSpec(), {}, n_top_genes=50)
-    again = prepare(adata.copy(), DatasetSpec(), {}, n_top_genes=50)
+    adata = prepare(small_adata.copy(), DatasetSpec())
+    again = prepare(adata.copy(), DatasetSpec())
     assert again.uns["storm"]["input_scale"] == "log"
     assert (again.X != adata.X).nnz == 0
 
 
-def test_detect_scale():
-    assert detect_scale(sp.csr_matrix(np.array([[0, 3], [5, 0]], dtype=float))) == "counts"
-    assert detect_scale(np.array([[0.5, 2.3]])) == "log"
-    assert detect_scale(np.array([[120.5, 2.3]])) == "normalised"
+def test_normalised_input_is_logged(small_adata):
+    adata = small_adata.copy()
+    adata.X = adata.X.astype(np.float64) * 1.5 + 0.25 * (adata.X > 0)
+    expected = np.log1p(adata.X.toarray())
+    prepared = prepare(adata, DatasetSpec())
+    assert prepared.uns["storm"]["input_scale"] == "normalised"
+    np.testing.assert_allclose(prepared.X.toarray(), expected, rtol=1e-6)
 
 
-def test_genes_chosen_on_training_cells_only(small_adata):
-    adata = prepare(small_adata.copy(), DatasetSpec(), {}, n_top_genes=200)
+def test_genes_chosen_on_training_cells_only(tmp_path, small_adata):
+    adata = prepare(small_adata.copy(), DatasetSpec())
     X = adata.X.toarray()
     # a gene that varies wildly in the non-training cells only must not be chosen
     train = np.zeros(adata.n_obs, dtype=bool)
@@ -40,19 +45,43 @@ def test_genes_chosen_on_training_cells_only(small_adata):
     spikes = np.flatnonzero(~train)[::20]
     X[spikes, 0] = 8.0
     adata.X = sp.csr_matrix(X)
-    assert select_genes(adata, ~train, 20)[0]
-    assert not select_genes(adata, train, 20)[0]
+    io.write_h5ad(adata, tmp_path / "prepared.h5ad")
+    gene = adata.var_names[0]
+    for name, mask in (("spiked", ~train), ("quiet", train)):
+        table = pd.DataFrame({"cell_id": adata.obs_names, "split": np.where(mask, "train", "test")})
+        io.write_csv(table, tmp_path / f"{name}.csv")
+        chosen = select_genes(tmp_path / "prepared.h5ad", tmp_path / f"{name}.csv", 20)["gene"].tolist()
+        assert (gene in chosen) == (name == "spiked")
 
 
-def test_split_must_cover_cells(small_adata):
-    partial = pd.DataFrame({"cell_id": small_adata.obs_names[:10], "split": "train"})
-    with pytest.raises(InputError, match="does not cover"):
-        prepare(small_adata.copy(), DatasetSpec(), {"seed0": partial})
-
-
-def test_hvg_flags_per_split(prepared_split):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_normalisation_and_genes_equal_scanpy(small_adata, seed):
+    """storm's own normalisation and Seurat dispersion (read in chunks, no scanpy import in the
+    tasks) choose what scanpy chooses."""
     import anndata as ad
+    import scanpy as sc
 
-    adata = ad.read_h5ad(prepared_split[0])
-    assert adata.var["hvg_seed0"].sum() == 80
-    assert adata.uns["storm"]["splits"] == ["seed0"]
+    from storm.genes import mean_var, seurat_dispersion, top_genes
+
+    ours, theirs = small_adata.copy(), small_adata.copy()
+    sc.pp.normalize_total(theirs, target_sum=1e4)
+    sc.pp.log1p(theirs)
+    prepare(ours, DatasetSpec())
+    np.testing.assert_allclose(ours.X.toarray(), theirs.X.toarray(), atol=1e-5)
+    rows = np.sort(np.random.default_rng(seed).choice(ours.n_obs, ours.n_obs // 2, replace=False))
+    for n in (10, 40, 100):
+        table = sc.pp.highly_variable_genes(ad.AnnData(ours.X[rows]), n_top_genes=n, flavor="seurat", inplace=False)
+        chosen = top_genes(seurat_dispersion(*mean_var(ours.X, rows, chunk=37)), n)
+        np.testing.assert_array_equal(chosen, table["highly_variable"].to_numpy())
+
+
+def test_split_must_cover_cells(tmp_path, small_adata):
+    io.write_h5ad(prepare(small_adata.copy(), DatasetSpec()), tmp_path / "prepared.h5ad")
+    io.write_csv(pd.DataFrame({"cell_id": small_adata.obs_names[:10], "split": "train"}), tmp_path / "split.csv")
+    with pytest.raises(InputError, match="gives no split for"):
+        select_genes(tmp_path / "prepared.h5ad", tmp_path / "split.csv", 20)
+
+
+def test_genes_file_per_split(prepared_split):
+    genes = pd.read_csv(prepared_split[2])
+    assert len(genes) == 80 and genes["gene"].is_unique

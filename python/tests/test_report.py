@@ -26,11 +26,15 @@ def test_summarise_mean_sd_n():
     metrics = _metrics()
     metrics.loc[0, "value"] = np.nan
     summary = summarise(metrics).set_index(["model", "metric"])
-    good = metrics[(metrics["model"] == "good") & (metrics["metric"] == "pearson_delta")]["value"]
-    assert summary.loc[("good", "pearson_delta"), "mean"] == pytest.approx(good.mean())
-    assert summary.loc[("good", "pearson_delta"), "sd"] == pytest.approx(good.std())
-    assert summary.loc[("good", "pearson_delta"), "n"] == 15
-    assert summary.loc[("good", "pearson_delta"), "n_missing"] == 1
+    good = metrics[(metrics["model"] == "good") & (metrics["metric"] == "pearson_delta")]
+    per_seed = good.groupby("seed")["value"].mean()  # the mean over pairs, per seed
+    row = summary.loc[("good", "pearson_delta")]
+    assert row["mean"] == pytest.approx(per_seed.mean())
+    assert row["sd"] == pytest.approx(per_seed.std())  # over seeds, as the report's ± sd
+    assert row["sd_pairs"] == pytest.approx(good["value"].std())
+    assert (row["n"], row["n_seeds"], row["n_missing"]) == (15, 2, 1)
+    assert row["better"] == "higher" and row["rank"] == 1
+    assert summary.loc[("floor", "mse"), "rank"] == 2 and summary.loc[("good", "mse"), "rank"] == 1
 
 
 def test_paired_comparisons_find_the_winner():
@@ -41,6 +45,17 @@ def test_paired_comparisons_find_the_winner():
     assert table.loc[("mse", "floor", "good"), "winner"] == "good"  # lower mse wins
     assert table.loc[("mse", "floor", "twin"), "winner"] == ""  # identical models: no winner
     assert np.isnan(table.loc[("mse", "floor", "twin"), "p_value"])
+
+
+def test_cell_eval_directions_match_its_registry():
+    from cell_eval import metrics_registry
+    from cell_eval._types import MetricBestValue
+
+    from storm.report.stats import CELL_EVAL_DIRECTION
+
+    registry = {name: {MetricBestValue.ONE: True, MetricBestValue.ZERO: False}.get(
+        metrics_registry.get_metric(name).best_value) for name in metrics_registry.list_metrics()}
+    assert {k: v for k, v in registry.items() if v is not None} == CELL_EVAL_DIRECTION
 
 
 def test_directions():

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storm.errors import InputError, SpecError, StormError
+from storm.spec import DatasetSpec
 from storm.split import SplitInvariantError, SplitParams, make_split, read_coded_obs, write_split
 from storm.split.core import SPLITS
 from storm.split.obs import coded_from_frame
@@ -16,7 +17,7 @@ KEYS = ["cell_type", "perturbation"]
 
 def split_of(obs: pd.DataFrame, **kwargs):
     manual, split_file = kwargs.pop("manual", None), kwargs.pop("split_file", None)
-    params = SplitParams("perturbation", ["cell_type"], "control", **{"min_cells": 1, **kwargs})
+    params = SplitParams(DatasetSpec(), **{"min_cells": 1, **kwargs})
     return make_split(coded_from_frame(obs, KEYS), params, manual_holdout=manual, split_file=split_file)
 
 
@@ -270,7 +271,7 @@ def test_obs_sources_agree(tmp_path, small_adata):
 def test_multiple_covariates():
     obs = make_obs()
     obs["dose"] = np.where(np.arange(len(obs)) % 2 == 0, "low", "high")
-    params = SplitParams("perturbation", ["cell_type", "dose"], "control", min_cells=1)
+    params = SplitParams(DatasetSpec(), ["cell_type", "dose"], min_cells=1)
     result = make_split(coded_from_frame(obs, ["cell_type", "dose", "perturbation"]), params)
     pert = result.pairs[~result.pairs["is_control"]]
     assert {"cell_type", "dose"} <= set(pert.columns)

@@ -15,7 +15,7 @@ def test_valid_dataset_summary(small_h5ad, small_adata):
     assert qc["n_genes"] == small_adata.n_vars
     assert qc["n_perturbations"] == 8
     assert qc["n_cell_types"] == 3
-    assert qc["looks_like_counts"] is True
+    assert qc["scale"] == "counts"
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,7 @@ def test_cli_bad_input_one_line_no_output(tmp_path, small_h5ad, run_cli):
 
 
 def test_cli_unknown_model(tmp_path, small_h5ad, run_cli):
-    result = run_cli("validate", "--input", str(small_h5ad), "--out", str(tmp_path / "qc.json"),
-                     "--models", "control_mean,nope")
+    result = run_cli("check", "--input", str(small_h5ad), "--models", "control_mean,nope")
     assert result.returncode == 2
     assert "error: unknown model 'nope'" in result.stderr
 

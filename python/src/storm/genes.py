@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import os
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
+import scipy.sparse as sp
 
 from . import io
 from .errors import InputError
@@ -32,6 +31,47 @@ def read_split(split_csv: str | os.PathLike, cell_ids: pd.Index) -> np.ndarray:
     return split.to_numpy(dtype=object)
 
 
+def mean_var(X, rows: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and variance (ddof 1) of expm1(X) over ``rows`` (sorted), read a chunk of rows
+    at a time, so the training cells of a big dataset are never in memory at once."""
+    total = np.zeros(X.shape[1])
+    squares = np.zeros(X.shape[1])
+    for start in range(0, rows.size, chunk):
+        block = X[rows[start:start + chunk]]
+        block = block.expm1() if sp.issparse(block) else np.expm1(np.asarray(block, dtype=np.float64))
+        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+        squares += np.asarray(block.multiply(block).sum(axis=0) if sp.issparse(block) else (block ** 2).sum(axis=0),
+                              dtype=np.float64).ravel()
+    n = rows.size
+    mean = total / n
+    var = (squares - n * mean ** 2) / max(n - 1, 1)
+    return mean, var
+
+
+def seurat_dispersion(mean: np.ndarray, var: np.ndarray, n_bins: int = 20) -> np.ndarray:
+    """Seurat's normalised dispersion (scanpy's ``flavor='seurat'``): log dispersion z-scored within
+    20 bins of log mean; a gene alone in its bin gets 1."""
+    mean = np.where(mean == 0, 1e-12, mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dispersion = var / mean
+        dispersion[dispersion == 0] = np.nan
+        dispersion = np.log(dispersion)
+    table = pd.DataFrame({"dispersion": dispersion, "bin": pd.cut(np.log1p(mean), bins=n_bins)})
+    stats = table.groupby("bin", observed=True)["dispersion"].agg(avg="mean", dev="std")
+    alone = stats["dev"].isna()
+    stats.loc[alone, "dev"] = stats.loc[alone, "avg"]
+    stats.loc[alone, "avg"] = 0
+    per_gene = stats.loc[table["bin"]]
+    return ((table["dispersion"].to_numpy() - per_gene["avg"].to_numpy()) / per_gene["dev"].to_numpy())
+
+
+def top_genes(normalised: np.ndarray, n_top_genes: int) -> np.ndarray:
+    """Genes whose normalised dispersion reaches the ``n_top_genes``-th highest (ties are kept)."""
+    finite = np.sort(normalised[~np.isnan(normalised)])[::-1]
+    cutoff = finite[min(n_top_genes, finite.size) - 1]
+    return np.nan_to_num(normalised, nan=-np.inf) >= cutoff
+
+
 def select_genes(prepared: str | os.PathLike, split_csv: str | os.PathLike, n_top_genes: int) -> pd.DataFrame:
     """The ``n_top_genes`` most variable genes (Seurat's dispersion) among the training cells."""
     if n_top_genes < 1:
@@ -45,9 +85,7 @@ def select_genes(prepared: str | os.PathLike, split_csv: str | os.PathLike, n_to
         if n_top_genes >= genes.size:
             mask = np.ones(genes.size, dtype=bool)
         else:
-            cells = ad.AnnData(X=adata.X[train], var=pd.DataFrame(index=adata.var_names))
-            table = sc.pp.highly_variable_genes(cells, n_top_genes=n_top_genes, flavor="seurat", inplace=False)
-            mask = table["highly_variable"].to_numpy()
+            mask = top_genes(seurat_dispersion(*mean_var(adata.X, train)), n_top_genes)
     finally:
         adata.file.close()
     log.info("%d of %d genes chosen on %d training cells", int(mask.sum()), genes.size, train.size)

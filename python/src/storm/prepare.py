@@ -11,13 +11,14 @@ import logging
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
 
 from .spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
 from .validate import classify_scale, stats_of
 
 log = logging.getLogger(__name__)
+
+TARGET_SUM = 1e4  #: counts per cell after normalisation (scanpy's normalize_total(target_sum=1e4))
 
 
 def add_canonical_obs(adata: ad.AnnData, spec: DatasetSpec) -> None:
@@ -33,16 +34,19 @@ def normalise(adata: ad.AnnData) -> str:
     """Log-normalise X in place; return the scale X had on input (decided as VALIDATE does)."""
     scale, reason = classify_scale(stats_of(adata.X, adata.obs_names, adata.var_names))
     log.info("X holds %s: %s", scale, reason)
+    X = sp.csr_matrix(adata.X, dtype=np.float32)
     if scale == "counts":
-        adata.layers["counts"] = adata.X.copy()
-        sc.pp.normalize_total(adata, target_sum=1e4)
-        sc.pp.log1p(adata)
+        adata.layers["counts"] = X.copy()
+        totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        scale_by = np.where(totals > 0, TARGET_SUM / np.where(totals > 0, totals, 1), 1.0)  # empty cells stay 0
+        X = sp.csr_matrix(sp.diags(scale_by.astype(np.float32)) @ X)
     elif scale == "normalised":
         log.warning("X is normalised but not logged; applying log1p (no counts layer)")
-        sc.pp.log1p(adata)
     else:
         log.info("X is already log-normalised; keeping it (no counts layer)")
-    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    if scale != "log":
+        X.data = np.log1p(X.data)
+    adata.X = X
     return scale
 
 

@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 from .config import load_defaults
-from .neural import ConditionalModule, NeuralModel, mlp
+from .neural import NeuralModel, mlp
 
 
-class _LatentAdditiveModule(ConditionalModule):
+class _LatentAdditiveModule(nn.Module):
     def __init__(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
-        super().__init__(float(config["lr"]), float(config["weight_decay"]))
+        super().__init__()
         hidden, latent, layers, dropout = (int(config["hidden_dim"]), int(config["latent_dim"]),
                                            int(config["n_layers"]), float(config["dropout"]))
         self.encoder = mlp(n_inputs, hidden, latent, layers, dropout)
@@ -34,13 +34,13 @@ class LatentAdditive(NeuralModel):
 
     defaults = load_defaults("latent_additive")
 
-    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _LatentAdditiveModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)
 
 
-class _DecoderOnlyModule(ConditionalModule):
+class _DecoderOnlyModule(nn.Module):
     def __init__(self, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
-        super().__init__(float(config["lr"]), float(config["weight_decay"]))
+        super().__init__()
         self.decoder = mlp(n_perturbations + n_cell_types, int(config["hidden_dim"]), n_genes,
                            int(config["n_layers"]), float(config["dropout"]))
         self.softplus = bool(config["softplus_output"])
@@ -57,5 +57,5 @@ class DecoderOnly(NeuralModel):
     defaults = load_defaults("decoder_only")
     uses_controls = False
 
-    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _DecoderOnlyModule(n_genes, n_perturbations, n_cell_types, self.config)

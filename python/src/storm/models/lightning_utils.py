@@ -25,6 +25,49 @@ adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
 LAST_CKPT = "last.ckpt"
 
 
+class ConditionalTrainer(L.LightningModule):
+    """Trains a network ``forward(control, pert, cov) -> expression`` with MSE and Adam; the
+    network itself is plain torch (``net``), so predicting needs no Lightning."""
+
+    def __init__(self, net: torch.nn.Module, lr: float, weight_decay: float):
+        super().__init__()
+        self.net, self.lr, self.weight_decay = net, lr, weight_decay
+
+    def forward(self, control, pert, cov):
+        return self.net(control, pert, cov)
+
+    def _loss(self, batch) -> torch.Tensor:
+        control, pert, cov, target = batch
+        return torch.nn.functional.mse_loss(self(control, pert, cov).float(), target)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+class SetEpoch(L.Callback):
+    """Tells a backed training set which epoch comes next (its order is drawn from seed and
+    epoch): when a checkpoint is restored and when an epoch ends. Worker processes copy the
+    dataset when the next epoch's iterator is made, which Lightning does before its epoch-start
+    hooks (and, resuming, before its train-start hook)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        self.dataset.set_epoch(int(checkpoint["epoch"]) + 1)  # checkpoints are taken as an epoch ends
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.dataset.set_epoch(trainer.current_epoch + 1)
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffles with a permutation drawn from (seed, epoch) alone, so a run resumed at an
     epoch boundary sees the same batches as one that never stopped. Lightning calls

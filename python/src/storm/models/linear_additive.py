@@ -7,13 +7,12 @@ import torch
 from torch import nn
 
 from .config import load_defaults
-from .neural import ConditionalModule, NeuralModel
+from .neural import NeuralModel
 
 
-class _LinearAdditiveModule(ConditionalModule):
-    def __init__(self, n_genes: int, n_perturbations: int, n_cell_types: int, inject_covariates: bool,
-                 lr: float, weight_decay: float):
-        super().__init__(lr, weight_decay)
+class _LinearAdditiveModule(nn.Module):
+    def __init__(self, n_genes: int, n_perturbations: int, n_cell_types: int, inject_covariates: bool):
+        super().__init__()
         self.fc_pert = nn.Linear(n_perturbations, n_genes)
         self.fc_cov = nn.Linear(n_cell_types, n_genes, bias=False) if inject_covariates else None
 
@@ -31,7 +30,5 @@ class LinearAdditive(NeuralModel):
 
     defaults = load_defaults("linear_additive")
 
-    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
-        c = self.config
-        return _LinearAdditiveModule(n_genes, n_perturbations, n_cell_types, bool(c["inject_covariates"]),
-                                     float(c["lr"]), float(c["weight_decay"]))
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
+        return _LinearAdditiveModule(n_genes, n_perturbations, n_cell_types, bool(self.config["inject_covariates"]))

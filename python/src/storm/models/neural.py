@@ -1,5 +1,7 @@
-"""What storm's Lightning models share: a module mapping (control cell, perturbation, cell type)
-to expression, trained on perturbed cells paired with controls, checkpointed and resumable."""
+"""What storm's neural models share: a torch network mapping (control cell, perturbation, cell
+type) to expression, trained with Lightning on perturbed cells paired with controls, checkpointed
+and resumable. Lightning is imported only to train (``fit``): predicting needs torch alone, and
+Lightning's import costs seconds per task."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -20,30 +21,6 @@ from ..errors import StormError
 from ..io import atomic_path
 from .base import PerturbationModel
 from .conditions import Conditions, control_pairs
-from .lightning_utils import EpochSampler, fit_with_resume
-
-
-class ConditionalModule(L.LightningModule):
-    """``forward(control, pert, cov) -> expression``, trained with MSE and Adam."""
-
-    def __init__(self, lr: float, weight_decay: float):
-        super().__init__()
-        self.lr, self.weight_decay = lr, weight_decay
-
-    def _loss(self, batch) -> torch.Tensor:
-        control, pert, cov, target = batch
-        return nn.functional.mse_loss(self(control, pert, cov).float(), target)
-
-    def training_step(self, batch, batch_idx):
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
 def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn.Sequential:
@@ -92,22 +69,6 @@ class PairBatches(IterableDataset):
                 yield control, pert[positions], cov[positions], torch.from_numpy(target_rows[positions])
 
 
-class SetEpoch(L.Callback):
-    """Tells a backed training set which epoch comes next (its order is drawn from seed and
-    epoch): when a checkpoint is restored and when an epoch ends. Worker processes copy the
-    dataset when the next epoch's iterator is made, which Lightning does before its epoch-start
-    hooks (and, resuming, before its train-start hook)."""
-
-    def __init__(self, dataset: PairBatches):
-        self.dataset = dataset
-
-    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
-        self.dataset.set_epoch(int(checkpoint["epoch"]) + 1)  # checkpoints are taken as an epoch ends
-
-    def on_train_epoch_end(self, trainer, module) -> None:
-        self.dataset.set_epoch(trainer.current_epoch + 1)
-
-
 class NeuralModel(PerturbationModel):
     """A model trained on (control, perturbation, cell type) -> perturbed cell pairs.
 
@@ -129,11 +90,13 @@ class NeuralModel(PerturbationModel):
         return config
 
     @abstractmethod
-    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> ConditionalModule:
-        """The Lightning module for these sizes, configured from :attr:`config`."""
+    def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
+        """The network, ``forward(control, pert, cov) -> expression``, for these sizes and :attr:`config`."""
 
     def _loader(self, data: PerturbationData, split: str, rng: np.random.Generator, train: bool):
         """A DataLoader over a split's pairs (None without pairs), and a callback it needs."""
+        from .lightning_utils import EpochSampler, SetEpoch
+
         targets, controls = control_pairs(data, split, rng)
         if targets.size == 0:
             return None, None
@@ -156,6 +119,8 @@ class NeuralModel(PerturbationModel):
                                         len(self.conditions.cell_types))
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
+        from .lightning_utils import ConditionalTrainer, fit_with_resume
+
         self.conditions = Conditions.from_training(data)
         first = np.arange(1)
         self.n_inputs = self.inputs(data, first).shape[1] if self.uses_controls else 0
@@ -166,7 +131,8 @@ class NeuralModel(PerturbationModel):
         train_loader, set_epoch = self._loader(data, "train", rng, train=True)
         val_loader, _ = self._loader(data, "val", rng, train=False)
         fit_with_resume(
-            self.module, train_loader, val_loader,
+            ConditionalTrainer(self.module, float(self.config["lr"]), float(self.config["weight_decay"])),
+            train_loader, val_loader,
             out_dir, int(self.config["max_epochs"]), str(self.config["accelerator"]), self.seed,
             ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
             callbacks=[set_epoch] if set_epoch else [],
@@ -178,7 +144,7 @@ class NeuralModel(PerturbationModel):
         pert, cov = self.conditions.encode(np.full(n, perturbation, dtype=object), np.full(n, cell_type, dtype=object))
         control = torch.from_numpy(np.asarray(controls, dtype=np.float32)) if self.uses_controls else torch.zeros(n, 0)
         self.module.eval()
-        device = self.module.device
+        device = next(self.module.parameters()).device
         return self.module(control.to(device), pert.to(device), cov.to(device)).float().cpu().numpy()
 
     def save(self, out_dir: Path) -> None:

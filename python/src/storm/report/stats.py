@@ -15,20 +15,26 @@ COMPARISON_COLUMNS = ["dataset", "metric", "model_a", "model_b", "n", "mean_a_mi
                       "q_value", "winner"]
 
 
+#: cell-eval's metric directions (its registry's best value: one or zero), written out so the report
+#: does not import cell-eval (seconds per task); a test keeps this equal to the registry
+CELL_EVAL_DIRECTION = {
+    **dict.fromkeys(["clustering_agreement", "de_direction_match", "de_sig_genes_recall", "de_spearman_lfc_sig",
+                     "de_spearman_sig", "discrimination_score_cosine", "discrimination_score_l1",
+                     "discrimination_score_l2", "pearson_delta", "pearson_edistance", "pr_auc", "roc_auc",
+                     "overlap_at_N", "overlap_at_50", "overlap_at_100", "overlap_at_200", "overlap_at_500",
+                     "precision_at_N", "precision_at_50", "precision_at_100", "precision_at_200",
+                     "precision_at_500"], True),
+    **dict.fromkeys(["mae", "mae_delta", "mse", "mse_delta"], False),
+}
+
+
 def higher_is_better(metric: str) -> bool | None:
-    """True/False when a metric has a better direction (storm's own, or cell-eval's registry)."""
+    """True/False when a metric has a better direction (storm's own, or cell-eval's), else None."""
     if metric in OWN_DIRECTION:
         return OWN_DIRECTION[metric]
     if metric == "vcc_score":
         return True
-    try:
-        from cell_eval import metrics_registry
-        from cell_eval._types import MetricBestValue
-
-        best = metrics_registry.get_metric(metric).best_value
-    except (ImportError, KeyError):
-        return None
-    return {MetricBestValue.ONE: True, MetricBestValue.ZERO: False}.get(best)
+    return CELL_EVAL_DIRECTION.get(metric)
 
 
 #: what the report's and summary.csv's "mean ± sd" are

@@ -1,0 +1,207 @@
+"""The pipeline's interface on real Nextflow: --help, the parameter schema and its launch-time
+checks, samplesheets with differently named datasets, a cache that survives a growing grid, an
+--outdir that belongs to one run, -preview."""
+
+import dataclasses
+import json
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+
+from harness import REPO, nextflow_bin, run_pipeline
+
+SCHEMA = json.loads((REPO / "nextflow_schema.json").read_text())
+PROPERTIES = {name: spec for group in SCHEMA["$defs"].values() for name, spec in group["properties"].items()}
+
+
+def launch(tmp_path, *args):
+    """A run that is expected to stop at launch: (exit status, output)."""
+    run = run_pipeline(tmp_path, *args, timeout=300)
+    return run.result.returncode, run.output
+
+
+def test_help_lists_every_parameter_by_group(tmp_path):
+    code, out = launch(tmp_path, "--help")
+    assert code == 0
+    for group in SCHEMA["$defs"].values():
+        assert f"{group['title']}:" in out
+    for name, spec in PROPERTIES.items():
+        assert re.search(rf"--{name}\s+{re.escape(spec['description'][:30])}", out), name
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
+def test_help_for_one_parameter(tmp_path):
+    code, out = launch(tmp_path, "--help", "batch_key")
+    assert code == 0
+    assert "--batch_key  (string)" in out and "default: 'batch'" in out and "--models" not in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--modles", "control_mean"], "error: unknown parameter --modles (did you mean --models?)"),
+    (["--split-seeds", "5"], "error: unknown parameter --split-seeds (did you mean --split_seeds?)"),
+    (["--n_top_genes", "many"], "error: --n_top_genes must be an integer, got 'many'"),
+    (["--min_cells", "0"], "error: --min_cells must be at least 1, got 0"),
+    (["--split_seeds", "0,x"], "error: --split_seeds '0,x' is malformed"),
+    (["--split_strategy", "transfr"], "error: --split_strategy must be one of transfer, combo, combo_inverse, "
+                                      "zeroshot, manual, file, got 'transfr' (did you mean transfer?)"),
+    (["--eval_split", "train"], "error: --eval_split must be one of val, test, got 'train'"),
+    (["--subsample_fraction", "1.5"], "error: --subsample_fraction must be at most 1, got 1.5"),
+    (["--split_strategy", "manual", "--manual_holdout", "nope.yaml"],
+     "error: --manual_holdout: no such file: nope.yaml"),
+    (["--split_strategy", "manual"], "error: the manual split strategy needs --manual_holdout"),
+    (["--models", "control_mean,control_mean"], "error: --models lists control_mean twice"),
+    (["--workflow", "loader"], "error: --workflow must be one of perturbation, loaders, got 'loader'"),
+    (["--workflow", "loaders", "--loader_strategies", "streaming,shuffle"], "error: --loader_strategies 'streaming,"),
+])
+def test_bad_params_fail_at_launch(tmp_path, args, message):
+    code, out = launch(tmp_path, "-profile", "test", *args)
+    assert code == 2
+    assert message in out
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+    assert not (tmp_path / "results").exists()  # not even an empty trace file is left behind
+
+
+def test_all_errors_at_once(tmp_path):
+    code, out = launch(tmp_path, "-profile", "test", "--modles", "x", "--n_top_genes", "many", "--min_cells", "0")
+    assert code == 2
+    assert len([line for line in out.splitlines() if line.startswith("error: ")]) == 3
+
+
+def test_schema_is_the_one_home_of_defaults():
+    """nextflow.config reads the defaults from the schema; DatasetSpec has the dataset_spec group's fields."""
+    from storm.spec import DatasetSpec
+
+    out = subprocess.run([nextflow_bin(), "config", "-flat", str(REPO)], capture_output=True, text=True,
+                         check=True).stdout
+    for name, spec in PROPERTIES.items():
+        if "default" in spec:
+            assert f"params.{name} = {spec['default']!r}".replace("True", "true").replace("False", "false") in out \
+                or f"params.{name} = {json.dumps(spec['default'])}" in out, name
+    spec_fields = [f.name for f in dataclasses.fields(DatasetSpec)]
+    assert spec_fields == list(SCHEMA["$defs"]["dataset_spec"]["properties"])
+    for name, value in dataclasses.asdict(DatasetSpec()).items():
+        assert PROPERTIES[name].get("default") == value, name
+
+
+def test_readme_parameter_table_matches_the_schema():
+    """Every parameter is in the README's table with the schema's default, and nothing else is."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `--(\w+)` \| ([^|]*) \|", table, re.M)}
+    assert set(rows) == set(PROPERTIES) - {"help"}
+    for name, default in rows.items():
+        expected = PROPERTIES[name].get("default")
+        shown = "–" if expected in (None, "") else f"`{expected}`"
+        assert default.strip() == shown, name
+
+
+def write_screen(path, names: dict, seed: int):
+    """A small synthetic screen whose obs columns and control value carry ``names``."""
+    from storm import io
+    from storm.synth import SynthConfig, make_synthetic
+
+    adata = make_synthetic(SynthConfig(n_genes=120, n_cell_types=3, n_perturbations=6, cells_per_pair=24,
+                                       controls_per_cell_type=80, seed=seed))
+    obs = adata.obs.rename(columns={k: v for k, v in names.items() if k in adata.obs})
+    pert = names.get("perturbation", "perturbation")
+    obs[pert] = obs[pert].astype(str).replace("control", names["control"])
+    adata.obs = obs.drop(columns=["batch"])
+    io.write_h5ad(adata, path)
+
+
+def test_samplesheet_of_differently_named_datasets_to_one_report(tmp_path):
+    """Two screens with their own column names and control values, no batch column, sampled for a
+    pilot, run with the test profile's small settings on the user's data, into one report."""
+    write_screen(tmp_path / "crispr.h5ad", {"perturbation": "gene", "cell_type": "cell_line",
+                                            "control": "non-targeting"}, seed=1)
+    write_screen(tmp_path / "drug.h5ad", {"perturbation": "condition", "control": "DMSO"}, seed=2)
+    (tmp_path / "samples.csv").write_text(
+        "id,path,perturbation_key,cell_type_key,control_value,batch_key\n"
+        "crispr,crispr.h5ad,gene,cell_line,non-targeting,\n"
+        "drug,drug.h5ad,condition,,DMSO,\n")
+    run = run_pipeline(tmp_path, "-profile", "test", "--input", "samples.csv", "--split_seeds", "0",
+                       "--models", "control_mean,context_mean", "--max_cells_per_pair", "16")
+    assert run.result.returncode == 0, run.output[-4000:]
+    summary = pd.read_csv(run.outdir / "report" / "summary.csv")
+    assert set(summary["dataset"]) == {"crispr", "drug"}
+    for dataset in ("crispr", "drug"):
+        sample = json.loads((run.outdir / dataset / "subsample.json").read_text())
+        assert sample["n_cells_kept"] < sample["n_cells_input"]
+        pairs = pd.read_csv(run.outdir / dataset / "seed0" / "pairs.csv")
+        perturbed = pairs[~pairs["is_control"]].groupby(pairs.columns[0]).size()
+        assert (pairs.loc[~pairs["is_control"], "n_cells"] <= 16).all() and len(perturbed) == 3
+    qc = json.loads((run.outdir / "crispr" / "qc.json").read_text())
+    assert qc["spec"]["perturbation_key"] == "gene" and qc["spec"]["batch_key"] is None  # blank: no batch
+    assert json.loads((run.outdir / "drug" / "qc.json").read_text())["spec"]["cell_type_key"] == "cell_type"
+
+
+def test_empty_batch_key_means_none(tmp_path):
+    """`--batch_key ''` (Nextflow passes an empty value as true) is "no batch column"."""
+    write_screen(tmp_path / "screen.h5ad", {"control": "control"}, seed=3)
+    run = run_pipeline(tmp_path, "-profile", "test", "--input", "screen.h5ad", "--batch_key", "", "-stub-run")
+    assert run.result.returncode == 0, run.output[-3000:]
+    assert json.loads((run.outdir / "pipeline_info" / "params.json").read_text())["batch_key"] == ""
+    assert "batch_key=" not in run.output.split("dataset screen:")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("sheet,message", [
+    ("id,path,perturbation_kye\nx,screen.h5ad,gene\n",
+     "unknown column 'perturbation_kye' (did you mean perturbation_key?)"),
+    ("id,path\nx,missing.h5ad\n", "row 1: no such file: missing.h5ad"),
+    ("id,path\nx y,screen.h5ad\n", "id 'x y' may hold only letters"),
+    ("id,path\nx,screen.h5ad\nx,screen.h5ad\n", "names dataset 'x' more than once"),
+    ("id,path,split_strategy\nx,screen.h5ad,combi\n", "split_strategy must be one of transfer"),
+])
+def test_bad_samplesheet_fails_at_launch(tmp_path, sheet, message):
+    write_screen(tmp_path / "screen.h5ad", {"control": "control"}, seed=3)
+    (tmp_path / "samples.csv").write_text(sheet)
+    code, out = launch(tmp_path, "--input", "samples.csv")
+    assert code == 2 and message in out
+
+
+def test_yaml_samplesheet(tmp_path):
+    write_screen(tmp_path / "screen.h5ad", {"perturbation": "gene", "control": "NT"}, seed=4)
+    (tmp_path / "samples.yaml").write_text(
+        "- id: screen\n  path: screen.h5ad\n  perturbation_key: gene\n  control_value: NT\n"
+        "  batch_key: none\n  cell_types: [CT0, CT1]\n  split_strategy: zeroshot\n")
+    run = run_pipeline(tmp_path, "--input", "samples.yaml", "-stub-run", "--split_seeds", "0")
+    assert run.result.returncode == 0, run.output[-3000:]
+    assert "dataset screen: " in run.output and "zeroshot cell_types=CT0,CT1" in run.output
+    assert {row["process"] for row in run.trace()} >= {"SUBSAMPLE", "SPLIT"}
+    assert (run.outdir / "screen" / "seed0_zeroshot").is_dir()
+
+
+def test_model_config_typo_stops_at_check(tmp_path):
+    run = run_pipeline(tmp_path, "-profile", "test", "--models", "control_mean,linear_additive",
+                       "--model_set", "linear_additive.max_epoch=3")
+    assert run.result.returncode != 0
+    assert "error: unknown config key(s) max_epoch for LinearAdditive" in run.output
+    assert {row["process"] for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}
+
+
+def test_growing_grid_reruns_only_the_new_cells(tmp_path):
+    """Two models, then three with -resume: only the new model's tasks (and the model check and
+    the report) run; a new run into the same --outdir is refused; -preview runs nothing."""
+    base = ["-profile", "test", "--split_seeds", "0"]
+    first = run_pipeline(tmp_path, *base, "--models", "control_mean,context_mean")
+    assert first.result.returncode == 0, first.output[-3000:]
+    grown = run_pipeline(tmp_path, *base, "--models", "control_mean,context_mean,linear_additive", "-resume")
+    assert grown.result.returncode == 0, grown.output[-3000:]
+    executed = sorted(row["name"] for row in grown.trace() if row["status"] == "COMPLETED")
+    assert executed == ["CHECK (synthetic)", "EVALUATE (synthetic seed0 linear_additive)",
+                        "PREDICT (synthetic seed0 linear_additive)", "REPORT",
+                        "TRAIN (synthetic seed0 linear_additive)"]
+    assert {row["status"] for row in grown.trace()} == {"COMPLETED", "CACHED"}
+    summary = pd.read_csv(grown.outdir / "report" / "summary.csv")
+    assert set(summary["model"]) == {"control_mean", "context_mean", "linear_additive"}
+
+    again = run_pipeline(tmp_path, *base, "--models", "control_mean")
+    assert again.result.returncode == 2
+    assert "error: --outdir results holds the results of run" in again.output and "-resume" in again.output
+
+    preview = run_pipeline(tmp_path, *base, "-preview", "--outdir", "elsewhere")
+    assert preview.result.returncode == 0
+    assert "preview only: the tasks above were planned, nothing ran" in preview.output
+    assert "report:" not in preview.output and not (tmp_path / "elsewhere").exists()
