@@ -34,7 +34,7 @@ def splitKey(meta) {
 // returns the text (a value channel).
 def softwareVersions(channel, outdir) {
     def text = channel
-        .map { process, file -> "${process}:\n" + file.text.readLines().findAll { it.trim() }.collect { "  ${it}" }.join('\n') }
+        .map { process, text -> "${process}:\n" + text.readLines().findAll { it.trim() }.collect { "  ${it}" }.join('\n') }
         .unique()
         .toSortedList()
         .map { blocks -> blocks.join('\n') + '\n' }
@@ -148,7 +148,8 @@ workflow LOADERS {
 workflow.onComplete {
     def P = launch.values
     if (workflow.preview) {
-        log.info "storm: preview only: the tasks above were planned, nothing ran and no file was written"
+        StormLaunch.removeRunFilesAtExit(P.outdir.toString(), workflow)
+        log.info "storm: preview only: the pipeline was planned, nothing ran and no file was written"
         return
     }
     if (workflow.success && P.sync_to) {

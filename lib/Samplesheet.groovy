@@ -24,7 +24,7 @@ class Samplesheet {
         def base = launchDir
         if (input == 'synthetic') {
             // storm synth writes the default columns, whatever the global spec says
-            def defaults = schema.samplesheetColumns().collectEntries { k, spec -> [k, spec.default] }
+            def defaults = schema.group('dataset_spec').collectEntries { k, spec -> [k, spec.default] }
             rows = [[id: 'synthetic', path: null] + defaults]
         } else if (input ==~ /(?i).*\.(csv|tsv|ya?ml)$/) {
             def sheet = launchDir.resolve(input)

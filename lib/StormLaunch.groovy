@@ -60,7 +60,7 @@ class StormLaunch {
         if (!errors && !workflow.preview) errors.addAll(claimOutdir(values.outdir.toString(), workflow))
         if (errors) {
             errors.each { System.err.println("error: ${it}") }
-            removeEmptyTrace(values.outdir?.toString() ?: params.outdir.toString(), workflow)
+            removeRunFilesAtExit(values.outdir?.toString() ?: params.outdir.toString(), workflow)
             System.exit(2)
         }
         def provenance = [storm: workflow.manifest.version, commit: commit(projectDir),
@@ -105,18 +105,22 @@ class StormLaunch {
         return []
     }
 
-    /** Nextflow opens this run's trace file before any check: a run stopped at launch leaves no
-     *  file behind (nor the folders it made for it). */
-    private static void removeEmptyTrace(String outdir, workflow) {
-        def info = nextflow.Nextflow.file("${outdir}/pipeline_info")
-        if (!info.exists()) return
-        info.listFiles().findAll { it.name.startsWith('execution_trace_') && it.readLines().size() <= 1 &&
-                                   it.lastModified() >= workflow.start.toInstant().toEpochMilli() - 1000 }*.delete()
-        if (!info.list()) {
-            info.delete()
-            def root = info.parent
-            if (!root.list()) root.delete()
-        }
+    /**
+     * Nextflow writes its trace when a run starts and its execution report and timeline when it
+     * ends: a run stopped at launch, or a -preview, leaves none of them (nor the folders made for
+     * them). Runs when the JVM exits, after Nextflow has written them.
+     */
+    static void removeRunFilesAtExit(String outdir, workflow) {
+        def since = workflow.start.toInstant().toEpochMilli() - 1000
+        Runtime.runtime.addShutdownHook(new Thread({
+            def info = nextflow.Nextflow.file("${outdir}/pipeline_info")
+            if (!info.exists()) return
+            info.listFiles().findAll { it.name.startsWith('execution_') && it.lastModified() >= since }*.delete()
+            if (!info.list()) {
+                info.delete()
+                if (!info.parent.list()) info.parent.delete()
+            }
+        }))
     }
 
     private static String commit(Path projectDir) {

@@ -12,7 +12,7 @@ process CHECK {
     output:
     val(meta), emit: checked
     path("check.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     """

@@ -8,7 +8,7 @@ process EVALUATE {
     output:
     tuple val(meta), path("metrics.csv"), emit: metrics
     path("evaluate.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -10,7 +10,7 @@ process GENES {
     output:
     tuple val(meta), path("genes.csv"), emit: genes
     path("genes.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -3,7 +3,7 @@ process LOADER_SYNTH {
 
     output:
     path("plates/*.h5ad"), emit: plates
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

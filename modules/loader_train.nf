@@ -7,7 +7,7 @@ process LOADER_TRAIN {
 
     output:
     path("${strategy}"), emit: result
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

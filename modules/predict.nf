@@ -8,7 +8,7 @@ process PREDICT {
     output:
     tuple val(meta), path("pred.h5ad"), emit: prediction
     path("predict.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -8,7 +8,7 @@ process PREPARE {
     output:
     tuple val(meta), path("prepared.h5ad"), emit: prepared
     path("prepare.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     """

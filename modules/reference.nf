@@ -10,7 +10,7 @@ process REFERENCE {
     output:
     tuple val(meta), path("real.h5ad"), path("reference"), emit: reference
     path("reference.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -8,7 +8,7 @@ process SPLIT {
 
     output:
     tuple val(meta), path("seed*", type: 'dir'), emit: split
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -8,7 +8,7 @@ process SUBSAMPLE {
     output:
     tuple val(meta), path("subsample.h5ad"), emit: h5ad
     tuple path("subsample.json"), path("subsample.log"), emit: summary
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -7,7 +7,7 @@ process SYNTH {
 
     output:
     tuple val(meta), path("${meta.id}.h5ad"), emit: h5ad
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -9,7 +9,7 @@ process TRAIN {
     output:
     tuple val(meta), path("model"), emit: model
     path("train.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -8,7 +8,7 @@ process VALIDATE {
     output:
     tuple val(meta), path("qc.json"), emit: qc
     path("validate.log"), emit: log
-    tuple val(task.process), path("versions.yml"), emit: versions
+    tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     """

@@ -88,7 +88,7 @@ def test_schema_is_the_one_home_of_defaults():
 def test_readme_parameter_table_matches_the_schema():
     """Every parameter is in the README's table with the schema's default, and nothing else is."""
     readme = (REPO / "README.md").read_text()
-    table = readme.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    table = readme.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `--(\w+)` \| ([^|]*) \|", table, re.M)}
     assert set(rows) == set(PROPERTIES) - {"help"}
     for name, default in rows.items():
@@ -126,12 +126,12 @@ def test_samplesheet_of_differently_named_datasets_to_one_report(tmp_path):
     assert run.result.returncode == 0, run.output[-4000:]
     summary = pd.read_csv(run.outdir / "report" / "summary.csv")
     assert set(summary["dataset"]) == {"crispr", "drug"}
-    for dataset in ("crispr", "drug"):
+    for dataset, control in (("crispr", "non-targeting"), ("drug", "DMSO")):
         sample = json.loads((run.outdir / dataset / "subsample.json").read_text())
         assert sample["n_cells_kept"] < sample["n_cells_input"]
         pairs = pd.read_csv(run.outdir / dataset / "seed0" / "pairs.csv")
-        perturbed = pairs[~pairs["is_control"]].groupby(pairs.columns[0]).size()
-        assert (pairs.loc[~pairs["is_control"], "n_cells"] <= 16).all() and len(perturbed) == 3
+        perturbed = pairs[pairs["perturbation"] != control].groupby(["cell_type", "perturbation"])["n_cells"].sum()
+        assert (perturbed == 16).all() and perturbed.index.get_level_values(0).nunique() == 3
     qc = json.loads((run.outdir / "crispr" / "qc.json").read_text())
     assert qc["spec"]["perturbation_key"] == "gene" and qc["spec"]["batch_key"] is None  # blank: no batch
     assert json.loads((run.outdir / "drug" / "qc.json").read_text())["spec"]["cell_type_key"] == "cell_type"
@@ -203,5 +203,5 @@ def test_growing_grid_reruns_only_the_new_cells(tmp_path):
 
     preview = run_pipeline(tmp_path, *base, "-preview", "--outdir", "elsewhere")
     assert preview.result.returncode == 0
-    assert "preview only: the tasks above were planned, nothing ran" in preview.output
+    assert "preview only: the pipeline was planned, nothing ran" in preview.output
     assert "report:" not in preview.output and not (tmp_path / "elsewhere").exists()

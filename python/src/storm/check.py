@@ -44,16 +44,23 @@ def check_dataset(path: str | os.PathLike, spec: DatasetSpec) -> dict:
 
 
 def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
-    """``{"linear_additive.max_epochs": 5}`` -> per model ``{"max_epochs": 5}``; a key naming a
-    model that is not requested is an error (a typo in the model name would be ignored)."""
+    """``{"linear_additive.max_epochs": 5}`` -> per model ``{"max_epochs": 5}``. A key naming a
+    model that is not installed is an error (a typo would otherwise be ignored); one naming an
+    installed model that is not run (a profile's setting, say) is ignored with a note."""
+    from .models import available_models
+
+    installed = set(available_models())
     per_model: dict[str, dict] = defaultdict(dict)
     for key, value in overrides.items():
         model, sep, rest = key.partition(".")
         if not sep or not rest:
             raise StormError(f"model override '{key}' must be <model>.<key>=<value>, e.g. linear_additive.lr=0.01")
+        if model not in installed:
+            raise StormError(f"model override '{key}' names model '{model}', which is not installed; "
+                             f"models: {', '.join(sorted(installed))}")
         if model not in models:
-            raise StormError(f"model override '{key}' names model '{model}', which is not among the models "
-                             f"run ({', '.join(models)})")
+            log.info("model override %s ignored: %s is not among the models run", key, model)
+            continue
         per_model[model][rest] = value
     return per_model
 
