@@ -30,14 +30,19 @@ def splitKey(meta) {
     return meta.subMap(['id', 'seed', 'split'])
 }
 
-// What every task ran, one YAML block per process, written to pipeline_info/software_versions.yml;
-// returns the text (a value channel).
+// What the tasks ran, one YAML block per process (the packages any of its tasks imported), written
+// to pipeline_info/software_versions.yml; returns the text (a value channel).
 def softwareVersions(channel, outdir) {
     def text = channel
-        .map { process, text -> "${process}:\n" + text.readLines().findAll { it.trim() }.collect { "  ${it}" }.join('\n') }
-        .unique()
-        .toSortedList()
-        .map { blocks -> blocks.join('\n') + '\n' }
+        .map { process, yaml -> [process, yaml.readLines().findAll { it.contains(':') }
+                                           .collectEntries { line -> line.split(':', 2)*.trim() as List }] }
+        .toList()
+        .map { tasks ->
+            def merged = new TreeMap()
+            tasks.each { process, versions -> merged.computeIfAbsent(process) { new TreeMap() }.putAll(versions) }
+            merged.collect { process, versions -> "${process}:\n" + versions.collect { k, v -> "  ${k}: ${v}" }.join('\n') }
+                  .join('\n') + '\n'
+        }
     text.collectFile(name: 'software_versions.yml', storeDir: "${outdir}/pipeline_info")
     return text
 }

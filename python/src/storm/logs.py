@@ -19,9 +19,14 @@ NOISE = re.compile(
     r"|pdex_kwargs are ignored when reading from a CSV|You are using a CUDA device"
 )
 
+#: libraries that log a line per step or epoch at INFO (State's FLOPs counter, cell-load's sampler)
+CHATTY = ("state.tx.callbacks", "cell_load.data_modules.samplers")
+
 
 class _DropNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.name.startswith(CHATTY):
+            return False
         return not NOISE.search(record.getMessage())
 
 
