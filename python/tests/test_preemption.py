@@ -9,6 +9,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 import torch
 
 CONFIG = ["--set", "max_epochs=60", "--set", "batch_size=8", "--set", "accelerator=cpu"]
@@ -69,3 +70,70 @@ def test_another_config_never_resumes_a_run(prepared_split, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         assert "resuming from" not in done.stderr
     assert len(list(shared.iterdir())) == 2  # one folder per run key, nothing overwritten
+
+
+def _trained(prepared_split, tmp_path, epochs="4"):
+    """A finished short run and its checkpoint folder."""
+    shared = tmp_path / "checkpoints"
+    cmd = train_cmd(prepared_split, tmp_path / "first", shared)
+    cmd[cmd.index("max_epochs=60")] = f"max_epochs={epochs}"
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (ckpt,) = shared.iterdir()
+    return cmd, ckpt
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "flipped"])
+def test_a_damaged_last_checkpoint_is_set_aside(prepared_split, tmp_path, damage):
+    """An empty, truncated or changed last.ckpt is named, kept aside as last.ckpt.damaged, and
+    training resumes from the newest intact epoch checkpoint to the same weights; never an
+    'aborted' signal exit, never a traceback, and the next attempt does not trip on it again."""
+    cmd, ckpt = _trained(prepared_split, tmp_path)
+    last = ckpt / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                      "flipped": data[:-10] + bytes(b ^ 1 for b in data[-10:])}[damage])
+    again = subprocess.run([*cmd[:cmd.index("--out-dir") + 1], str(tmp_path / "again"),
+                            *cmd[cmd.index("--out-dir") + 2:]], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr and "aborted" not in again.stderr
+    assert f"checkpoint {last} is damaged" in again.stderr and "resuming from" in again.stderr
+    assert (ckpt / "last.ckpt.damaged").read_bytes() != data  # kept for a look, not deleted
+    assert weights_digest(tmp_path / "again") == weights_digest(tmp_path / "first")
+
+
+def test_every_checkpoint_damaged_starts_over(prepared_split, tmp_path):
+    cmd, ckpt = _trained(prepared_split, tmp_path, epochs="2")
+    before = weights_digest(tmp_path / "first")
+    for path in ckpt.glob("*.ckpt"):
+        path.write_bytes(b"")
+    (tmp_path / "first" / "weights.pt").unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "no intact checkpoint" in again.stderr and "resuming from" not in again.stderr
+    assert weights_digest(tmp_path / "first") == before  # trained again from the start, to the same weights
+    assert pd.read_csv(tmp_path / "first" / "train_log.csv")["epoch"].tolist() == [0, 1]
+
+
+def test_two_attempts_never_train_into_one_folder(prepared_split, tmp_path):
+    """An attempt still running (say, orphaned when Nextflow was killed) holds the run's lock: a
+    new attempt stops with one clear line naming it, before touching a checkpoint."""
+    shared = tmp_path / "checkpoints"
+    first = subprocess.Popen(train_cmd(prepared_split, tmp_path / "first", shared),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(shared.glob("*/last.ckpt")):
+            time.sleep(0.05)
+        second = subprocess.run(train_cmd(prepared_split, tmp_path / "second", shared), capture_output=True,
+                                text=True)
+        assert second.returncode == 2
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"error: pid {first.pid} on ") and "is still training into" in line, line
+        assert not (tmp_path / "second" / "model.json").exists()
+    finally:
+        first.kill()
+        first.wait()
+    # the kernel released the killed holder's lock: the next attempt resumes
+    third = subprocess.run(train_cmd(prepared_split, tmp_path / "third", shared), capture_output=True, text=True)
+    assert third.returncode == 0 and "resuming from" in third.stderr, third.stderr[-2000:]

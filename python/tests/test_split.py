@@ -33,8 +33,11 @@ def check_rules(obs: pd.DataFrame, result, min_cells=1, min_train=1, rule="seen"
     ctrl = frame["perturbation"] == "control"
     pert = frame[~ctrl]
     have_ctrl = set(zip(frame.loc[ctrl, "cell_type"], frame.loc[ctrl, "split"]))
-    for key in set(zip(pert["cell_type"], pert["split"])):
+    have_pert = set(zip(pert["cell_type"], pert["split"]))
+    for key in have_pert:
         assert key in have_ctrl, f"{key} has perturbed cells but no controls"
+    for ct, s in have_ctrl - have_pert:  # held-out controls only where held-out cells need them
+        assert s == "train" or not (pert["cell_type"] == ct).any(), f"{ct} has {s} controls that nothing uses"
     pair_splits = pert.groupby(KEYS, observed=True)["split"].agg(set)
     assert all(len(s) == 1 for s in pair_splits)  # a pair is never cut in two
     pair_split = pair_splits.map(lambda s: next(iter(s)))
@@ -106,6 +109,18 @@ def test_cell_types_without_enough_controls():
     result = split_of(few)
     check_rules(few, result)
     assert result.summary["train_only"]["its cell type has fewer than 3 control cells"]["pairs"] == 12
+
+
+def test_training_only_cell_type_keeps_its_controls_in_training():
+    """A cell type with nothing held out (its pairs too small) is training-only, controls included."""
+    obs = make_obs()
+    small = (obs["cell_type"] == "CT3") & (obs["perturbation"] != "control")
+    obs = obs[~small | (obs.groupby(KEYS).cumcount() < 3)]
+    result = split_of(obs, min_cells=5)
+    check_rules(obs, result, min_cells=5)
+    ct3 = labels(result)[(obs["cell_type"] == "CT3").to_numpy()]
+    assert set(ct3) == {"train"}
+    assert {"val", "test"} <= set(labels(result)[(obs["cell_type"] == "CT0").to_numpy() & (obs["perturbation"] == "control").to_numpy()])
 
 
 def test_perturbation_in_one_cell_type_trains_only():
@@ -305,10 +320,12 @@ def test_invariants_hold_or_the_split_fails_clearly(obs, seed, frac, strategy, m
         result = split_of(obs, seed=seed, strategy=strategy, min_cells=min_cells,
                           max_heldout_fraction_per_covariate=frac, heldout_fraction=frac)
     except StormError as exc:
-        # the only failures allowed: nothing to split, or a rule the data makes impossible
+        # the only failures allowed: data without controls where they are needed (said so), or a
+        # rule the data makes impossible for the strategy
         allowed = {"transfer": (), "combo": ("found no",), "combo_inverse": ("found no",),
                    "zeroshot": ("other covariate", "fewer held-out cell types")}[strategy]
-        assert not splittable or any(text in str(exc) for text in allowed), exc
+        unsplittable = ("control value 'control' not found", "have no control cells", "has no cells")
+        assert any(text in str(exc) for text in (allowed if splittable else unsplittable)), exc
         return
     rule = {"combo": "singles", "combo_inverse": "in_combo"}.get(strategy, "seen")
     check_rules(obs, result, min_cells=1 if strategy == "zeroshot" else min_cells, rule=rule)

@@ -37,6 +37,7 @@ from ..errors import InputError, Interrupted, StormError
 from ..logs import adopt
 from ..split.export import toml_string
 from .base import PerturbationModel
+from .checkpoints import resume_point, training_lock
 from .config import flatten, load_defaults
 
 log = logging.getLogger(__name__)
@@ -233,13 +234,25 @@ class StateTransition(PerturbationModel):
         return str(path.resolve())
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
+        run_root = self.checkpoint_dir or out_dir / "checkpoints"
+        with training_lock(run_root):  # one attempt at a time writes the inputs and checkpoints
+            self._train(data, run_root)
+        run_dir = run_root / RUN_NAME
+        with open(run_dir / "var_dims.pkl", "rb") as fh:
+            genes = list(pickle.load(fh)["gene_names"])
+        if [str(g) for g in genes] != [str(g) for g in data.genes]:
+            raise StormError("State's output genes differ from the split's genes")
+        self._keep(run_dir, out_dir / RUN_NAME)
+        _train_log(run_dir, out_dir / "train_log.csv")
+
+    def _train(self, data: PerturbationData, run_root: Path) -> None:
+        """State's own trainer on the split's cells, resuming from what ``run_root`` holds."""
         from hydra import compose, initialize_config_module
         from hydra.errors import HydraException
         from lightning.pytorch.utilities.exceptions import SIGTERMException
         from state._cli import run_tx_train
 
         adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics", "transformers", "huggingface_hub")
-        run_root = self.checkpoint_dir or out_dir / "checkpoints"
         inputs = run_root / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         toml = write_inputs(data, inputs, self.config["embed_key"])
@@ -250,26 +263,30 @@ class StateTransition(PerturbationModel):
                 cfg = compose(config_name="config", overrides=overrides)
         except HydraException as exc:
             raise StormError(f"State rejects the config: {exc}") from exc
-        run_dir = run_root / RUN_NAME
-        # State writes final.ckpt only if none is there: a stale one would outlive a longer resumed run
-        (run_dir / "checkpoints" / "final.ckpt").unlink(missing_ok=True)
-        if (run_dir / "checkpoints" / "last.ckpt").exists():
-            log.info("resuming from %s", run_dir / "checkpoints" / "last.ckpt")
         os.environ.setdefault("WANDB_MODE", "disabled")
+        self._prepare_resume(run_root / RUN_NAME / "checkpoints")
         lora = self.config["lora"]
         hooks = lora_hooks(lora, self.init_checkpoint, inputs) if lora["enable"] else contextlib.nullcontext()
         try:
             with hooks:
                 run_tx_train(cfg)
         except SIGTERMException as exc:
-            raise Interrupted(f"State training stopped by SIGTERM; the next attempt resumes from {run_dir}",
-                              15) from exc
-        with open(run_dir / "var_dims.pkl", "rb") as fh:
-            genes = list(pickle.load(fh)["gene_names"])
-        if [str(g) for g in genes] != [str(g) for g in data.genes]:
-            raise StormError("State's output genes differ from the split's genes")
-        self._keep(run_dir, out_dir / RUN_NAME)
-        _train_log(run_dir, out_dir / "train_log.csv")
+            raise Interrupted(f"State training stopped by SIGTERM; the next attempt resumes from "
+                              f"{run_root / RUN_NAME}", 15) from exc
+
+    @staticmethod
+    def _prepare_resume(checkpoints: Path) -> None:
+        """State resumes from its ``last.ckpt`` only: a damaged one is set aside and the newest
+        intact checkpoint (State's ``best.ckpt``) takes its place; a stale ``final.ckpt`` goes (State
+        writes it only if none is there, so it would outlive a longer resumed run)."""
+        (checkpoints / "final.ckpt").unlink(missing_ok=True)
+        if not checkpoints.is_dir():
+            return
+        point = resume_point(checkpoints)
+        if point is not None:
+            if point.name != "last.ckpt":
+                shutil.copyfile(point, checkpoints / "last.ckpt")
+            log.info("resuming from %s", checkpoints / "last.ckpt")
 
     def _keep(self, run_dir: Path, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from .. import io
 from ..errors import Interrupted
 from ..logs import adopt
+from .checkpoints import resume_point, training_lock
 
 log = logging.getLogger(__name__)
 adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
@@ -88,11 +89,17 @@ class EpochSampler(torch.utils.data.Sampler):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint under a temporary name and renames it into place, so a task killed
-    while saving (a scheduler's SIGTERM, then SIGKILL) leaves the previous checkpoint intact."""
+    while saving (a scheduler's SIGTERM, then SIGKILL) leaves the previous checkpoint intact; a
+    checksum beside it tells a later attempt whether it was damaged since."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         with io.atomic_path(path) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
+        io.write_checksum(path)
+
+    def remove_checkpoint(self, path) -> None:
+        super().remove_checkpoint(path)
+        Path(str(path) + io.CHECKSUM_SUFFIX).unlink(missing_ok=True)
 
 
 class RngState(L.Callback):
@@ -131,13 +138,25 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
                     max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None,
                     precision: str = "32-true", callbacks: list | None = None) -> None:
     """Fit ``module``, checkpointing every epoch into ``ckpt_dir`` (default ``out_dir/checkpoints``)
-    and resuming from its ``last.ckpt`` when a previous attempt left one. Resumed at an epoch
-    boundary, training reaches the same weights as a run that never stopped."""
-    L.seed_everything(seed, workers=True, verbose=False)
+    and resuming from the newest intact checkpoint a previous attempt left (``last.ckpt``, else the
+    two newest epochs'). Resumed at an epoch boundary, training reaches the same weights as a run
+    that never stopped. One attempt at a time trains into ``ckpt_dir``."""
     ckpt_dir = ckpt_dir or out_dir / "checkpoints"
-    last = ckpt_dir / LAST_CKPT
-    # top-1 without a monitor keeps the newest epoch; last.ckpt is written only beside a top-k save
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1)
+    with training_lock(ckpt_dir):
+        _fit(module, train_loader, val_loader, out_dir, max_epochs, accelerator, seed, ckpt_dir, precision,
+             callbacks or [])
+    if ckpt_dir != out_dir:
+        with io.atomic_path(out_dir / "train_log.csv") as tmp:
+            shutil.copyfile(ckpt_dir / "train_log.csv", tmp)
+
+
+def _fit(module, train_loader, val_loader, out_dir: Path, max_epochs: int, accelerator: str, seed: int,
+         ckpt_dir: Path, precision: str, callbacks: list) -> None:
+    L.seed_everything(seed, workers=True, verbose=False)
+    resume = resume_point(ckpt_dir)
+    # the two newest epochs besides last.ckpt: a damaged last.ckpt still leaves one to resume from
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=2,
+                                                     monitor="step", mode="max")
     trainer = L.Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
@@ -146,20 +165,17 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
         default_root_dir=out_dir,
         logger=False,
         # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), *(callbacks or [])],
+        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
         deterministic=True,
     )
-    if last.exists():
-        log.info("resuming from %s", last)
+    if resume:
+        log.info("resuming from %s", resume)
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     except SIGTERMException as exc:
         # Lightning turns SIGTERM into a SystemExit with status 0: a stopped run must not look finished
         raise Interrupted(f"training stopped by SIGTERM in epoch {trainer.current_epoch + 1}; "
-                          f"the next attempt resumes from {last}", signal.SIGTERM) from exc
-    if ckpt_dir != out_dir:
-        with io.atomic_path(out_dir / "train_log.csv") as tmp:
-            shutil.copyfile(ckpt_dir / "train_log.csv", tmp)
+                          f"the next attempt resumes from {ckpt_dir / LAST_CKPT}", signal.SIGTERM) from exc

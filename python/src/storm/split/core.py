@@ -135,8 +135,13 @@ def split_controls(table: PairTable, pair_split: np.ndarray, params: SplitParams
                    forced: dict[int, int], rng: np.random.Generator) -> np.ndarray:
     """Split codes of every cell: perturbed cells take their pair's split, controls are split per
     cell type by ``control_fractions``, or go wholly to the split named in ``forced`` (cell-type
-    code -> split) when a cell type is held out whole."""
+    code -> split) when a cell type is held out whole. A cell type's controls go to val or test
+    only if it has perturbed cells there (nothing else would use them): a cell type with nothing
+    held out is training-only, controls included."""
     cell_split = pair_split[table.cell_pair].astype(np.int8)
+    perturbed = ~table.pairs["is_control"].to_numpy()
+    held = {(int(ct), int(split)) for ct, split in zip(table.pairs["cell_type_code"].to_numpy()[perturbed],
+                                                        pair_split[perturbed])}
     is_ctrl = table.pairs["is_control"].to_numpy()[table.cell_pair]
     ctrl_idx = np.flatnonzero(is_ctrl)
     order = np.argsort(table.cell_type[ctrl_idx], kind="stable")
@@ -152,8 +157,8 @@ def split_controls(table: PairTable, pair_split: np.ndarray, params: SplitParams
             continue
         idx = rng.permutation(idx)
         n = idx.size
-        n_val = max(1, round(fractions[VAL] * n)) if n >= 3 and fractions[VAL] > 0 else 0
-        n_test = max(1, round(fractions[TEST] * n)) if n >= 3 and fractions[TEST] > 0 else 0
+        n_val = max(1, round(fractions[VAL] * n)) if n >= 3 and fractions[VAL] > 0 and (ct, VAL) in held else 0
+        n_test = max(1, round(fractions[TEST] * n)) if n >= 3 and fractions[TEST] > 0 and (ct, TEST) in held else 0
         cell_split[idx[:n - n_val - n_test]] = TRAIN
         cell_split[idx[n - n_val - n_test:n - n_test]] = VAL
         cell_split[idx[n - n_test:]] = TEST
