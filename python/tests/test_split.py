@@ -120,7 +120,8 @@ def test_training_only_cell_type_keeps_its_controls_in_training():
     check_rules(obs, result, min_cells=5)
     ct3 = labels(result)[(obs["cell_type"] == "CT3").to_numpy()]
     assert set(ct3) == {"train"}
-    assert {"val", "test"} <= set(labels(result)[(obs["cell_type"] == "CT0").to_numpy() & (obs["perturbation"] == "control").to_numpy()])
+    ct0_controls = ((obs["cell_type"] == "CT0") & (obs["perturbation"] == "control")).to_numpy()
+    assert {"val", "test"} <= set(labels(result)[ct0_controls])
 
 
 def test_perturbation_in_one_cell_type_trains_only():

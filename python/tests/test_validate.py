@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from storm import io
-from storm.errors import InputError, SpecError
+from storm.errors import InputError, SpecError, StormError
 from storm.spec import DatasetSpec
 from storm.validate import check_obs, validate
 
@@ -80,3 +80,116 @@ def test_cli_writes_qc(tmp_path, small_h5ad, run_cli):
     result = run_cli("validate", "--input", str(small_h5ad), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["n_cell_types"] == 3
+
+
+def _write(tmp_path, adata, name="bad.h5ad"):
+    path = tmp_path / name
+    io.write_h5ad(adata, path, checksum=False)
+    return path
+
+
+def _dense(small_adata):
+    adata = small_adata.copy()
+    adata.X = adata.X.toarray()
+    return adata
+
+
+def _late(adata, value):
+    """``value`` in the last cell, far past any first block of rows."""
+    adata.X[-1, 7] = value
+    return adata
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda a: _late(_dense(a), np.nan), "X holds NaN or infinite values, the first at cell"),
+    (lambda a: _late(_dense(a), -2.0), "X holds negative values (e.g. -2 at cell"),
+    (lambda a: _late(_dense(a), 1e30), "X holds an implausibly large value (1e+30 at cell"),
+    (lambda a: _late(_dense(a), 2.5), "X looks like counts but 1 value(s) are fractional (e.g. 2.5 at cell"),
+    (lambda a: _with(a, X=np.zeros(a.shape, dtype=np.float32)), "is all zeros"),
+    (lambda a: _rename(a, obs=0), "cell name(s) are repeated"),
+    (lambda a: _rename(a, obs=""), "cell name(s) are empty"),
+    (lambda a: _rename(a, var=0), "gene name(s) are repeated"),
+    (lambda a: _relabel(a, "P0++P1"), "combination 'P0++P1' has an empty part"),
+    (lambda a: _relabel(a, "+P1"), "combination '+P1' has an empty part"),
+    (lambda a: _relabel(a, "P1+"), "combination 'P1+' has an empty part"),
+    (lambda a: _relabel(a, "P1+P1"), "combination 'P1+P1' repeats a perturbation"),
+    (lambda a: _relabel(a, "control+P1"), "combination 'control+P1' includes the control value"),
+    (lambda a: _relabel(a, " "), "obs column 'perturbation' has 1 blank label(s)"),
+    (lambda a: _relabel(a, "control ", controls=True), "perturbation label 'control ' differs from 'control' only"),
+])
+def test_every_value_and_label_is_checked(tmp_path, small_adata, build, message):
+    path = _write(tmp_path, build(small_adata.copy()))
+    with pytest.raises(StormError) as err:
+        validate(path, DatasetSpec())
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def _with(adata, **fields):
+    for key, value in fields.items():
+        setattr(adata, key, value)
+    return adata
+
+
+def _rename(adata, obs=None, var=None):
+    if obs is not None:
+        names = adata.obs_names.tolist()
+        names[-1] = names[0] if obs == 0 else obs
+        adata.obs_names = names
+    if var is not None:
+        names = adata.var_names.tolist()
+        names[-1] = names[0]
+        adata.var_names = names
+    return adata
+
+
+def _relabel(adata, label, controls=False):
+    """Give one cell (half the controls, with ``controls``) the perturbation ``label``."""
+    pert = adata.obs["perturbation"].astype(str).to_numpy().copy()
+    rows = np.flatnonzero(pert == "control")[::2] if controls else [len(pert) - 1]
+    pert[rows] = label
+    adata.obs["perturbation"] = pert
+    return adata
+
+
+def _h5_surgery(path, edit):
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.move("X", "layers/raw"), "has no X matrix (layers: raw)"),
+    (lambda f: (f.__delitem__("obs"), f.create_dataset("obs", data=np.arange(3))), "obs"),
+    (lambda f: f["X"].attrs.__setitem__("shape", np.array([5, f["X"].attrs["shape"][1]])), "X of"),
+])
+def test_broken_files_are_one_line(tmp_path, small_adata, run_cli, edit, message):
+    path = _write(tmp_path, small_adata.copy())
+    _h5_surgery(path, edit)
+    out = tmp_path / "qc.json"
+    result = run_cli("validate", "--input", str(path), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert not out.exists()
+
+
+def test_scale_decision_is_recorded(tmp_path, small_adata):
+    from storm.prepare import prepare
+
+    logged = prepare(small_adata.copy(), DatasetSpec())
+    qc = validate(_write(tmp_path, logged), DatasetSpec())
+    assert qc["scale"] == "log" and "fractional" in qc["scale_reason"]
+
+
+def test_optional_columns_are_checked(tmp_path, small_adata):
+    adata = small_adata.copy()
+    adata.obs["dose"] = 1.0
+    adata.obs.iloc[-1, adata.obs.columns.get_loc("dose")] = -1.0
+    path = _write(tmp_path, adata)
+    with pytest.raises(SpecError, match="obs column 'dose' must hold non-negative numbers"):
+        validate(path, DatasetSpec(dose_key="dose"))
+    with pytest.raises(SpecError, match="embedding 'X_pca' .* is not in obsm"):
+        validate(path, DatasetSpec(embed_key="X_pca"))

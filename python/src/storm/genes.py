@@ -66,8 +66,12 @@ def seurat_dispersion(mean: np.ndarray, var: np.ndarray, n_bins: int = 20) -> np
 
 
 def top_genes(normalised: np.ndarray, n_top_genes: int) -> np.ndarray:
-    """Genes whose normalised dispersion reaches the ``n_top_genes``-th highest (ties are kept)."""
+    """Genes whose normalised dispersion reaches the ``n_top_genes``-th highest (ties are kept).
+    When no gene varies among the cells, none is more variable than another: all are kept."""
     finite = np.sort(normalised[~np.isnan(normalised)])[::-1]
+    if finite.size == 0:
+        log.warning("no gene varies among the training cells: keeping all %d genes", normalised.size)
+        return np.ones(normalised.size, dtype=bool)
     cutoff = finite[min(n_top_genes, finite.size) - 1]
     return np.nan_to_num(normalised, nan=-np.inf) >= cutoff
 
