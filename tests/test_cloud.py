@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
 
 from harness import SECRET, run_pipeline
 
@@ -79,10 +80,18 @@ def test_interrupted_sync_resumes(moto_server, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="res", Prefix="results/run1/").get("Contents", [])}
-    assert "results/run1/manifest.json" not in keys  # an interrupted sync never looks complete
+    first = {o["Key"]: (o["ETag"], o["LastModified"])
+             for o in s3.list_objects_v2(Bucket="res", Prefix="results/run1/seed").get("Contents", [])}
+    assert 0 < len(first) < 6, "the sync should have been interrupted part way"
+    # an interrupted sync never looks complete
+    assert not s3.list_objects_v2(Bucket="res", Prefix="results/run1/manifest.json").get("KeyCount")
+    time.sleep(1.1)  # S3 times objects to the second: a re-upload would show a later LastModified
     again = storm("sync", results, "s3://res/results/run1")
     assert again.returncode == 0, again.stderr[-2000:]
+    # what the first run uploaded is skipped, not sent again
+    assert f", {len(first)} already there unchanged and skipped" in again.stdout, again.stdout
+    assert {key: (o["ETag"], o["LastModified"]) for o in s3.list_objects_v2(Bucket="res", Prefix="results/run1/seed")
+            ["Contents"] if (key := o["Key"]) in first} == first
     manifest = json.loads(s3.get_object(Bucket="res", Key="results/run1/manifest.json")["Body"].read())
     assert set(manifest["files"]) == set(_tree(results))
     for rel, meta in manifest["files"].items():
@@ -123,3 +132,69 @@ def test_pipeline_syncs_results_when_it_ends(moto_server, tmp_path):
     body = boto3.client("s3").get_object(Bucket="runs", Key="results/stub1/manifest.json")["Body"].read()
     manifest = json.loads(body)
     assert "report/report.html" in manifest["files"]
+
+
+class AsyncBatch:
+    """AWS Batch's asynchronous rules, which moto does not enforce: an update leaves a resource
+    UPDATING for a few describes, a queue is deleted only DISABLED and settled and takes a few
+    describes to go, and a compute environment is deleted only DISABLED, settled and with no queue."""
+
+    LAG = 3
+
+    def __init__(self):
+        tags = {"storm:deployment": "lab"}
+        self.queues = {n: {"jobQueueName": n, "state": "ENABLED", "status": "VALID", "tags": tags, "lag": 0,
+                           "computeEnvironmentOrder": [{"computeEnvironment": n}]} for n in ("q-cpu", "q-gpu")}
+        self.envs = {n: {"computeEnvironmentName": n, "state": "ENABLED", "status": "VALID", "tags": tags, "lag": 0}
+                     for n in ("q-cpu", "q-gpu")}
+
+    @staticmethod
+    def _tick(items):
+        for item in items:
+            if item["lag"]:
+                item["lag"] -= 1
+                if not item["lag"]:
+                    item["status"] = "DELETED" if item["status"] == "DELETING" else "VALID"
+        return [{k: v for k, v in i.items() if k != "lag"} for i in items]
+
+    def describe_job_queues(self, jobQueues=None):
+        return {"jobQueues": self._tick([q for n, q in self.queues.items() if not jobQueues or n in jobQueues])}
+
+    def describe_compute_environments(self, computeEnvironments=None):
+        return {"computeEnvironments": self._tick([e for n, e in self.envs.items()
+                                                   if not computeEnvironments or n in computeEnvironments])}
+
+    def update_job_queue(self, jobQueue, state):
+        self.queues[jobQueue].update(state=state, status="UPDATING", lag=self.LAG)
+
+    def update_compute_environment(self, computeEnvironment, state):
+        self.envs[computeEnvironment].update(state=state, status="UPDATING", lag=self.LAG)
+
+    def delete_job_queue(self, jobQueue):
+        queue = self.queues[jobQueue]
+        assert (queue["state"], queue["status"]) == ("DISABLED", "VALID"), f"deleting {queue}"
+        queue.update(status="DELETING", lag=self.LAG)
+
+    def delete_compute_environment(self, computeEnvironment):
+        env = self.envs[computeEnvironment]
+        assert (env["state"], env["status"]) == ("DISABLED", "VALID"), f"deleting {env}"
+        users = [q for q in self.queues.values() if q["status"] != "DELETED"
+                 and computeEnvironment in {o["computeEnvironment"] for o in q["computeEnvironmentOrder"]}]
+        assert not users, f"{computeEnvironment} still has queues {users}"
+        del self.envs[computeEnvironment]
+
+
+def test_teardown_waits_for_batch_as_aws_requires():
+    from storm.cloud.aws import _delete_batch
+    from storm.errors import StormError
+
+    batch = AsyncBatch()
+    removed = _delete_batch(batch, "lab", poll=0)
+    assert sorted(removed) == ["batch compute environment q-cpu", "batch compute environment q-gpu",
+                               "batch job queue q-cpu", "batch job queue q-gpu"]
+    assert not batch.envs and all(q["status"] == "DELETED" for q in batch.queues.values())
+
+    stuck = AsyncBatch()
+    stuck.LAG = 10 ** 6  # a queue that never settles: a clear error, nothing deleted out of order
+    with pytest.raises(StormError, match="batch job queue q-cpu .disabling. did not settle"):
+        _delete_batch(stuck, "lab", poll=0, timeout=0)

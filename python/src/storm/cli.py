@@ -453,8 +453,7 @@ def mirror(source: str, destination: str) -> None:
     files are skipped, so an interrupted copy resumes when run again."""
     from .cloud.transfer import mirror as run
 
-    manifest = run(source, destination)
-    click.echo(f"{len(manifest['files'])} file(s) in {destination}")
+    click.echo(f"{destination}: {run(source, destination)}")
 
 
 @cli.command()
@@ -465,8 +464,7 @@ def sync(results: Path, destination: str) -> None:
     (sha256, size), index.html, unchanged files skipped, never into another run's prefix."""
     from .cloud.transfer import sync as run
 
-    manifest = run(results, destination)
-    click.echo(f"{len(manifest['files'])} file(s) in {destination.rstrip('/')}/ (index.html lists them)")
+    click.echo(f"{destination.rstrip('/')}/: {run(results, destination)} (index.html lists them)")
 
 
 @cli.group()

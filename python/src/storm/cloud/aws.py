@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..errors import InputError, StormError
 from .s3 import client
@@ -211,20 +213,65 @@ def _tagged(tags: dict | list | None, deployment: str) -> bool:
     return (tags or {}).get(TAG) == deployment
 
 
+def _wait(describe, ready, what: str, poll: float, timeout: float):
+    """Poll ``describe()`` until ``ready`` holds for what it returns; Batch applies changes asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = describe()
+        if ready(found):
+            return
+        if time.monotonic() > deadline:
+            raise StormError(f"{what} did not settle within {timeout:.0f} s (last seen: {found}); "
+                             "run teardown again once it has")
+        time.sleep(poll)
+
+
+def _delete_batch(batch, deployment: str, poll: float = 5.0, timeout: float = 900.0) -> list[str]:
+    """Job queues, then compute environments, in the order and states AWS Batch requires: a queue is
+    deleted only once it is DISABLED and settled, and a compute environment only once no queue refers
+    to it (deleting queues is asynchronous, so that too is waited for)."""
+    removed = []
+
+    def queue(name):
+        return next(iter(batch.describe_job_queues(jobQueues=[name])["jobQueues"]), None)
+
+    def environment(name):
+        return next(iter(batch.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]),
+                    None)
+
+    def settled_disabled(found):
+        return found is None or (found["state"] == "DISABLED" and found["status"] in ("VALID", "INVALID"))
+
+    def gone(found):
+        return found is None or found["status"] == "DELETED"
+
+    queues = [q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"] if _tagged(q.get("tags"), deployment)
+              and q["status"] != "DELETED"]
+    for name in queues:
+        batch.update_job_queue(jobQueue=name, state="DISABLED")
+    for name in queues:
+        _wait(partial(queue, name), settled_disabled, f"batch job queue {name} (disabling)", poll, timeout)
+        batch.delete_job_queue(jobQueue=name)
+        removed.append(f"batch job queue {name}")
+    for name in queues:
+        _wait(partial(queue, name), gone, f"batch job queue {name} (deleting)", poll, timeout)
+    environments = [e["computeEnvironmentName"] for e in batch.describe_compute_environments()["computeEnvironments"]
+                    if _tagged(e.get("tags"), deployment) and e["status"] != "DELETED"]
+    for name in environments:
+        batch.update_compute_environment(computeEnvironment=name, state="DISABLED")
+    for name in environments:
+        _wait(partial(environment, name), settled_disabled, f"batch compute environment {name} (disabling)", poll,
+              timeout)
+        batch.delete_compute_environment(computeEnvironment=name)
+        removed.append(f"batch compute environment {name}")
+    return removed
+
+
 def teardown(deployment: Deployment, delete_bucket: bool = False) -> list[str]:
     """Delete the deployment's tagged resources (the bucket only with ``delete_bucket``)."""
     removed = []
     batch, iam, ecr, s3 = client("batch"), client("iam"), client("ecr"), client("s3")
-    for queue in batch.describe_job_queues()["jobQueues"]:
-        if _tagged(queue.get("tags"), deployment.name):
-            batch.update_job_queue(jobQueue=queue["jobQueueName"], state="DISABLED")
-            batch.delete_job_queue(jobQueue=queue["jobQueueName"])
-            removed.append(f"batch job queue {queue['jobQueueName']}")
-    for env in batch.describe_compute_environments()["computeEnvironments"]:
-        if _tagged(env.get("tags"), deployment.name):
-            batch.update_compute_environment(computeEnvironment=env["computeEnvironmentName"], state="DISABLED")
-            batch.delete_compute_environment(computeEnvironment=env["computeEnvironmentName"])
-            removed.append(f"batch compute environment {env['computeEnvironmentName']}")
+    removed += _delete_batch(batch, deployment.name)
     tagged_roles = {role["RoleName"] for role in iam.list_roles()["Roles"]
                     if _tagged(iam.list_role_tags(RoleName=role["RoleName"])["Tags"], deployment.name)}
     for profile in iam.list_instance_profiles()["InstanceProfiles"]:

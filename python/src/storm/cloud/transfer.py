@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,8 +21,6 @@ from tqdm import tqdm
 from .. import io
 from ..errors import InputError, StormError
 from .s3 import S3Url, client
-
-log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 RUN_MARKER = ".storm-run"
@@ -61,9 +59,20 @@ def _transfer_config():
     return TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4)
 
 
-def upload_folder(root: Path, prefix: S3Url) -> dict:
+@dataclass
+class Transfer:
+    """What a copy did: the manifest of every file, and how many were already there unchanged."""
+
+    manifest: dict
+    skipped: int
+
+    def __str__(self) -> str:
+        return f"{len(self.manifest['files'])} file(s), {self.skipped} already there unchanged and skipped"
+
+
+def upload_folder(root: Path, prefix: S3Url) -> Transfer:
     """Upload every file under ``root`` to ``prefix`` (unchanged ones skipped); write the
-    manifest last; return it."""
+    manifest last."""
     s3 = client()
     files = local_files(root)
     manifest = {"files": {}}
@@ -82,11 +91,10 @@ def upload_folder(root: Path, prefix: S3Url) -> dict:
                            ExtraArgs={"Metadata": {"sha256": sha}}, Callback=bar.update)
     s3.put_object(Bucket=prefix.bucket, Key=prefix.join(MANIFEST).key,
                   Body=json.dumps(manifest, indent=2, sort_keys=True).encode())
-    log.info("%s: %d file(s), %d unchanged and skipped", prefix, len(files), skipped)
-    return manifest
+    return Transfer(manifest, skipped)
 
 
-def download_prefix(prefix: S3Url, root: Path) -> dict:
+def download_prefix(prefix: S3Url, root: Path) -> Transfer:
     """Download everything under ``prefix`` listed in its manifest into ``root``; check sha256."""
     s3 = client()
     try:
@@ -94,12 +102,14 @@ def download_prefix(prefix: S3Url, root: Path) -> dict:
     except Exception as exc:  # botocore raises a ClientError subclass per service model
         raise InputError(f"{prefix} has no {MANIFEST}: it is not a complete storm mirror or sync") from exc
     manifest = json.loads(body)
+    skipped = 0
     with tqdm(total=sum(f["size"] for f in manifest["files"].values()), unit="B", unit_scale=True,
               desc=f"download {prefix}", disable=None) as bar:
         for rel, meta in manifest["files"].items():
             target = root / rel
             if target.is_file() and target.stat().st_size == meta["size"] and sha256_file(target) == meta["sha256"]:
                 bar.update(meta["size"])
+                skipped += 1
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with io.atomic_path(target) as tmp:
@@ -107,10 +117,10 @@ def download_prefix(prefix: S3Url, root: Path) -> dict:
                 s3.download_file(source.bucket, source.key, str(tmp), Config=_transfer_config(), Callback=bar.update)
                 if sha256_file(tmp) != meta["sha256"]:
                     raise StormError(f"checksum mismatch for {source}; the object changed during the transfer")
-    return manifest
+    return Transfer(manifest, skipped)
 
 
-def mirror(source: str, destination: str) -> dict:
+def mirror(source: str, destination: str) -> Transfer:
     """Copy a dataset folder to S3 or back (one side s3://, the other local)."""
     from .s3 import is_s3
 
@@ -140,7 +150,7 @@ def index_page(manifest: dict, title: str) -> bytes:
             f"<table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{rows}</table>").encode()
 
 
-def sync(results: str | os.PathLike, destination: str) -> dict:
+def sync(results: str | os.PathLike, destination: str) -> Transfer:
     """Upload a results folder to ``s3://bucket/results/<run-id>/`` for collaborators.
 
     The prefix is claimed for this results folder (a ``.storm-run`` object with its id); a prefix
@@ -165,7 +175,7 @@ def sync(results: str | os.PathLike, destination: str) -> dict:
         if listing.get("KeyCount", 0):
             raise InputError(f"{prefix} already holds objects not written by storm sync; choose another run id")
         s3.put_object(Bucket=marker.bucket, Key=marker.key, Body=json.dumps({"id": run_id}).encode())
-    manifest = upload_folder(results, prefix)
+    done = upload_folder(results, prefix)
     s3.put_object(Bucket=prefix.bucket, Key=prefix.join(INDEX).key, ContentType="text/html",
-                  Body=index_page(manifest, f"storm results {prefix}"))
-    return manifest
+                  Body=index_page(done.manifest, f"storm results {prefix}"))
+    return done
