@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 
 def measure(cmd: list[str]) -> tuple[float, float]:
@@ -20,3 +21,11 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     if status != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{errors[-3000:]}")
     return elapsed, usage.ru_maxrss / 1024**2
+
+
+def sized(root: Path, **sizes) -> Path:
+    """A cache folder named by every size that shapes what is cached in it, so data written for one
+    set of flags is never timed under another's header."""
+    folder = Path(root) / "-".join(f"{key}{value}" for key, value in sizes.items())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -4,10 +4,11 @@ Usage: python tests/benchmarks/evaluate_vcc.py [--perturbations 200] [--genes 20
        [--controls 5000] [--threads 2]
 
 Writes a real.h5ad (log-normalised negative-binomial counts with sparse perturbation effects) and
-a pred.h5ad (real means plus noise) once into --cache, then times in one run, as child processes:
-`cell-eval run` (real DE computed inside), `storm reference` (real DE + cell-mean baseline, once per
-split in the pipeline), and `storm evaluate` with that reference (every VCC metric plus storm's
-own). Prints wall time, peak RSS and the ratios.
+a pred.h5ad (real means plus noise) once into --cache (a folder named by the sizes), then times in
+one run, as child processes: `cell-eval run` (real DE computed inside), storm's reference step
+(real DE + cell-mean baseline from real.h5ad: what `storm reference` does, once per split in the
+pipeline, after writing real.h5ad), and `storm evaluate` with that reference (every VCC metric
+plus storm's own). Prints wall time, peak RSS and the ratios.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from child import measure
+from child import measure, sized
 
 BIN = Path(sys.executable).parent
 
@@ -61,16 +62,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default="/tmp/storm-eval-bench")
     args = parser.parse_args()
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = sized(Path(args.cache), perturbations=args.perturbations, genes=args.genes, cells=args.cells,
+                  controls=args.controls)
     pred, real = make_pair(cache, args.perturbations, args.genes, args.cells, args.controls)
     threads = str(args.threads)
     runs = {
         "cell-eval run (CLI)": [str(BIN / "cell-eval"), "run", "-ap", str(pred), "-ar", str(real),
                                 "--control-pert", "non-targeting", "--pert-col", "perturbation",
                                 "--celltype-col", "cell_type", "-o", str(cache / "cli"), "--num-threads", threads],
-        "storm reference (once per split)": [str(BIN / "storm"), "-q", "reference", "--real", str(real),
-                                             "--out-dir", str(cache / "reference"), "--threads", threads],
+        "storm reference (once per split)": [sys.executable, "-c", "import sys; from storm.evaluate import "
+                                             "build_reference as b; b(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
+                                             str(real), str(cache / "reference"), threads],
         "storm evaluate (per model)": [str(BIN / "storm"), "-q", "evaluate", "--pred", str(pred), "--real", str(real),
                                        "--reference", str(cache / "reference"), "--out", str(cache / "metrics.csv"),
                                        "--dataset", "bench", "--seed", "0", "--model", "noisy", "--threads", threads],

@@ -168,7 +168,7 @@ def main() -> None:
     print("| file | cache | loader | block | workers | cells/s | vs scdataset | vs streaming | main GB | worker GB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for variant in args.variants.split(","):
-        path = args.cache / f"tahoe_{args.cells}_{variant}.h5ad"
+        path = args.cache / f"tahoe_{args.cells}x{args.genes}_nnz{args.nnz}_{variant}.h5ad"
         if not path.exists():
             started = time.perf_counter()
             write_file(path, args.cells, args.genes, args.nnz, variant == "gzip")
@@ -190,7 +190,7 @@ def main() -> None:
                 print(f"| {variant} | {cache} | AnnLoader | 1 | {w} | {ann['cells_per_s']:,.0f} | | "
                       f"{ann['cells_per_s'] / streaming:.2f} | {ann['main_gb']:.2f} | {ann['worker_gb']:.2f} |"
                       + (f" {ann['error']}" if "error" in ann else ""), flush=True)
-    path = args.cache / f"tahoe_{args.cells}_{args.variants.split(',')[0]}.h5ad"
+    path = args.cache / f"tahoe_{args.cells}x{args.genes}_nnz{args.nnz}_{args.variants.split(',')[0]}.h5ad"
     print("\n| block | per-batch drug entropy / i.i.d. |\n|---|---|")
     for block in [0, *blocks]:
         print(f"| {'streaming' if block == 0 else block} | {entropy_ratio(path, block):.2f} |")

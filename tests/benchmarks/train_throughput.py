@@ -5,8 +5,10 @@ Usage: python tests/benchmarks/train_throughput.py [--cells-per-pair 200] [--gen
            [--state-steps tiny=600,sm=40] [--epochs 3] [--workdir DIR]
 
 Writes a synthetic dataset (4 cell types x 24 perturbations; cells-per-pair sets the scale;
-1M cells is --cells-per-pair 10000), splits and prepares it, then trains each model in its own
-`storm train` process and reports cells per second of the fit (from model.json's fit_seconds):
+1M cells is --cells-per-pair 10000), splits and prepares it with storm's own commands (cached
+under --workdir in a folder named by the sizes), then trains each model in its own `storm train`
+process, in a fresh folder per invocation (a second run never resumes the first's checkpoints),
+and reports cells per second of the fit (from model.json's fit_seconds):
 Lightning models pass over every training pair each epoch; State sees batch_size x cell_set_len
 cells per step. The State comparison runs `state tx train` directly with the very overrides
 storm composes (same data files, config and seed) and storm's `storm train --model state`,
@@ -19,48 +21,45 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
-import pandas as pd
-
-from child import measure
+from child import measure, sized
 from storm import io
 
 STORM = [sys.executable, "-m", "storm", "-q"]
 
 
-def n_pairs(prepared: Path, split_csv: Path) -> int:
+def n_pairs(data_dir: Path) -> int:
     """Perturbed training cells: what a Lightning model pairs with a control, once per epoch."""
     from storm.data import load_split_data
 
-    data = load_split_data(prepared, split_csv, "seed0")
+    data = load_split_data(*inputs(data_dir))
     return int((data.mask("train") & ~data.is_control).sum())
 
 
-def build(work: Path, cells_per_pair: int, genes: int) -> tuple[Path, Path]:
-    from storm.prepare import prepare
-    from storm.spec import DatasetSpec
-    from storm.split import SplitParams, make_split
-    from storm.split.core import SPLITS
-    from storm.split.obs import read_coded_obs
-    from storm.synth import SynthConfig, make_synthetic
-
-    prepared, split_csv = work / "prepared.h5ad", work / "split.csv"
-    if prepared.exists():
-        return prepared, split_csv
-    adata = make_synthetic(SynthConfig(n_genes=genes, cells_per_pair=cells_per_pair,
-                                       controls_per_cell_type=6 * cells_per_pair))
-    io.write_h5ad(adata, work / "raw.h5ad")
-    obs = read_coded_obs(work / "raw.h5ad", ["cell_type", "perturbation"])
-    result = make_split(obs, SplitParams("perturbation", ["cell_type"], "control", seed=0))
-    cells = pd.DataFrame({"cell_id": obs.cell_ids.to_pylist(), "split": SPLITS[result.cell_split]})
-    io.write_csv(cells, split_csv)
-    io.write_h5ad(prepare(adata, DatasetSpec(), {"seed0": cells}, n_top_genes=genes // 2), prepared)
-    return prepared, split_csv
+def inputs(data_dir: Path) -> tuple[Path, Path, Path]:
+    return data_dir / "prepared.h5ad", data_dir / "seed0" / "split.csv", data_dir / "genes.csv"
 
 
-def storm_train(prepared: Path, split_csv: Path, model: str, out: Path, sets: dict) -> dict:
-    cmd = [*STORM, "train", "--prepared", str(prepared), "--split", str(split_csv), "--split-name", "seed0",
+def build(data_dir: Path, cells_per_pair: int, genes: int) -> None:
+    """Synthetic data, split, prepared and its genes, made by the commands the pipeline runs."""
+    prepared, split_csv, genes_csv = inputs(data_dir)
+    if genes_csv.exists():
+        return
+    raw = data_dir / "raw.h5ad"
+    for step in (["synth", "--out", raw, "--n-genes", genes, "--cells-per-pair", cells_per_pair,
+                  "--controls-per-cell-type", 6 * cells_per_pair, "--n-perturbations", 24],
+                 ["split", "--input", raw, "--out-dir", data_dir, "--seed", 0, "--dataset-name", "seed0"],
+                 ["prepare", "--input", raw, "--out", prepared],
+                 ["genes", "--prepared", prepared, "--split", split_csv, "--n-top-genes", genes // 2,
+                  "--out", genes_csv]):
+        measure([*STORM, *map(str, step)])
+
+
+def storm_train(data_dir: Path, model: str, out: Path, sets: dict) -> dict:
+    prepared, split_csv, genes_csv = inputs(data_dir)
+    cmd = [*STORM, "train", "--prepared", str(prepared), "--split", str(split_csv), "--genes", str(genes_csv),
            "--model", model, "--out-dir", str(out), *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
     wall, peak = measure(cmd)
     meta = json.loads((out / "model.json").read_text())
@@ -74,12 +73,12 @@ def state_cells_per_step(model_dir: Path) -> int:
     return int(config["training"]["batch_size"]) * int(config["model"]["kwargs"]["cell_set_len"])
 
 
-def direct_overrides(prepared: Path, split_csv: Path, storm_dir: Path, out: Path, sets: dict) -> list[str]:
+def direct_overrides(data_dir: Path, storm_dir: Path, out: Path, sets: dict) -> list[str]:
     """What storm passes to State for this run, pointed at storm's input files and a new output folder."""
     from storm.data import load_split_data
     from storm.models.arc_state import StateTransition
 
-    data = load_split_data(prepared, split_csv, "seed0")
+    data = load_split_data(*inputs(data_dir))
     model = StateTransition(data.spec, seed=0, **sets)
     return model.hydra_overrides(data, storm_dir / "checkpoints" / "inputs" / "experiment.toml", out)
 
@@ -92,22 +91,22 @@ def main() -> None:
     parser.add_argument("--state-steps", default="tiny=600,sm=40", help="State sizes and their steps")
     parser.add_argument("--workdir", type=Path, default=Path("bench-train"))
     args = parser.parse_args()
-    work = args.workdir.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    prepared, split_csv = build(work, args.cells_per_pair, args.genes)
-    print(f"data: {io.read_shape(prepared)[0]:,} cells, {args.genes // 2} genes")
+    data_dir = sized(args.workdir.resolve() / "data", cells_per_pair=args.cells_per_pair, genes=args.genes)
+    build(data_dir, args.cells_per_pair, args.genes)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir.resolve()))
+    print(f"data: {io.read_shape(inputs(data_dir)[0])[0]:,} cells, {args.genes // 2} genes; models in {work}")
 
     rows = []
-    pairs = n_pairs(prepared, split_csv)
+    pairs = n_pairs(data_dir)
     for model in ("linear_additive", "latent_additive"):
-        run = storm_train(prepared, split_csv, model, work / model, {"max_epochs": args.epochs})
+        run = storm_train(data_dir, model, work / model, {"max_epochs": args.epochs})
         rows.append((model, "", run["fit"], pairs * args.epochs / run["fit"], run["peak"]))
     state_runs = {}
     for item in args.state_steps.split(","):
         size, steps = item.split("=")
         sets = {"size": size, "max_steps": int(steps), "val_freq": int(steps), "ckpt_every_n_steps": int(steps)}
         out = work / f"state_{size}"
-        run = storm_train(prepared, split_csv, "state", out, sets)
+        run = storm_train(data_dir, "state", out, sets)
         cells = state_cells_per_step(out) * int(steps)
         rows.append(("state", size, run["fit"], cells / run["fit"], run["peak"]))
         state_runs[size] = (out, sets)
@@ -121,9 +120,9 @@ def main() -> None:
         storm_walls, direct_walls = [], []
         for attempt in range(2):
             out = work / f"direct_{size}_{attempt}"
-            overrides = direct_overrides(prepared, split_csv, storm_dir, out, sets)
+            overrides = direct_overrides(data_dir, storm_dir, out, sets)
             direct_walls.append(measure([str(Path(sys.executable).parent / "state"), "tx", "train", *overrides])[0])
-            again = storm_train(prepared, split_csv, "state", work / f"storm_{size}_{attempt}", sets)
+            again = storm_train(data_dir, "state", work / f"storm_{size}_{attempt}", sets)
             storm_walls.append(again["wall"])
         s, d = statistics.median(storm_walls), statistics.median(direct_walls)
         print(f"| {size} | {s:.1f} | {d:.1f} | {d / s:.3f} |")
