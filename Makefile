@@ -36,7 +36,7 @@ demo: install
 	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi -resume
 
 test: install lint slurm
-	$(BIN)/pytest python/tests tests $(PYTEST_ARGS)
+	$(BIN)/pytest python/tests tests --durations=25 $(PYTEST_ARGS)
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
 slurm:

@@ -1,4 +1,5 @@
-"""The container images: lint-clean, and built from exactly the pins CI tests."""
+"""The Dockerfiles, checked without a Docker engine (none runs here, so no image is built in the
+tests): hadolint-clean, and written to install exactly the lock CI installs and tests."""
 
 import re
 import shutil
