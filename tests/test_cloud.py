@@ -1,5 +1,7 @@
-"""AWS parts against a real S3-compatible server (moto in server mode on 127.0.0.1): setup and
-teardown, mirror, sync (interrupted and resumed), s3:// inputs, and no credentials anywhere."""
+"""AWS parts against moto in server mode on 127.0.0.1, which emulates S3, IAM, Batch and ECR: setup
+and teardown, mirror, sync (interrupted and resumed), s3:// inputs, and no credentials anywhere.
+moto applies Batch's state changes at once; `AsyncBatch` below holds teardown to AWS's real,
+asynchronous rules. No job runs on Batch here."""
 
 import hashlib
 import json
