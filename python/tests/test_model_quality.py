@@ -146,3 +146,44 @@ def test_backed_loader_must_read_every_pair(prepared_split, tmp_path):
 
     with pytest.raises(StormError, match="loader must be one of"):
         train(*prepared_split, "latent_additive", tmp_path, seed=0, config={"loader": "true_weighted"})
+
+
+def test_linear_additive_trained_by_default_matches_context_mean(tmp_path):
+    """With one effect per perturbation and as many cells in every pair, linear_additive's optimum
+    is context_mean's closed form (the mean shift over training cell types). Its default budget
+    must get there: a fixed handful of epochs left it far short on small real data."""
+    from conftest import prepare_split
+    from storm.synth import SynthConfig, make_synthetic
+
+    adata = make_synthetic(SynthConfig(n_genes=100, n_cell_types=4, n_perturbations=6, cells_per_pair=60,
+                                       controls_per_cell_type=240, seed=5))
+    files = prepare_split(adata, tmp_path, n_top_genes=60)
+    shifts = {}
+    for name in ("context_mean", "linear_additive"):
+        out = tmp_path / name
+        train_and_predict(files, out, name, CPU if name == "linear_additive" else {})
+        pred = ad.read_h5ad(out / "pred" / "pred.h5ad")
+        real = ad.read_h5ad(out / "pred" / "real.h5ad")
+        groups = pred.obs.groupby([CELL_TYPE, PERTURBATION], observed=True).indices
+        control = {ct: real.X[(real.obs[CELL_TYPE] == ct).to_numpy() & (real.obs[PERTURBATION] == "control").to_numpy()]
+                   .mean(0) for ct, _ in groups}
+        shifts[name] = np.concatenate([pred.X[rows].mean(0) - control[ct] for (ct, _), rows in sorted(groups.items())])
+    assert shifts["context_mean"].size > 0
+    assert np.corrcoef(shifts["context_mean"], shifts["linear_additive"])[0, 1] > 0.98
+    scale = np.abs(shifts["context_mean"]).mean()
+    assert np.abs(shifts["linear_additive"] - shifts["context_mean"]).mean() < 0.15 * scale
+
+
+def test_training_stops_when_validation_stops_improving(prepared_split, tmp_path):
+    """Early stopping on the validation pairs: it ends ``patience`` epochs after the best one,
+    long before the ceiling, and keeps the best epoch's weights."""
+    config = {**CPU, "patience": 3, "min_steps": 0, "max_epochs": 500, "lr": 0.05}
+    train(*prepared_split, "latent_additive", tmp_path / "model", seed=0, config=config)
+    log = pd.read_csv(tmp_path / "model" / "train_log.csv")
+    assert len(log) < 500
+    best = int(log["val_loss"].idxmin())
+    assert len(log) == best + 1 + config["patience"]
+    weights = torch.load(tmp_path / "model" / "weights.pt", weights_only=True)["state_dict"]
+    best_ckpt = torch.load(next((tmp_path / "model" / "checkpoints").glob("last.ckpt")), weights_only=False)
+    kept = best_ckpt["callbacks"]["BestWeights"]["weights"]
+    assert all(torch.equal(weights[k], kept["net." + k]) for k in weights)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -114,6 +116,61 @@ class RngState(L.Callback):
             torch.set_rng_state(checkpoint["storm_torch_rng"])
 
 
+class BestWeights(L.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss and puts them back when
+    training ends (early stopping ends ``patience`` epochs past the best). They travel in every
+    checkpoint, so a resumed run ends with the same weights as one that never stopped."""
+
+    def __init__(self):
+        self.best, self.weights = math.inf, None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if trainer.sanity_checking or loss is None or not float(loss) < self.best:
+            return
+        self.best = float(loss)
+        self.weights = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.weights is not None:
+            module.load_state_dict(self.weights)
+            log.info("restored the weights of the best validation loss (%.4g)", self.best)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.weights = state["best"], state["weights"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to train: until the validation loss has not improved for ``patience`` epochs
+    (after at least ``min_steps`` optimiser steps, and at most ``max_epochs``), so a small dataset
+    trains as long as it still learns and a large one stops when it has. Without validation pairs
+    (or with ``patience`` 0) it is ``min_steps`` steps, at least one epoch, at most ``max_epochs``."""
+
+    max_epochs: int
+    min_steps: int
+    patience: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Budget":
+        return cls(int(config["max_epochs"]), int(config["min_steps"]), int(config["patience"]))
+
+    def trainer_args(self, validates: bool) -> dict:
+        if validates and self.patience > 0:
+            return {"max_epochs": self.max_epochs, "min_steps": self.min_steps}
+        return {"max_epochs": self.max_epochs, "max_steps": max(self.min_steps, 1), "min_epochs": 1}
+
+    def callbacks(self, validates: bool) -> list:
+        if not (validates and self.patience > 0):
+            return []
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        return [EarlyStopping(monitor="val_loss", mode="min", patience=self.patience), BestWeights()]
+
+
 class EpochLog(L.Callback):
     """Writes ``train_log.csv`` (epoch, losses) after every epoch and logs one line per epoch.
 
@@ -135,22 +192,25 @@ class EpochLog(L.Callback):
 
 
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
-                    max_epochs: int, accelerator: str, seed: int, ckpt_dir: Path | None = None,
+                    budget: Budget, accelerator: str, seed: int, ckpt_dir: Path | None = None,
                     precision: str = "32-true", callbacks: list | None = None) -> None:
-    """Fit ``module``, checkpointing every epoch into ``ckpt_dir`` (default ``out_dir/checkpoints``)
-    and resuming from the newest intact checkpoint a previous attempt left (``last.ckpt``, else the
-    two newest epochs'). Resumed at an epoch boundary, training reaches the same weights as a run
-    that never stopped. One attempt at a time trains into ``ckpt_dir``."""
+    """Fit ``module`` for its ``budget``, checkpointing every epoch into ``ckpt_dir`` (default
+    ``out_dir/checkpoints``) and resuming from the newest intact checkpoint a previous attempt left
+    (``last.ckpt``, else the two newest epochs'). Resumed at an epoch boundary, training reaches
+    the same weights as a run that never stopped. One attempt at a time trains into ``ckpt_dir``."""
     ckpt_dir = ckpt_dir or out_dir / "checkpoints"
+    validates = val_loader is not None
+    if not validates and budget.patience > 0:
+        log.warning("no validation pairs to stop early on: training for %d step(s) (min_steps)", budget.min_steps)
     with training_lock(ckpt_dir):
-        _fit(module, train_loader, val_loader, out_dir, max_epochs, accelerator, seed, ckpt_dir, precision,
-             callbacks or [])
+        _fit(module, train_loader, val_loader, out_dir, budget.trainer_args(validates), accelerator, seed, ckpt_dir,
+             precision, [*budget.callbacks(validates), *(callbacks or [])])
     if ckpt_dir != out_dir:
         with io.atomic_path(out_dir / "train_log.csv") as tmp:
             shutil.copyfile(ckpt_dir / "train_log.csv", tmp)
 
 
-def _fit(module, train_loader, val_loader, out_dir: Path, max_epochs: int, accelerator: str, seed: int,
+def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelerator: str, seed: int,
          ckpt_dir: Path, precision: str, callbacks: list) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     resume = resume_point(ckpt_dir)
@@ -158,7 +218,7 @@ def _fit(module, train_loader, val_loader, out_dir: Path, max_epochs: int, accel
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=2,
                                                      monitor="step", mode="max")
     trainer = L.Trainer(
-        max_epochs=max_epochs,
+        **length,
         accelerator=accelerator,
         devices=1,
         precision=precision,

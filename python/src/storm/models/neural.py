@@ -119,7 +119,7 @@ class NeuralModel(PerturbationModel):
                                         len(self.conditions.cell_types))
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
-        from .lightning_utils import ConditionalTrainer, fit_with_resume
+        from .lightning_utils import Budget, ConditionalTrainer, fit_with_resume
 
         self.conditions = Conditions.from_training(data)
         first = np.arange(1)
@@ -133,7 +133,7 @@ class NeuralModel(PerturbationModel):
         fit_with_resume(
             ConditionalTrainer(self.module, float(self.config["lr"]), float(self.config["weight_decay"])),
             train_loader, val_loader,
-            out_dir, int(self.config["max_epochs"]), str(self.config["accelerator"]), self.seed,
+            out_dir, Budget.from_config(self.config), str(self.config["accelerator"]), self.seed,
             ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
             callbacks=[set_epoch] if set_epoch else [],
         )
