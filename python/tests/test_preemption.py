@@ -140,3 +140,30 @@ def test_two_attempts_never_train_into_one_folder(prepared_split, tmp_path):
     # the kernel released the killed holder's lock: the next attempt resumes
     third = subprocess.run(train_cmd(prepared_split, tmp_path / "third", shared), capture_output=True, text=True)
     assert third.returncode == 0 and "resuming from" in third.stderr, third.stderr[-2000:]
+
+
+def test_run_key_follows_content_not_name_or_size(prepared_split, tmp_path):
+    """A retry resumes only its own run: the checkpoint key changes with the data's content even at
+    the same size, and stays when the same content sits elsewhere (another task's work folder)."""
+    import shutil
+
+    from storm import io
+    from storm.train import run_key
+
+    prepared, split_csv, genes_csv = prepared_split
+    key = run_key(prepared, split_csv, genes_csv, "linear_additive", 0, {"lr": 0.01})
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for path in (split_csv, genes_csv):
+        shutil.copy(path, moved / path.name)
+        shutil.copy(str(path) + io.CHECKSUM_SUFFIX, moved / (path.name + io.CHECKSUM_SUFFIX))
+    assert run_key(prepared, moved / split_csv.name, moved / genes_csv.name, "linear_additive", 0,
+                   {"lr": 0.01}) == key
+    text = (moved / split_csv.name).read_text()
+    flipped = text.replace(",train", ",tmp__", 1).replace(",test", ",train", 1).replace(",tmp__", ",test", 1)
+    assert len(flipped) == len(text) and flipped != text
+    (moved / split_csv.name).write_text(flipped)
+    io.write_checksum(moved / split_csv.name)
+    assert (moved / split_csv.name).stat().st_size == split_csv.stat().st_size
+    assert run_key(prepared, moved / split_csv.name, moved / genes_csv.name, "linear_additive", 0,
+                   {"lr": 0.01}) != key
