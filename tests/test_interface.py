@@ -151,19 +151,23 @@ def test_empty_batch_key_means_none(tmp_path):
     assert "batch_key=" not in run.output.split("dataset screen:")[1].splitlines()[0]
 
 
-@pytest.mark.parametrize("sheet,message", [
+@pytest.mark.parametrize("sheet,messages", [
     ("id,path,perturbation_kye\nx,screen.h5ad,gene\n",
-     "unknown column 'perturbation_kye' (did you mean perturbation_key?)"),
-    ("id,path\nx,missing.h5ad\n", "row 1: no such file: missing.h5ad"),
-    ("id,path\nx y,screen.h5ad\n", "id 'x y' may hold only letters"),
-    ("id,path\nx,screen.h5ad\nx,screen.h5ad\n", "names dataset 'x' more than once"),
-    ("id,path,split_strategy\nx,screen.h5ad,combi\n", "split_strategy must be one of transfer"),
+     ["unknown column 'perturbation_kye' (did you mean perturbation_key?)"]),
+    # every row's mistakes are reported at once
+    ("id,path,split_strategy\nx,missing.h5ad,transfer\nx y,screen.h5ad,transfer\nz,screen.h5ad,combi\n"
+     "z,screen.h5ad,transfer\n",
+     ["row 1: no such file: missing.h5ad", "row 2: id 'x y' may hold only letters",
+      "row 3: split_strategy must be one of transfer", "names dataset 'z' more than once"]),
 ])
-def test_bad_samplesheet_fails_at_launch(tmp_path, sheet, message):
+def test_bad_samplesheet_fails_at_launch(tmp_path, sheet, messages):
     write_screen(tmp_path / "screen.h5ad", {"control": "control"}, seed=3)
     (tmp_path / "samples.csv").write_text(sheet)
     code, out = launch(tmp_path, "--input", "samples.csv")
-    assert code == 2 and message in out
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == len(messages)
+    for message in messages:
+        assert any(message in line for line in errors), message
 
 
 def test_yaml_samplesheet(tmp_path):
