@@ -34,6 +34,24 @@ def test_fit_metrics_by_hand():
     assert_close(m["r2_delta"][[0, 2]], [r2_first, 1.0])
 
 
+def test_scgen_r2_is_linregress_rvalue_squared():
+    from scipy.stats import linregress
+
+    from storm.evaluate.perturbench import scgen_r2
+
+    rng = np.random.default_rng(1)
+    ctrl = rng.gamma(2.0, 1.0, size=300)
+    real = ctrl + np.r_[rng.normal(0, 2.0, size=(2, 10)).T, np.zeros((290, 2))].T
+    pred = real + rng.normal(0, 0.5, size=real.shape)
+    pred[1, :10] = ctrl[:10]  # the second prediction misses the response
+    m = scgen_r2(pred, real, real - ctrl, k=10)
+    for i in range(2):
+        assert m["r2_mean_all"][i] == pytest.approx(linregress(pred[i], real[i]).rvalue ** 2)
+        assert m["r2_mean_top10_deg"][i] == pytest.approx(linregress(pred[i, :10], real[i, :10]).rvalue ** 2)
+    # on all genes both look good (the baseline dominates); on the changed genes only the first does
+    assert m["r2_mean_all"].min() > 0.5 and m["r2_mean_top10_deg"][0] > 0.8 > m["r2_mean_top10_deg"][1] + 0.3
+
+
 def test_rank_ties_and_single_perturbation():
     assert_close(rank_from_distances(np.array([[1.0, 1.0], [0.0, 1.0]])), [0.5, 1.0])
     assert np.isnan(rank_from_distances(np.array([[0.0]]))[0])

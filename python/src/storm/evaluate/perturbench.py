@@ -15,6 +15,7 @@ from sklearn.decomposition import PCA
 from .pairs import CellTypeGroup
 
 TOP_K = 20
+SCGEN_TOP_K = 100  #: scGen's figures score mean expression on all genes and on the real top-100 changed genes
 N_PCS = 20
 MAX_CELLS = 500  # per side and pair, for the metrics quadratic in cells
 
@@ -23,6 +24,7 @@ DIRECTION = {
     "rmse": False, "cosine_logfc": True, "rank_rmse": False, "rank_cosine_logfc": False,
     f"top{TOP_K}_deg_recall": True, "energy_distance_pca": False, "mmd_pca": False, "r2_delta": True,
     "genewise_pearson": True, "cellwise_distance": False, "direction_cosine": True, f"top{TOP_K}_deg_r2": True,
+    "r2_mean_all": True, f"r2_mean_top{SCGEN_TOP_K}_deg": True,
 }
 
 
@@ -46,6 +48,16 @@ def _r2(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
     ss_tot = ((real - real.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan)
+
+
+def _squared_pearson(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Row-wise squared Pearson correlation: the R² of a least-squares line of ``real`` on
+    ``pred``, as scGen's figures report it (scipy's linregress ``rvalue ** 2``)."""
+    real_c = real - real.mean(axis=1, keepdims=True)
+    pred_c = pred - pred.mean(axis=1, keepdims=True)
+    denom = np.sqrt((real_c ** 2).sum(axis=1) * (pred_c ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, ((real_c * pred_c).sum(axis=1) / denom) ** 2, np.nan)
 
 
 def top_k_genes(delta: np.ndarray, k: int) -> np.ndarray:
@@ -73,7 +85,18 @@ def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndar
         f"top{k}_deg_recall": recall,
         "r2_delta": _r2(real_delta, pred_delta),
         f"top{k}_deg_r2": _r2(real_delta[rows, real_top], pred_delta[rows, real_top]),
+        **scgen_r2(pred_mean, real_mean, real_delta),
     }
+
+
+def scgen_r2(pred_mean: np.ndarray, real_mean: np.ndarray, real_delta: np.ndarray, k: int = SCGEN_TOP_K) -> dict:
+    """scGen's scores: R² of mean expression over all genes and over the real top-``k`` changed
+    genes. Mean expression is mostly the cell type's baseline, so even ``control_mean`` scores
+    high on all genes; the top-``k`` score is the one that sees the response."""
+    top = top_k_genes(real_delta, k)
+    rows = np.arange(len(top))[:, None]
+    return {"r2_mean_all": _squared_pearson(real_mean, pred_mean),
+            f"r2_mean_top{k}_deg": _squared_pearson(real_mean[rows, top], pred_mean[rows, top])}
 
 
 def energy_distance(x: np.ndarray, y: np.ndarray) -> float:

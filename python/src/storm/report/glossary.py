@@ -72,6 +72,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "direction_cosine": ("Mean cosine of each predicted cell's change from the control mean with the real mean "
                          "change.", "magnitude"),
     "top20_deg_r2": ("R² of the change on the real top-20 changed genes.", "genes outside the top 20"),
+    "r2_mean_all": ("scGen's score: squared Pearson correlation of predicted and real mean expression over all genes.",
+                    "the response itself: mean expression is mostly the baseline, so control_mean scores high"),
+    "r2_mean_top100_deg": ("scGen's score on the real top-100 changed genes: squared Pearson correlation of "
+                           "predicted and real mean expression there.", "genes outside the top 100; sign of the fit"),
 }
 
 _FAMILIES = [
