@@ -50,14 +50,13 @@ def _r2(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan)
 
 
-def _squared_pearson(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Row-wise squared Pearson correlation: the R² of a least-squares line of ``real`` on
-    ``pred``, as scGen's figures report it (scipy's linregress ``rvalue ** 2``)."""
-    real_c = real - real.mean(axis=1, keepdims=True)
-    pred_c = pred - pred.mean(axis=1, keepdims=True)
-    denom = np.sqrt((real_c ** 2).sum(axis=1) * (pred_c ** 2).sum(axis=1))
+def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """Pearson correlation of ``a`` and ``b`` along ``axis`` (NaN where either is constant)."""
+    a = a - a.mean(axis=axis, keepdims=True)
+    b = b - b.mean(axis=axis, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, ((real_c * pred_c).sum(axis=1) / denom) ** 2, np.nan)
+        return np.where(denom > 0, (a * b).sum(axis=axis) / denom, np.nan)
 
 
 def top_k_genes(delta: np.ndarray, k: int) -> np.ndarray:
@@ -95,8 +94,9 @@ def scgen_r2(pred_mean: np.ndarray, real_mean: np.ndarray, real_delta: np.ndarra
     high on all genes; the top-``k`` score is the one that sees the response."""
     top = top_k_genes(real_delta, k)
     rows = np.arange(len(top))[:, None]
-    return {"r2_mean_all": _squared_pearson(real_mean, pred_mean),
-            f"r2_mean_top{k}_deg": _squared_pearson(real_mean[rows, top], pred_mean[rows, top])}
+    # the R² of a least-squares line, as scGen's figures report it (scipy's linregress rvalue ** 2)
+    return {"r2_mean_all": _pearson(real_mean, pred_mean, axis=1) ** 2,
+            f"r2_mean_top{k}_deg": _pearson(real_mean[rows, top], pred_mean[rows, top], axis=1) ** 2}
 
 
 def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -144,9 +144,5 @@ def genewise_pearson(pred_delta: np.ndarray, real_delta: np.ndarray) -> float:
     """Mean over genes of the correlation, across perturbations, of predicted and real change."""
     if pred_delta.shape[0] < 3:
         return float("nan")
-    a = pred_delta - pred_delta.mean(axis=0)
-    b = real_delta - real_delta.mean(axis=0)
-    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denom > 0, (a * b).sum(axis=0) / denom, np.nan)
+    r = _pearson(pred_delta, real_delta, axis=0)
     return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
