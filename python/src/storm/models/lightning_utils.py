@@ -158,13 +158,16 @@ class Budget:
     def from_config(cls, config: dict) -> "Budget":
         return cls(int(config["max_epochs"]), int(config["min_steps"]), int(config["patience"]))
 
+    def stops_early(self, validates: bool) -> bool:
+        return validates and self.patience > 0
+
     def trainer_args(self, validates: bool) -> dict:
-        if validates and self.patience > 0:
+        if self.stops_early(validates):
             return {"max_epochs": self.max_epochs, "min_steps": self.min_steps}
         return {"max_epochs": self.max_epochs, "max_steps": max(self.min_steps, 1), "min_epochs": 1}
 
     def callbacks(self, validates: bool) -> list:
-        if not (validates and self.patience > 0):
+        if not self.stops_early(validates):
             return []
         from lightning.pytorch.callbacks import EarlyStopping
 
