@@ -37,10 +37,14 @@ class Run:
             return list(csv.DictReader(fh, delimiter="\t"))
 
 
+def pipeline_cmd(*args: str) -> list[str]:
+    """The command line of a pipeline run into ./results."""
+    return [nextflow_bin(), "run", str(REPO / "main.nf"), "-ansi-log", "false", "--outdir", "results", *args]
+
+
 def run_pipeline(cwd: Path, *args: str, timeout: int = 900, env: dict | None = None) -> Run:
     cwd.mkdir(parents=True, exist_ok=True)
-    cmd = [nextflow_bin(), "run", str(REPO / "main.nf"), "-ansi-log", "false", "--outdir", "results", *args]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    result = subprocess.run(pipeline_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
                             env={**os.environ, **(env or {})})
     return Run(cwd, result)
 

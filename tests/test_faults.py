@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import REPO, nextflow_bin, run_pipeline
+from harness import pipeline_cmd, run_pipeline
 
 MAX_STEPS = 240
 
@@ -81,9 +81,7 @@ def test_killed_tasks_and_nextflow_resume_to_the_same_results(straight, tmp_path
     checkpoints = tmp_path / "checkpoints" / "synthetic" / "seed0"
     for (model, models), task_sig, nxf_sig in phases:
         log = open(tmp_path / f"fault-{model}-{task_sig.name}-nextflow-{nxf_sig.name}.log", "w")
-        cmd = [nextflow_bin(), "run", str(REPO / "main.nf"), "-ansi-log", "false", "--outdir", "results",
-               *grid(models), "-resume"]
-        nxf = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=log)
+        nxf = subprocess.Popen(pipeline_cmd(*grid(models), "-resume"), cwd=tmp_path, stdout=log, stderr=log)
         # the task, after its first checkpoint so the retry has one to resume
         assert wait_for(lambda: any((checkpoints / model).rglob("last.ckpt")) and storm_tasks(tmp_path, model)
                         or nxf.poll() is not None)
@@ -130,7 +128,7 @@ def test_a_truncated_cached_output_names_its_task(straight):
     folder = next((straight.cwd / "work").glob(reference["hash"] + "*"))
     real = folder / "real.h5ad"
     real.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
-    grown = ARGS[:4] + ["linear_additive,state,control_mean"] + ARGS[5:]
+    grown = grid("linear_additive,state,control_mean")
     broken = run_pipeline(straight.cwd, *grown, "-resume")
     assert broken.result.returncode != 0
     assert "real.h5ad was changed or truncated after it was written" in broken.output
