@@ -1,11 +1,8 @@
-import pandas as pd
 import pytest
 
 from storm import io
-from storm.split import SplitParams, make_split
-from storm.split.core import SPLITS
-from storm.split.obs import read_coded_obs
 from storm.synth import SynthConfig, make_synthetic
+from training_inputs import prepare_split
 
 SMALL = SynthConfig(n_genes=120, n_cell_types=3, n_perturbations=8, cells_per_pair=20,
                     controls_per_cell_type=60, program_size=15, seed=3)
@@ -21,23 +18,6 @@ def small_h5ad(tmp_path, small_adata):
     path = tmp_path / "data.h5ad"
     io.write_h5ad(small_adata.copy(), path)
     return path
-
-
-def prepare_split(adata, out, n_top_genes=80, seed=0):
-    """prepared.h5ad, split.csv and genes.csv in ``out``, as the pipeline hands them to training."""
-    from storm.genes import select_genes
-    from storm.prepare import prepare
-    from storm.spec import DatasetSpec
-
-    io.write_h5ad(adata, out / "raw.h5ad")
-    obs = read_coded_obs(out / "raw.h5ad", ["cell_type", "perturbation"])
-    result = make_split(obs, SplitParams(DatasetSpec(), seed=seed))
-    cells = pd.DataFrame({"cell_id": obs.cell_ids.to_pylist(), "split": SPLITS[result.cell_split]})
-    io.write_csv(cells, out / "split.csv", checksum=True)
-    io.write_h5ad(prepare(adata.copy(), DatasetSpec()), out / "prepared.h5ad")
-    io.write_csv(select_genes(out / "prepared.h5ad", out / "split.csv", n_top_genes), out / "genes.csv",
-                 checksum=True)
-    return out / "prepared.h5ad", out / "split.csv", out / "genes.csv"
 
 
 @pytest.fixture(scope="session")

@@ -152,8 +152,8 @@ def test_linear_additive_trained_by_default_matches_context_mean(tmp_path):
     """With one effect per perturbation and as many cells in every pair, linear_additive's optimum
     is context_mean's closed form (the mean shift over training cell types). Its default budget
     must get there: a fixed handful of epochs left it far short on small real data."""
-    from conftest import prepare_split
     from storm.synth import SynthConfig, make_synthetic
+    from training_inputs import prepare_split
 
     adata = make_synthetic(SynthConfig(n_genes=100, n_cell_types=4, n_perturbations=6, cells_per_pair=60,
                                        controls_per_cell_type=240, seed=5))
