@@ -1,6 +1,6 @@
 # storm: `make demo` runs the pipeline on synthetic data; `make test` runs every test.
 # Both install what is missing first: a venv in .venv with the pinned packages and the
-# Nextflow runtime from Maven Central. Use your own Nextflow with `make demo NEXTFLOW=nextflow`.
+# Nextflow runtime from Maven Central; `make test` also builds the model environments (.venv-<name>). Use your own Nextflow with `make demo NEXTFLOW=nextflow`.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install demo test lint slurm clean
+.PHONY: install install-models install-env demo test lint slurm clean
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -22,6 +22,20 @@ $(PY_STAMP): python/pyproject.toml python/requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c python/requirements.lock -e 'python[test]'
 	touch $@
+
+# Model environments: a venv beside .venv per python/envs/<name>.lock, for the models whose packages
+# clash with storm's core (`storm models` says which model runs in which). install-models builds them
+# all at once (the downloads overlap); install-env ENV=<name> builds one.
+ENVS := $(patsubst python/envs/%.lock,%,$(wildcard python/envs/*.lock))
+
+install-models: install
+	$(MAKE) -j$(words $(ENVS)) $(ENVS:%=.venv-%/.storm-installed)
+
+install-env: install
+	@if [ -f python/envs/$(ENV).lock ]; then $(MAKE) .venv-$(ENV)/.storm-installed; else tools/install-env "$(ENV)"; fi
+
+.venv-%/.storm-installed: python/envs/%.lock python/pyproject.toml python/requirements.lock tools/install-env
+	tools/install-env $*
 
 # the jars (their stamp) and the launcher: either one missing reinstalls both
 $(NXF_STAMP): tools/nextflow-pom.xml tools/install-nextflow
@@ -35,7 +49,7 @@ demo: install
 	@if [ -t 1 ]; then ansi=true; else ansi=false; fi; \
 	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi -resume
 
-test: install lint slurm
+test: install install-models lint slurm
 	$(BIN)/pytest python/tests tests --durations=25 $(PYTEST_ARGS)
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed

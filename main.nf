@@ -72,7 +72,7 @@ workflow {
     CHECK(datasets.map { meta, h5ad -> [meta + [strategy: byId[meta.id].split_strategy], h5ad] }, holdout_files)
     checked = datasets
         .map { meta, h5ad -> [meta.id, meta, h5ad] }
-        .join(CHECK.out.checked.map { meta -> [meta.id] })
+        .join(CHECK.out.checked.map { meta, models -> [meta.id] })
         .map { id, meta, h5ad -> [meta, h5ad] }
 
     // some cell types, or a seeded sample of a big screen for a pilot
@@ -104,10 +104,14 @@ workflow {
 
     REFERENCE(split_data)
 
-    // the grid: split x model
+    // the grid: split x model, each model with the environment it runs in (its image, in containers)
+    environments = CHECK.out.checked.first().map { meta, models ->
+        new groovy.json.JsonSlurper().parse(models.toFile()).collectEntries { name, about -> [name, about.environment] }
+    }
     train_in = split_data
         .combine(Channel.fromList(launch.models))
-        .map { meta, prepared, dir, genes, model -> [meta + [model: model], prepared, dir, genes] }
+        .combine(environments)
+        .map { meta, prepared, dir, genes, model, envs -> [meta + [model: model, env: envs[model]], prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
 

@@ -21,7 +21,7 @@ def test_hadolint_clean():
 def test_image_installs_the_ci_lock():
     text = (DOCKER / "Dockerfile").read_text()
     # the same constraints file the Makefile installs the venv with, the same Python minor version
-    assert re.search(r"pip install -c /opt/storm/python/requirements\.lock /opt/storm/python", text)
+    assert re.search(r"pip install -c /opt/storm/python/requirements\.lock \"/opt/storm/python\[pipeline\]\"", text)
     assert "COPY python/pyproject.toml python/requirements.lock" in text
     makefile = (REPO / "Makefile").read_text()
     assert "-c python/requirements.lock" in makefile

@@ -2,7 +2,7 @@ import pytest
 
 from storm import io
 from storm.synth import SynthConfig, make_synthetic
-from training_inputs import prepare_split
+from training_inputs import pearson_delta, prepare_split
 
 SMALL = SynthConfig(n_genes=120, n_cell_types=3, n_perturbations=8, cells_per_pair=20,
                     controls_per_cell_type=60, program_size=15, seed=3)
@@ -43,3 +43,16 @@ def run_cli():
         return subprocess.run([sys.executable, "-m", "storm", *args], capture_output=True, text=True)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def control_floor(prepared_split, tmp_path_factory):
+    """control_mean's pearson_delta on the prepared split: the floor every trained model clears."""
+    from storm.predict import predict, write_real
+    from storm.train import train
+
+    out = tmp_path_factory.mktemp("control_mean")
+    train(*prepared_split, "control_mean", out / "model", seed=0, config={})
+    predict(*prepared_split, out / "model", out / "pred.h5ad", seed=0)
+    write_real(*prepared_split, out / "real.h5ad")
+    return pearson_delta(out)

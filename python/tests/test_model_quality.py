@@ -13,22 +13,10 @@ from storm import io
 from storm.predict import predict, write_real
 from storm.spec import CELL_TYPE, PERTURBATION
 from storm.train import train
+from training_inputs import check_prediction, pearson_delta
 
 CPU = {"accelerator": "cpu"}
 TRAINED = {"linear_additive": {"max_epochs": 20, **CPU}, "latent_additive": CPU, "decoder_only": CPU, "state": {}}
-
-
-def pearson_delta(out_dir) -> float:
-    """Mean over held-out pairs of corr(pred mean - control mean, real mean - control mean)."""
-    pred, real = ad.read_h5ad(out_dir / "pred.h5ad"), ad.read_h5ad(out_dir / "real.h5ad")
-    scores = []
-    for (ct, pert), rows in real.obs.groupby([CELL_TYPE, PERTURBATION], observed=True).indices.items():
-        if pert == "control":
-            continue
-        ctrl = real.X[((real.obs[CELL_TYPE] == ct) & (real.obs[PERTURBATION] == "control")).to_numpy()].mean(0)
-        pred_mean = pred.X[((pred.obs[CELL_TYPE] == ct) & (pred.obs[PERTURBATION] == pert)).to_numpy()].mean(0)
-        scores.append(np.corrcoef(pred_mean - ctrl, real.X[rows].mean(0) - ctrl)[0, 1])
-    return float(np.mean(scores))
 
 
 def train_and_predict(prepared_split, out, name, config, prepared=None):
@@ -39,23 +27,10 @@ def train_and_predict(prepared_split, out, name, config, prepared=None):
     return meta
 
 
-@pytest.fixture(scope="module")
-def control_floor(prepared_split, tmp_path_factory):
-    out = tmp_path_factory.mktemp("control_mean")
-    train_and_predict(prepared_split, out, "control_mean", {})
-    return pearson_delta(out / "pred")
-
-
 @pytest.mark.parametrize("name", list(TRAINED))
 def test_model_beats_control_mean_and_keeps_the_contract(prepared_split, control_floor, tmp_path, name):
     meta = train_and_predict(prepared_split, tmp_path, name, TRAINED[name])
-    pred, real = ad.read_h5ad(tmp_path / "pred" / "pred.h5ad"), ad.read_h5ad(tmp_path / "pred" / "real.h5ad")
-    assert pred.var_names.tolist() == real.var_names.tolist() == meta["genes"]
-    for adata in (pred, real):
-        assert {PERTURBATION, CELL_TYPE} <= set(adata.obs)
-    pairs = [PERTURBATION, CELL_TYPE]
-    assert pred.obs.value_counts(pairs).sort_index().equals(real.obs.value_counts(pairs).sort_index())
-    assert np.isfinite(pred.X).all()
+    check_prediction(tmp_path / "pred", meta["genes"])
     assert pearson_delta(tmp_path / "pred") > control_floor + 0.15
 
 

@@ -65,18 +65,24 @@ def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
     return per_model
 
 
-def check_models(models: list[str], overrides: dict, spec: DatasetSpec, obsm_keys: list[str]) -> None:
-    """Every model is installed and resolves its config; the embedding it reads is in obsm."""
+def check_models(models: list[str], overrides: dict, spec: DatasetSpec, obsm_keys: list[str],
+                 require_environments: bool = False) -> dict[str, str]:
+    """Every model is installed and resolves its config; the embedding it reads is in obsm; with
+    ``require_environments``, its environment is installed here. Returns each model's environment."""
     from .models import get_model_class
+    from .models.environments import require
 
-    if not models:
-        return
     per_model = model_overrides(models, overrides)
+    environments = {}
     for name in models:
         cls = get_model_class(name)
+        environments[name] = cls.environment
+        if require_environments:
+            require(name, cls)
         config = cls.resolve_config(per_model.get(name, {}))
         key = cls.embedding_key(config, spec)
         if key and key not in obsm_keys:
             raise SpecError(f"model {name} reads embedding '{key}' (embed_key), which is not in obsm; obsm holds: "
                             f"{', '.join(obsm_keys) or 'nothing'}")
         log.info("model %s: config checks out%s", name, f", input obsm['{key}']" if key else "")
+    return environments

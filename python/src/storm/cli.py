@@ -4,6 +4,7 @@ calls the library and writes files. Input errors print one `error: ...` line and
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -131,10 +132,12 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
 @click.option("--models", default="", help="Comma-separated models whose configs to check (with --set).")
 @click.option("--set", "overrides", multiple=True, metavar="MODEL.KEY=VALUE",
               help="A model config override to check, as the pipeline's --model_set passes it (repeatable).")
+@click.option("--require-environments", is_flag=True,
+              help="Each model's environment must be installed here (runs without containers).")
 @spec_options
 @click.argument("split_args", nargs=-1, type=click.UNPROCESSED)
-def check(input_path: Path, models: str, overrides: tuple[str, ...], spec: DatasetSpec,
-          split_args: tuple[str, ...]) -> None:
+def check(input_path: Path, models: str, overrides: tuple[str, ...], require_environments: bool,
+          spec: DatasetSpec, split_args: tuple[str, ...]) -> None:
     """Check what can be checked without reading X, in seconds: the dataset's columns and
     embeddings, every model and its config overrides, and `storm split` options given after `--`.
 
@@ -143,7 +146,7 @@ def check(input_path: Path, models: str, overrides: tuple[str, ...], spec: Datas
     from .check import check_dataset, check_models
 
     keys = check_dataset(input_path, spec)
-    check_models(_names(models), parse_overrides(overrides), spec, keys["obsm"])
+    check_models(_names(models), parse_overrides(overrides), spec, keys["obsm"], require_environments)
     if split_args:
         ctx = split.make_context("storm split", ["--input", str(input_path), "--out-dir", ".", *split_args])
         _split_params(spec, input_path, **{k: v for k, v in ctx.params.items() if k in _SPLIT_OPTIONS})
@@ -341,10 +344,23 @@ def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out
     from .models.config import flatten, read_config_file
     from .train import train as run
 
+    _in_model_environment(model_name)
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
                dataset=dataset, checkpoint_dir=checkpoint_dir)
     log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
+
+
+def _in_model_environment(model_name: str) -> None:
+    """Go on here if the model's packages import here; else run this command in its environment."""
+    from .models import get_model_class
+    from .models.environments import hand_over, require
+
+    cls = get_model_class(model_name)
+    python = require(model_name, cls)
+    if python is not None:
+        log.info("%s runs in environment '%s': handing over to %s", model_name, cls.environment, python)
+        hand_over(python, cls.environment, sys.argv[1:])
 
 
 def _eval_split_option(func):
@@ -363,7 +379,9 @@ def predict(prepared: Path, split_csv: Path, genes_csv: Path, model_dir: Path, o
             eval_split: str) -> None:
     """Predict held-out pairs from held-out controls; write pred.h5ad."""
     from .predict import predict as run
+    from .train import trained_model_name
 
+    _in_model_environment(trained_model_name(model_dir))
     summary = run(prepared, split_csv, genes_csv, model_dir, out, seed=seed, eval_split=eval_split)
     log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
 
@@ -577,18 +595,30 @@ def loaders_report(results: tuple[Path, ...], out_dir: Path) -> None:
 
 @cli.command()
 @click.option("--config", "show_config", metavar="MODEL", help="Print MODEL's default config as YAML instead.")
-def models(show_config: str | None) -> None:
-    """List the installed models (or print one model's default config)."""
+@click.option("--json", "as_json", is_flag=True, help="The table as JSON, keyed by model.")
+def models(show_config: str | None, as_json: bool) -> None:
+    """List the models: who implements each, the environment it runs in and whether that is
+    installed here, what a retried training does, and what the model is (or print one model's
+    default config)."""
     from .models import available_models, get_model_class
+    from .models.environments import status
 
     if show_config:
         click.echo(yaml.safe_dump(get_model_class(show_config).defaults, sort_keys=False).rstrip())
         return
+    header = ("model", "family", "environment", "installed", "resume", "what it is")
+    rows = [header]
     for name in available_models():
         cls = get_model_class(name)
         paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         doc = paragraph.split(". ")[0].rstrip(".")  # the first sentence
-        click.echo(f"{name:20s} {doc}")
+        rows.append((name, cls.family, cls.environment, status(cls), cls.resume, doc))
+    if as_json:
+        click.echo(json.dumps({row[0]: dict(zip(header[1:], row[1:])) for row in rows[1:]}, indent=2))
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,6 +142,10 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
         raise InputError(f"cannot read {path} as h5ad: {exc}") from exc
 
 
+# one element of an h5ad file (anndata < 0.11, which a model environment may pin, keeps it in experimental)
+read_elem = ad.io.read_elem if hasattr(ad, "io") else ad.experimental.read_elem
+
+
 def read_obs(path: str | os.PathLike) -> pd.DataFrame:
     """Read only the obs table of an h5ad file (never X), so huge files open in seconds."""
     path = require_file(path, "h5ad file")
@@ -149,7 +153,7 @@ def read_obs(path: str | os.PathLike) -> pd.DataFrame:
         with h5py.File(path, "r") as f:
             if "obs" not in f:
                 raise InputError(f"{path} has no obs table")
-            obs = ad.io.read_elem(f["obs"])
+            obs = read_elem(f["obs"])
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"cannot read the obs table of {path}: {exc}") from exc
     if not isinstance(obs, pd.DataFrame):

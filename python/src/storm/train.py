@@ -77,12 +77,20 @@ def run_key(prepared, split_csv, genes_csv, model_name: str, seed: int, config: 
     return digest.hexdigest()[:16]
 
 
+def _model_json(model_dir: Path) -> dict:
+    if not (model_dir / MODEL_JSON).is_file():
+        raise InputError(f"{model_dir} holds no finished model (no {MODEL_JSON})")
+    return io.read_json(model_dir / MODEL_JSON)
+
+
+def trained_model_name(model_dir: str | os.PathLike) -> str:
+    return _model_json(Path(model_dir))["model"]
+
+
 def load_model(model_dir: str | os.PathLike):
     """Load a trained model and its ``model.json``."""
     model_dir = Path(model_dir)
-    if not (model_dir / MODEL_JSON).is_file():
-        raise InputError(f"{model_dir} holds no finished model (no {MODEL_JSON})")
-    meta = io.read_json(model_dir / MODEL_JSON)
+    meta = _model_json(model_dir)
     cls = get_model_class(meta["model"])
     model = cls.load(model_dir, DatasetSpec.from_dict(meta["spec"]), meta["seed"], meta["config"])
     return model, meta

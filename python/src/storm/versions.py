@@ -16,6 +16,8 @@ LIBRARIES = {
     "h5py": "h5py", "pyarrow": "pyarrow", "scanpy": "scanpy", "sklearn": "scikit-learn", "torch": "torch",
     "lightning": "lightning", "cell_eval": "cell-eval", "pdex": "pdex", "state": "arc-state",
     "cell_load": "cell-load", "peft": "peft", "boto3": "boto3", "matplotlib": "matplotlib",
+    "scvi": "scvi-tools", "biolord": "biolord", "cpa": "cpa-tools", "pertpy": "pertpy", "jax": "jax",
+    "pytorch_lightning": "pytorch-lightning",
 }
 
 

@@ -83,42 +83,60 @@ class PerturbationData:
 
 def prepared_spec(prepared: str | os.PathLike) -> DatasetSpec:
     """The dataset spec ``storm prepare`` stored in a prepared file, reading nothing else."""
-    import anndata as ad
     import h5py
 
     path = io.require_file(prepared, "prepared h5ad")
-    with h5py.File(path, "r") as f:
-        if "uns/storm/spec" not in f:
-            raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
-        return DatasetSpec.from_dict(dict(ad.io.read_elem(f["uns/storm/spec"])))
+    try:
+        with h5py.File(path, "r") as f:
+            if "uns/storm/spec" not in f:
+                raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
+            return DatasetSpec.from_dict(_read_flat_mapping(f["uns/storm/spec"]))
+    except OSError as exc:
+        raise InputError(f"cannot read {prepared} as h5ad: {exc}") from exc
+
+
+def _read_flat_mapping(group) -> dict:
+    """A mapping of scalars as anndata writes it, read with h5py: anndata < 0.11 (a model
+    environment's) cannot read the null encoding that newer anndata writes for None."""
+    values = {}
+    for key, item in group.items():
+        if item.attrs.get("encoding-type") == "null":
+            values[key] = None
+            continue
+        value = item[()]
+        values[key] = value.decode() if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value
+    return values
 
 
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
                     obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
     """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), and the
     embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``). ``backed`` leaves X on disk."""
-    adata = io.read_h5ad(prepared, backed=backed)
-    missing = [key for key in obsm_keys if key not in adata.obsm]
-    if missing:
-        raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: "
-                         f"{', '.join(adata.obsm) or '(none)'}")
-    meta = adata.uns.get("storm")
-    if meta is None:
-        raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
-    split = read_split(split_csv, adata.obs_names)
-    genes = read_genes(genes_csv, adata.var_names)
-    X = None if backed else to_dense(adata.X[:, genes]).astype(np.float32, copy=False)
-    obs = adata.obs
+    import h5py
+
+    spec = prepared_spec(prepared)  # a file storm did not prepare fails here
+    obs = io.read_obs(prepared)
+    # element by element, never uns or layers (counts): smaller, and readable by an older anndata
+    with h5py.File(prepared, "r") as f:
+        var_names = io.read_elem(f["var"]).index
+        stored = list(f["obsm"]) if "obsm" in f else []
+        missing = [key for key in obsm_keys if key not in stored]
+        if missing:
+            raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: {', '.join(stored) or '(none)'}")
+        split = read_split(split_csv, obs.index)
+        genes = read_genes(genes_csv, var_names)
+        X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)
+        obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
     return PerturbationData(
         X=X,
-        genes=adata.var_names[genes].to_numpy(dtype=object),
-        cell_ids=adata.obs_names.to_numpy(dtype=object),
+        genes=var_names[genes].to_numpy(dtype=object),
+        cell_ids=obs.index.to_numpy(dtype=object),
         perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
         cell_type=obs[CELL_TYPE].astype(str).to_numpy(dtype=object),
         batch=obs[BATCH].astype(str).to_numpy(dtype=object),
         split=split,
-        spec=DatasetSpec.from_dict(dict(meta["spec"])),
-        obsm={key: to_dense(adata.obsm[key]).astype(np.float32, copy=False) for key in obsm_keys},
+        spec=spec,
+        obsm=obsm,
         source=BackedCells([prepared]) if backed else None,
         gene_mask=genes if backed else None,
     )

@@ -184,6 +184,10 @@ class StateTransition(PerturbationModel):
     trained with State's own trainer; LoRA fine-tuning from a checkpoint with ``init_from``."""
 
     defaults = load_defaults("state")
+    family = "arc-state"
+    environment = "state"
+    requires = ("state", "cell_load")
+    resume = "resumes from State's last checkpoint"
     open_sections = frozenset({"overrides"})
 
     def hydra_overrides(self, data: PerturbationData, toml: Path, run_root: Path) -> list[str]:
