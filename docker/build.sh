@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (and with --push, push) storm's images from the repository root:
-#   <registry>/storm:<tag>, <registry>/storm-gpu:<tag> and <registry>/storm-state:<tag>
+#   <registry>/storm:<tag>, <registry>/storm-gpu:<tag>, <registry>/storm-state:<tag>, and
+#   <registry>/storm-<environment>:<tag> for every model environment (python/envs/<environment>.lock)
 # Usage: docker/build.sh [--registry REG] [--tag TAG] [--push]
 # Defaults match nextflow.config's params.container_registry and params.container_tag.
 set -euo pipefail
@@ -12,7 +13,7 @@ while [[ $# -gt 0 ]]; do
     --registry) registry=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --push) push=true; shift ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +25,15 @@ state="$registry/storm-state:$tag"
 docker build -f docker/Dockerfile -t "$cpu" .
 docker build -f docker/Dockerfile.gpu --build-arg "BASE_IMAGE=$cpu" -t "$gpu" .
 docker build -f docker/Dockerfile.state --build-arg "BASE_IMAGE=$gpu" -t "$state" .
+images=("$cpu" "$gpu" "$state")
+for lock in python/envs/*.lock; do
+  environment=$(basename "$lock" .lock)
+  image="$registry/storm-$environment:$tag"
+  docker build -f docker/Dockerfile.env --build-arg "BASE_IMAGE=$gpu" --build-arg "ENVIRONMENT=$environment" \
+    -t "$image" .
+  images+=("$image")
+done
 if $push; then
-  for image in "$cpu" "$gpu" "$state"; do docker push "$image"; done
+  for image in "${images[@]}"; do docker push "$image"; done
 fi
-echo "built $cpu, $gpu and $state"
+echo "built ${images[*]}"

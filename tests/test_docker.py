@@ -1,6 +1,7 @@
 """The Dockerfiles, checked without a Docker engine (none runs here, so no image is built in the
 tests): hadolint-clean, and written to install exactly the lock CI installs and tests."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ DOCKER = REPO / "docker"
 
 def test_hadolint_clean():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
-    files = [str(DOCKER / name) for name in ("Dockerfile", "Dockerfile.gpu", "Dockerfile.state")]
+    files = [str(DOCKER / name) for name in ("Dockerfile", "Dockerfile.gpu", "Dockerfile.state", "Dockerfile.env")]
     done = subprocess.run([hadolint, "--config", str(DOCKER / ".hadolint.yaml"), *files],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -38,6 +39,30 @@ def test_state_image_adds_the_state_extra_from_the_same_lock():
     lock = (REPO / "python" / "requirements.lock").read_text()
     assert re.search(r"^arc-state==\d", lock, re.M) and re.search(r"^peft==\d", lock, re.M)
     assert re.search(r"^USER 1000$", text, re.M)
+
+
+def test_build_script_builds_an_image_per_model_environment(tmp_path):
+    """Every python/envs/<environment>.lock becomes storm-<environment>, the image the pipeline gives
+    that environment's models, built on the GPU image with its lock. A stand-in `docker` records
+    the calls (no engine runs here)."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "docker"
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    done = subprocess.run([str(DOCKER / "build.sh"), "--registry", "reg", "--tag", "7"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    builds = [line for line in calls.read_text().splitlines() if line.startswith("build")]
+    environments = sorted(p.stem for p in (REPO / "python" / "envs").glob("*.lock"))
+    assert environments
+    for environment in environments:
+        assert (f"build -f docker/Dockerfile.env --build-arg BASE_IMAGE=reg/storm-gpu:7 "
+                f"--build-arg ENVIRONMENT={environment} -t reg/storm-{environment}:7 .") in builds
+    text = (DOCKER / "Dockerfile.env").read_text()
+    assert re.search(r'pip install --no-cache-dir --no-deps -r "/opt/storm/python/envs/\$\{ENVIRONMENT\}\.lock"', text)
+    # the venvs are built from the same lock the same way
+    assert '--no-deps -r "$lock"' in (REPO / "tools" / "install-env").read_text()
 
 
 def test_build_script_usage():

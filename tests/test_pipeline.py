@@ -1,5 +1,6 @@
 """The pipeline end to end on real Nextflow: the test profile, -resume, -stub-run, bad input."""
 
+import json
 import subprocess
 
 import anndata as ad
@@ -85,6 +86,29 @@ def test_learned_models_beat_the_floor(test_profile_run):
     pearson = summary[summary["metric"] == "pearson_delta"].set_index("model")["mean"]
     for model in ("context_mean", "linear_additive", "decoder_only", "state"):
         assert pearson[model] > pearson["control_mean"] + 0.1, model
+
+
+#: the published models and the package each one's model.json names
+ZOO = {"scgen": "pertpy", "cpa": "cpa-tools", "biolord": "biolord", "cellot": "torch"}
+
+
+def test_published_models_run_in_their_environments(tmp_path):
+    """The test profile with the four published models: each trains and predicts in its own
+    environment (handed over from the task's storm), records its package, and is scored and
+    reported beside the baseline."""
+    run = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0", "--models", ",".join(["control_mean", *ZOO]))
+    assert run.result.returncode == 0, run.output[-5000:]
+    split = run.outdir / "synthetic" / "seed0"
+    for model, package in ZOO.items():
+        meta = json.loads((split / model / "model" / "model.json").read_text())
+        assert meta["versions"][package], model
+        assert (split / model / "metrics.csv").is_file()
+    summary = pd.read_csv(run.outdir / "report" / "summary.csv")
+    pearson = summary[summary["metric"] == "pearson_delta"].set_index("model")["mean"]
+    for model in ZOO:
+        assert pearson[model] > pearson["control_mean"] + 0.1, (model, pearson.to_dict())
+    environments = {row["name"].split()[-1].rstrip(")"): row for row in run.trace() if row["process"] == "TRAIN"}
+    assert set(environments) == {"control_mean", *ZOO}
 
 
 def test_one_task_per_grid_cell(test_profile_run):

@@ -86,15 +86,19 @@ def test_awsbatch_profile_values(tmp_path):
     assert "process.container = { image(task.ext.image ?: 'storm') }" in out
 
 
-def test_each_model_trains_and_predicts_in_its_image(tmp_path):
-    """A model listed in params.model_images gets that image for TRAIN and PREDICT; the others the
-    step's usual one. A stub run of the docker profile with the engine off: the trace records them."""
+def test_each_model_trains_and_predicts_in_its_environments_image(tmp_path):
+    """TRAIN and PREDICT of a model run in its environment's image, storm-<environment>
+    (`storm models` names it), unless params.model_images names another; the core's models in the
+    step's usual image. A stub run of the docker profile with the engine off: the trace records them."""
     extra = tmp_path / "no-engine.config"
     extra.write_text("docker.enabled = false\ntrace.fields = 'name,container'\n")
     run = run_pipeline(tmp_path, "-profile", "test,docker", "-c", str(extra), "-stub-run", "--models",
-                       "control_mean,state", "--container_registry", "reg.example", "--container_tag", "9")
+                       "control_mean,state,cpa,scgen,biolord,cellot", "--model_images", "biolord=lab/biolord-gpu",
+                       "--container_registry", "reg.example", "--container_tag", "9")
     assert run.result.returncode == 0, run.output[-3000:]
     images = {(row["name"].split(" (")[0], row["name"].split()[-1].rstrip(")")): row["container"]
               for row in run.trace() if row["name"].startswith(("TRAIN", "PREDICT"))}
-    assert images == {(step, model): f"reg.example/{'storm-state' if model == 'state' else 'storm'}:9"
-                      for step in ("TRAIN", "PREDICT") for model in ("control_mean", "state")}
+    expected = {"control_mean": "storm", "cellot": "storm", "state": "storm-state", "cpa": "storm-cpa",
+                "scgen": "storm-scgen", "biolord": "lab/biolord-gpu"}
+    assert images == {(step, model): f"reg.example/{image}:9" for step in ("TRAIN", "PREDICT")
+                      for model, image in expected.items()}

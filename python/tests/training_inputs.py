@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from storm import io
+from storm.spec import CELL_TYPE, PERTURBATION
 from storm.split import SplitParams, make_split
 from storm.split.core import SPLITS
-from storm.spec import CELL_TYPE, PERTURBATION
 from storm.split.obs import read_coded_obs
 
 

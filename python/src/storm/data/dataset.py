@@ -122,7 +122,8 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         stored = list(f["obsm"]) if "obsm" in f else []
         missing = [key for key in obsm_keys if key not in stored]
         if missing:
-            raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: {', '.join(stored) or '(none)'}")
+            raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: "
+                             f"{', '.join(stored) or '(none)'}")
         split = read_split(split_csv, obs.index)
         genes = read_genes(genes_csv, var_names)
         X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)

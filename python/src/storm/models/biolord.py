@@ -73,7 +73,7 @@ class Biolord(PackageModel):
         return expression.cpu().numpy()
 
     def save_package(self, folder: Path) -> None:
-        self.model.save(str(folder), save_anndata=True)
+        self.model.save(str(folder), overwrite=True, save_anndata=True)
 
     def load_package(self, folder: Path) -> None:
         import biolord

@@ -25,6 +25,9 @@ from .zoo import SPLIT, TRAIN, VALID, PackageModel, cells_anndata, seed_everythi
 
 DOSE = "dose"      # obs column CPA reads doses from
 COMBO = "+"        # CPA's combination delimiter
+SMILES = "smiles"  # obs column of molecules, empty for genetic perturbations
+SMILES_SEPARATOR = ".."  # cpa-tools' separator of a combination's molecules
+CATEGORY = "CPA_cat"     # the obs column CPA.setup_anndata writes (cell type x perturbation)
 
 
 class Cpa(PackageModel):
@@ -42,15 +45,18 @@ class Cpa(PackageModel):
         import cpa
 
         cpa.CPA.setup_anndata(adata, perturbation_key=PERTURBATION, control_group=self.spec.control_value,
-                              dosage_key=DOSE, categorical_covariate_keys=[CELL_TYPE], is_count_data=False,
-                              max_comb_len=max(2, self.max_combination))
+                              dosage_key=DOSE, smiles_key=SMILES, categorical_covariate_keys=[CELL_TYPE],
+                              is_count_data=False, max_comb_len=max(2, self.max_combination))
 
     def _cpa_cells(self, adata: ad.AnnData) -> ad.AnnData:
         """``adata`` as CPA reads it: '+' between combined perturbations, and a dose of 1.0 for
         each (storm's prepared data carries no dose column yet)."""
         perturbations = [p.replace(self.spec.combo_delimiter, COMBO) for p in adata.obs[PERTURBATION].astype(str)]
         adata.obs[PERTURBATION] = pd.Categorical(perturbations)
-        adata.obs[DOSE] = pd.Categorical([COMBO.join(["1.0"] * len(p.split(COMBO))) for p in perturbations])
+        parts = [len(p.split(COMBO)) for p in perturbations]
+        adata.obs[DOSE] = pd.Categorical([COMBO.join(["1.0"] * n) for n in parts])
+        # cpa-tools 0.8.1's setup reads a molecule per perturbation whether or not it uses them
+        adata.obs[SMILES] = [SMILES_SEPARATOR.join([""] * n) for n in parts]
         return adata
 
     def train_package(self, adata: ad.AnnData, data: PerturbationData) -> None:
@@ -74,11 +80,14 @@ class Cpa(PackageModel):
         cells = self._cpa_cells(cells_anndata(controls, np.full(n, perturbation), np.full(n, cell_type),
                                               self.model.adata.var_names.to_numpy()))
         self._setup(cells)
+        # CPA's cell type × perturbation category feeds only a training metric (R² per category); a
+        # held-out pair's is new by definition, so the predicted cells carry one CPA knows
+        cells.obs[CATEGORY] = self.model.adata.obs[CATEGORY].iloc[0]
         self.model.predict(cells, batch_size=max(n, 1), n_samples=int(self.config["n_samples"]))
         return np.asarray(cells.obsm["CPA_pred"])
 
     def save_package(self, folder: Path) -> None:
-        self.model.save(str(folder), save_anndata=True)
+        self.model.save(str(folder), overwrite=True, save_anndata=True)
         (folder / "max_combination.txt").write_text(f"{self.max_combination}\n")
 
     def load_package(self, folder: Path) -> None:

@@ -83,7 +83,7 @@ class ScGen(PackageModel):
         return np.asarray(self.model.module.as_bound().generative(latent)["px"])
 
     def save_package(self, folder: Path) -> None:
-        self.model.save(str(folder), save_anndata=True)
+        self.model.save(str(folder), overwrite=True, save_anndata=True)
         save_table(folder / DELTAS, list(self.deltas), np.stack(list(self.deltas.values())))
 
     def load_package(self, folder: Path) -> None:
