@@ -53,7 +53,7 @@ def test_zoo_model_trains_in_its_environment_and_beats_control_mean(prepared_spl
     assert done.returncode == 0, done.stderr[-4000:]
     write_real(*prepared_split, pred / "real.h5ad")
     check_prediction(pred, meta["genes"])
-    assert pearson_delta(pred) > control_floor + 0.15
+    assert pearson_delta(pred) > control_floor + 0.1
 
 
 def test_a_missing_environment_is_named_with_its_install_command(prepared_split, small_h5ad, tmp_path):
