@@ -119,6 +119,16 @@ def test_published_models_run_in_their_environments(tmp_path):
     assert trained == {"control_mean", *ZOO}
 
 
+def test_a_missing_environment_stops_the_run_at_check(tmp_path):
+    """Without containers, CHECK finds a model whose environment is not installed where the tasks
+    look (--envs_dir) and stops the run before any expensive step, naming the install command."""
+    run = run_pipeline(tmp_path, "-profile", "test", "--models", "control_mean,biolord", "--envs_dir", str(tmp_path))
+    assert run.result.returncode != 0
+    assert "error: model 'biolord' runs in environment 'biolord'" in run.output
+    assert "make install-env ENV=biolord" in run.output
+    assert {row["process"] for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}
+
+
 def test_one_task_per_grid_cell(test_profile_run):
     processes = pd.Series([row["process"] for row in test_profile_run.trace()]).value_counts()
     assert processes["CHECK"] == processes["VALIDATE"] == processes["PREPARE"] == 1

@@ -46,6 +46,8 @@ def test_slurm_profile_values():
     assert "process.executor = 'slurm'" in out
     assert "executor.queueSize = 100" in out and "executor.submitRateLimit = '10/1min'" in out
     assert "process.resourceLimits = [cpus:32, memory:'256 GB', time:'3d']" in out
+    # jobs find the model environments beside storm (by default; a shared filesystem) or in --envs_dir
+    assert f"env.STORM_ENVS_DIR = '{REPO}'" in out
 
 
 def test_slurm_gpu_singularity_values():

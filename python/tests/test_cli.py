@@ -16,9 +16,12 @@ def test_help(command):
 
 
 def test_models_lists_each_model_and_shows_a_config():
-    listing = CliRunner().invoke(cli, ["models"]).output
-    names = [line.split()[0] for line in listing.splitlines()]
-    assert names == sorted(names) and {"state", "latent_additive", "decoder_only"} <= set(names)
+    header, *rows = CliRunner().invoke(cli, ["models"]).output.splitlines()
+    assert header.split()[:5] == ["model", "family", "environment", "installed", "resume"]
+    names = [line.split()[0] for line in rows]
+    assert names == sorted(names) and {"state", "latent_additive", "scgen", "cpa", "biolord", "cellot"} <= set(names)
+    cpa = next(line for line in rows if line.startswith("cpa "))
+    assert cpa.split()[1:3] == ["cpa-tools", "cpa"] and "restarts training" in cpa
     shown = CliRunner().invoke(cli, ["models", "--config", "state"]).output
     assert "lora:" in shown and "size: tiny" in shown
 
