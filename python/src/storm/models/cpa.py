@@ -73,7 +73,8 @@ class Cpa(PackageModel):
         self.model.train(max_epochs=int(c["max_epochs"]), use_gpu=_use_gpu(str(c["accelerator"])),
                          batch_size=int(c["batch_size"]), plan_kwargs=dict(c["plan_kwargs"]),
                          early_stopping_patience=int(c["early_stopping_patience"]),
-                         check_val_every_n_epoch=int(c["check_val_every_n_epoch"]), enable_progress_bar=False)
+                         check_val_every_n_epoch=int(c["check_val_every_n_epoch"]), enable_progress_bar=False,
+                         save_path=False, default_root_dir=str(self.checkpoints))  # storm saves; nothing in the cwd
 
     def predict_package(self, controls: np.ndarray, cell_type: str, perturbation: str) -> np.ndarray:
         n = len(controls)

@@ -60,7 +60,8 @@ class ScGen(PackageModel):
         self.model.train(max_epochs=int(c["max_epochs"]), batch_size=int(c["batch_size"]),
                          accelerator=str(c["accelerator"]), early_stopping=True,
                          early_stopping_patience=int(c["early_stopping_patience"]),
-                         plan_kwargs={"lr": float(c["lr"])}, enable_progress_bar=False)
+                         plan_kwargs={"lr": float(c["lr"])}, enable_progress_bar=False,
+                         default_root_dir=str(self.checkpoints))
         control = self.spec.control_value
         probe = adata[:1]
         self.deltas = {}
