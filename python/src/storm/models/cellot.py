@@ -52,18 +52,19 @@ class BatchedICNN(nn.Module):
         self.b = nn.ParameterList([nn.Parameter(torch.zeros(n_maps, 1, s)) for s in sizes])
         self.W = nn.ParameterList([nn.Parameter(torch.randn(n_maps, a, b) * 0.1) for a, b in zip(sizes, sizes[1:])])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = nn.functional.leaky_relu(torch.baddbmm(self.b[0], x, self.A[0]), self.leak).square()
+    def forward(self, x: torch.Tensor, maps: slice = slice(None)) -> torch.Tensor:
+        """The networks ``maps`` (all by default) at their cells ``x`` (len(maps), cells, dim)."""
+        z = nn.functional.leaky_relu(torch.baddbmm(self.b[0][maps], x, self.A[0][maps]), self.leak).square()
         for k, W in enumerate(self.W, start=1):
-            out = torch.baddbmm(self.b[k], x, self.A[k]) + torch.bmm(z, W)
+            out = torch.baddbmm(self.b[k][maps], x, self.A[k][maps]) + torch.bmm(z, W[maps])
             z = out if k == len(self.W) else nn.functional.leaky_relu(out, self.leak)
         return z.squeeze(-1)
 
-    def transport(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    def transport(self, x: torch.Tensor, create_graph: bool = False, maps: slice = slice(None)) -> torch.Tensor:
         """The map: the gradient of each network at its cells."""
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
-        return torch.autograd.grad(self(x).sum(), x, create_graph=create_graph)[0]
+        return torch.autograd.grad(self(x, maps).sum(), x, create_graph=create_graph)[0]
 
     def clip(self) -> None:
         with torch.no_grad():
@@ -173,10 +174,8 @@ class CellOT(PackageModel):
         if perturbation not in self.maps:  # the control value: no move
             return controls
         Z = self.project(controls)
-        k = self.maps.index(perturbation)
-        x = torch.zeros(len(self.maps), len(Z), Z.shape[1])
-        x[k] = torch.from_numpy(Z)
-        moved = self.g.transport(x)[k].numpy()
+        k = self.maps.index(perturbation)  # only its network runs, not every perturbation's
+        moved = self.g.transport(torch.from_numpy(Z)[None], maps=slice(k, k + 1))[0].numpy()
         # what lies outside the components stays as in the control cell
         return controls + (moved - Z) * self.scale @ self.components
 
