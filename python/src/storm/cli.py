@@ -126,6 +126,31 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
     log.info("wrote %s: %d cells x %d genes", out, adata.n_obs, adata.n_vars)
 
 
+@cli.command("import")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A bulk table: LINCS GCT/GCTX, or a DataFrame of samples x (genes + metadata) in "
+                   "parquet, pickle, CSV or TSV (sample ids in the first column).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="h5ad file to write.")
+@click.option("--format", "fmt", default="auto",
+              help="The input's format: gct, gctx, parquet, pickle, csv or tsv; auto goes by the file name.")
+@click.option("--metadata", default="", help="DataFrames: columns that are sample metadata though they hold "
+                                             "numbers (e.g. pert_dose,pert_time); other numeric columns are genes.")
+@click.option("--genes", default="", help="DataFrames: the gene columns, comma-separated, or @FILE with one per "
+                                          "line (default: every numeric column not in --metadata).")
+@click.option("--var-names", default="", help="GCT/GCTX: name genes by this gene metadata field "
+                                              "(e.g. pr_gene_symbol) instead of the row ids.")
+def import_command(input_path: Path, out: Path, fmt: str, metadata: str, genes: str, var_names: str) -> None:
+    """Convert a bulk expression table (e.g. LINCS L1000 signatures) to an h5ad that storm reads:
+    samples become cells, with their metadata in obs; LINCS' -666 becomes a missing value."""
+    from . import io
+    from .bulk import import_table
+
+    gene_list = (Path(genes[1:]).read_text().split() if genes.startswith("@") else _names(genes))
+    adata = import_table(input_path, fmt, metadata=_names(metadata), genes=gene_list, var_names=var_names or None)
+    io.write_h5ad(adata, out)
+    log.info("wrote %s: %d samples x %d genes", out, adata.n_obs, adata.n_vars)
+
+
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="h5ad file (a folder is an error; X is read in chunks).")
