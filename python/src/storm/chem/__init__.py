@@ -1,0 +1,1 @@
+"""Chemical perturbations: molecule features and the drugs synthetic screens are made of."""
