@@ -49,8 +49,8 @@ BAD_PARAMS = [
       "error: --n_top_genes must be an integer, got 'many'",
       "error: --min_cells must be at least 1, got 0",
       "error: --split_seeds '0,x' is malformed",
-      "error: --split_strategy must be one of transfer, combo, combo_inverse, zeroshot, manual, file, got 'transfr' "
-      "(did you mean transfer?)",
+      "error: --split_strategy must be one of transfer, combo, combo_inverse, zeroshot, unseen_drug, unseen_dose, "
+      "manual, file, got 'transfr' (did you mean transfer?)",
       "error: --eval_split must be one of val, test, got 'train'",
       "error: --subsample_fraction must be at most 1, got 1.5",
       "error: --workflow must be one of perturbation, loaders, got 'loader'"]),

@@ -108,12 +108,31 @@ def cli(quiet: bool, log_file: Path | None, versions_file: Path | None) -> None:
 @click.option("--cells-per-pair", default=40, help="Cells per (cell type, perturbation).")
 @click.option("--controls-per-cell-type", default=240, help="Control cells per cell type.")
 @click.option("--n-batches", default=2, help="Batches.")
+@click.option("--chemical", is_flag=True, help="A drug screen instead: real molecules whose effects follow their "
+              "structure, at several doses and times, in --n-cell-types cell lines (obs: drug, dose, time, "
+              "cell_line, smiles).")
+@click.option("--bulk", is_flag=True, help="--chemical: replicate bulk log-expression profiles (LINCS-like), "
+                                           "--cells-per-pair of them per condition.")
+@click.option("--n-drugs", default=32, help="--chemical: drugs (at least 2; storm ships 49).")
+@click.option("--doses", default="0.1,1,10", help="--chemical: doses in µM, comma-separated.")
+@click.option("--times", default="24", help="--chemical: times in hours, comma-separated.")
 def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations: int, n_combos: int,
-          cells_per_pair: int, controls_per_cell_type: int, n_batches: int) -> None:
-    """Write a synthetic perturbation dataset (negative-binomial counts)."""
+          cells_per_pair: int, controls_per_cell_type: int, n_batches: int, chemical: bool, bulk: bool,
+          n_drugs: int, doses: str, times: str) -> None:
+    """Write a synthetic perturbation dataset (negative-binomial counts), or a chemical screen."""
     from . import io
     from .synth import SynthConfig, make_synthetic
 
+    if chemical:
+        from .chem.screen import SCREEN_SPEC, ScreenConfig, make_screen
+
+        adata = make_screen(ScreenConfig(n_genes=n_genes, n_cell_lines=n_cell_types, n_drugs=n_drugs,
+                                         doses=_floats(doses), times=_floats(times), cells_per_condition=cells_per_pair,
+                                         controls_per_cell_line=controls_per_cell_type, bulk=bulk, seed=seed))
+        io.write_h5ad(adata, out)
+        log.info("wrote %s: %d %s x %d genes; its dataset spec: %s", out, adata.n_obs, "wells" if bulk else "cells",
+                 adata.n_vars, json.dumps(SCREEN_SPEC))
+        return
     if n_genes < 50 or n_cell_types < 2 or n_perturbations < 2 or n_batches < 1:
         raise StormError("synth needs at least 50 genes, 2 cell types, 2 perturbations and 1 batch")
     if n_perturbations > n_genes:
@@ -220,7 +239,7 @@ def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: 
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(","))
+        return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
         raise StormError(f"expected comma-separated numbers, got '{text}'") from exc
 
@@ -237,7 +256,8 @@ def _names(text: str) -> list[str]:
 @click.option("--seed", default=0, help="The same seed gives the same split.")
 @click.option("--strategy", default="transfer", type=click.Choice(SPLIT_STRATEGIES),
               help="transfer: hold perturbations out in some covariates; combo/combo_inverse: hold out "
-                   "combinations (or singles); zeroshot: whole cell types; manual: what --manual-holdout names; "
+                   "combinations (or singles); zeroshot: whole cell types; unseen_drug: whole compounds; "
+                   "unseen_dose: doses of compounds seen at other doses; manual: what --manual-holdout names; "
                    "file: an existing cell_id,split CSV.")
 @click.option("--covariate-keys", default="", help="Comma-separated covariate columns; the first is the cell "
               "type. Default: the cell type column.")
@@ -248,7 +268,13 @@ def _names(text: str) -> list[str]:
 @click.option("--max-heldout-covariates", default=1, help="transfer: held-out covariates per perturbation.")
 @click.option("--min-train-covariates", default=1,
               help="A held-out perturbation stays in training in at least this many other covariates (0: no rule).")
-@click.option("--heldout-fraction", default=0.5, help="combo/combo_inverse: share of eligible pairs held out.")
+@click.option("--heldout-fraction", default=0.5,
+              help="combo/combo_inverse: share of eligible pairs held out; unseen_drug: share of compound groups.")
+@click.option("--compound-groups", default="compound", type=click.Choice(["compound", "scaffold"]),
+              help="unseen_drug: hold out compounds one by one, or with every compound of the same Bemis-Murcko "
+                   "scaffold (needs the spec's smiles_key).")
+@click.option("--heldout-doses", default="", help="unseen_dose: the doses to hold out, comma-separated "
+                                                  "(default: each compound's highest).")
 @click.option("--test-fraction", default=0.5, help="Share of held-out pairs (or cell types) sent to test, not val.")
 @click.option("--control-fractions", default="0.7,0.15,0.15",
               help="train,val,test shares of each cell type's controls.")
@@ -268,7 +294,8 @@ def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_
     Writes split.csv, perturbench_split.csv, pairs.csv, summary.json, state.toml and split.png,
     after checking every invariant (a violation is an error).
     """
-    from .split import make_split, read_coded_obs, write_split
+    from .split import make_split, write_split
+    from .split.obs import read_split_obs
 
     remote = input_path.startswith("s3://")
     if remote:  # run outside Nextflow's staging: fetch it ourselves
@@ -279,7 +306,7 @@ def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_
     if check_only:
         log.info("split options check out")
         return
-    obs = read_coded_obs(Path(input_path), [*params.covariate_keys, spec.perturbation_key])
+    obs = read_split_obs(Path(input_path), spec, params.covariate_keys)
     result = make_split(obs, params, **holdouts)
     default_name = input_path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
     default_path = input_path if remote else str(Path(input_path).resolve())
@@ -291,7 +318,8 @@ def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_
 #: the split command's options that shape the split (what `storm check` checks)
 _SPLIT_OPTIONS = {"strategy", "covariate_keys", "min_cells", "min_controls", "max_heldout_fraction_per_covariate",
                   "max_heldout_covariates", "min_train_covariates", "heldout_fraction", "test_fraction",
-                  "control_fractions", "zeroshot_cell_types", "n_zeroshot", "manual_holdout", "split_file"}
+                  "control_fractions", "zeroshot_cell_types", "n_zeroshot", "manual_holdout", "split_file",
+                  "compound_groups", "heldout_doses"}
 
 
 def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options):
@@ -307,6 +335,7 @@ def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options)
         min_train_covariates=options["min_train_covariates"], heldout_fraction=options["heldout_fraction"],
         test_fraction=options["test_fraction"], control_fractions=_floats(options["control_fractions"]),
         zeroshot_covariates=_names(options["zeroshot_cell_types"]), n_zeroshot=options["n_zeroshot"],
+        compound_groups=options["compound_groups"], heldout_doses=_floats(options["heldout_doses"]),
     )
     holdouts = {"manual_holdout": options["manual_holdout"], "split_file": options["split_file"]}
     check_split_inputs(params, input_path, **holdouts)

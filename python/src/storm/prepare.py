@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
+from .spec import BATCH, CELL_TYPE, COMPOUND, DOSE, PERTURBATION, SMILES, TIME, DatasetSpec, condition_labels
 from .validate import classify_scale, stats_of
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,26 @@ log = logging.getLogger(__name__)
 TARGET_SUM = 1e4  #: counts per cell after normalisation (scanpy's normalize_total(target_sum=1e4))
 
 
+def _numbers(obs: pd.DataFrame, key: str | None) -> np.ndarray | None:
+    return pd.to_numeric(obs[key], errors="coerce").to_numpy(dtype=np.float64) if key else None
+
+
 def add_canonical_obs(adata: ad.AnnData, spec: DatasetSpec) -> None:
-    """Copy the spec's columns to storm's canonical names as string categoricals."""
-    sources = {PERTURBATION: spec.perturbation_key, CELL_TYPE: spec.cell_type_key}
-    for canonical, source in sources.items():
-        adata.obs[canonical] = pd.Categorical(adata.obs[source].astype(str).to_numpy(dtype=object))
+    """Copy the spec's columns to storm's canonical names as string categoricals. With a dose or
+    time, ``perturbation`` is the condition (compound at dose and time) and the parts are kept
+    as ``compound``, ``dose`` and ``time``; SMILES go to ``smiles``."""
+    obs = adata.obs
+    agent = obs[spec.perturbation_key].astype(str).to_numpy(dtype=object)
+    dose, time = _numbers(obs, spec.dose_key), _numbers(obs, spec.time_key)
+    obs[PERTURBATION] = pd.Categorical(condition_labels(agent, dose, time, spec.control_value))
+    obs[CELL_TYPE] = pd.Categorical(obs[spec.cell_type_key].astype(str).to_numpy(dtype=object))
+    if dose is not None or time is not None:
+        obs[COMPOUND] = pd.Categorical(agent)
+    for canonical, values in ((DOSE, dose), (TIME, time)):
+        if values is not None:
+            obs[canonical] = values
+    if spec.smiles_key:
+        obs[SMILES] = pd.Categorical(obs[spec.smiles_key].astype(str).to_numpy(dtype=object))
     batch = adata.obs[spec.batch_key].astype(str).to_numpy(dtype=object) if spec.batch_key else "batch0"
     adata.obs[BATCH] = pd.Categorical(np.broadcast_to(batch, adata.n_obs).astype(object))
 

@@ -12,14 +12,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
+
 from .errors import SpecError
 
 PERTURBATION = "perturbation"
 CELL_TYPE = "cell_type"
 BATCH = "batch"
+#: canonical obs columns of a chemical screen (see :func:`condition_labels`)
+COMPOUND, DOSE, TIME, SMILES = "compound", "dose", "time", "smiles"
+#: separates a compound from its dose and time in a condition's label: ``imatinib|dose=10|time=24``
+CONDITION_SEPARATOR = "|"
 
 #: how ``storm split`` can choose held-out pairs (see storm.split.strategies)
-SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "manual", "file")
+SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "unseen_drug", "unseen_dose", "manual", "file")
 
 
 @dataclass(frozen=True)
@@ -97,3 +103,32 @@ class DatasetSpec:
         if not isinstance(data, dict):
             raise SpecError("--spec must be a JSON object of spec keys to values")
         return cls.from_dict(data)
+
+
+def _condition_field(name: str, values: np.ndarray) -> np.ndarray:
+    """``|name=value`` per cell ('' where missing), formatted once per distinct value."""
+    distinct, inverse = np.unique(np.asarray(values, dtype=np.float64), return_inverse=True)
+    text = np.array(["" if np.isnan(v) else f"{CONDITION_SEPARATOR}{name}={v:g}" for v in distinct], dtype=object)
+    return text[inverse.ravel()]
+
+
+def condition_labels(perturbation: np.ndarray, dose: np.ndarray | None, time: np.ndarray | None,
+                     control_value: str) -> np.ndarray:
+    """The condition of each cell: its perturbation, with its dose and time when the spec names
+    them (``imatinib|dose=10|time=24``), so a compound at two doses is two conditions to predict.
+    Controls keep the control value whatever their vehicle's dose; a missing dose or time is left
+    out of the label."""
+    perturbation = np.asarray(perturbation, dtype=object).astype(str).astype(object)
+    labels = perturbation.copy()
+    for name, values in ((DOSE, dose), (TIME, time)):
+        if values is not None:
+            labels = labels + _condition_field(name, values)
+    return np.where(perturbation == control_value, control_value, labels).astype(object)
+
+
+def parse_condition(label: str) -> tuple[str, float | None, float | None]:
+    """(compound, dose, time) of a condition label written by :func:`condition_labels`."""
+    compound, *fields = str(label).split(CONDITION_SEPARATOR)
+    values = dict(field.split("=", 1) for field in fields)
+    dose, time = values.get(DOSE), values.get(TIME)
+    return compound, None if dose is None else float(dose), None if time is None else float(time)

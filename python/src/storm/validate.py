@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import io
 from .errors import InputError, SpecError
-from .spec import DatasetSpec
+from .spec import CONDITION_SEPARATOR, DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,11 @@ def check_obs(obs: pd.DataFrame, spec: DatasetSpec) -> dict:
     if without:
         raise SpecError(f"cell type(s) {', '.join(without)} have no control cells ('{spec.control_value}'); "
                         f"counterfactual prediction needs controls in every cell type")
+    if spec.dose_key or spec.time_key:
+        named = pert[pert.str.contains(CONDITION_SEPARATOR, regex=False)]
+        if len(named):
+            raise SpecError(f"perturbation '{named.iloc[0]}' holds '{CONDITION_SEPARATOR}', which storm uses to join "
+                            f"a compound with its dose and time; rename it")
     for key in (spec.dose_key, spec.time_key):
         if key:
             numeric = pd.to_numeric(obs[key], errors="coerce")

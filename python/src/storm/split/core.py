@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StormError
-from ..spec import PERTURBATION, DatasetSpec
+from ..spec import PERTURBATION, DatasetSpec, parse_condition
 from .obs import CodedObs
 
 SPLITS = np.array(["train", "val", "test"], dtype=object)
+#: how unseen_drug groups compounds: each on its own, or by Bemis-Murcko scaffold
+COMPOUND_GROUPS = ("compound", "scaffold")
 TRAIN, VAL, TEST = 0, 1, 2
 #: a pair table this large is counted with a dense lookup; beyond it, with np.unique
 DENSE_PAIR_SPACE = 1 << 25
@@ -47,6 +49,8 @@ class SplitParams:
     control_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     zeroshot_covariates: list[str] = field(default_factory=list)
     n_zeroshot: int = 1
+    compound_groups: str = "compound"  # unseen_drug: hold out compounds one by one, or by scaffold
+    heldout_doses: tuple[float, ...] = ()  # unseen_dose: these doses (default: each compound's highest)
 
     def __post_init__(self):
         self.covariate_keys = list(self.covariate_keys) or [self.spec.cell_type_key]
@@ -73,6 +77,11 @@ class SplitParams:
             raise InputError(f"control fractions must be three shares summing to 1, got {self.control_fractions}")
         if min(self.min_cells, self.min_train_covariates, self.max_heldout_covariates, self.n_zeroshot) < 0:
             raise InputError("min_cells, min_train_covariates, max_heldout_covariates and n_zeroshot must be >= 0")
+        if self.compound_groups not in COMPOUND_GROUPS:
+            raise InputError(f"compound groups must be one of {', '.join(COMPOUND_GROUPS)}, "
+                             f"got '{self.compound_groups}'")
+        if self.compound_groups == "scaffold" and not self.spec.smiles_key:
+            raise InputError("scaffold groups need SMILES: set the dataset spec's smiles_key")
         if self.perturbation_key in self.covariate_keys:
             raise InputError(f"'{self.perturbation_key}' is the perturbation column; it cannot be a covariate too")
 
@@ -185,9 +194,10 @@ def check_invariants(table: PairTable, cell_split: np.ndarray, per_pair: pd.Data
     that cell type; pairs with fewer than ``min_cells`` cells are in training, except in cell types
     held out whole (``whole_cell_types``, codes), which cannot train at all; and the strategy's
     rule for held-out pairs (``rule``): 'seen' — its perturbation is in training in at least
-    ``min_train_covariates`` other covariates; 'singles' — both singles of a held-out combination
-    are in training in the same covariates; 'in_combo' — a held-out single is in training inside
-    a combination in the same covariates.
+    ``min_train_covariates`` other covariates; 'unseen_compound' — no condition of its compound is
+    in training; 'dose_seen' — its compound is in training at another dose in the same covariates;
+    'singles' — both singles of a held-out combination are in training in the same covariates;
+    'in_combo' — a held-out single is in training inside a combination in the same covariates.
     """
     problems: list[str] = []
     if cell_split.shape[0] != table.cell_pair.shape[0] or (cell_split.size and not
@@ -214,6 +224,21 @@ def check_invariants(table: PairTable, cell_split: np.ndarray, per_pair: pd.Data
             if len(others) < params.min_train_covariates:
                 problems.append(f"held-out pair {_pair_name(r, cov)} is in training in {len(others)} other "
                                 f"covariate(s), fewer than min_train_covariates={params.min_train_covariates}")
+    elif rule in ("unseen_compound", "dose_seen") and len(held):
+        def compounds(rows: pd.DataFrame) -> list[str]:
+            return [parse_condition(label)[0] for label in rows[PERTURBATION]]
+
+        if rule == "unseen_compound":
+            trained = set(compounds(train))
+            for (_, r), compound in zip(held.iterrows(), compounds(held)):
+                if compound in trained:
+                    problems.append(f"held-out pair {_pair_name(r, cov)}: compound '{compound}' is in training")
+        else:
+            trained = set(zip(map(tuple, train[cov].to_numpy()), compounds(train)))
+            for (_, r), compound in zip(held.iterrows(), compounds(held)):
+                if (tuple(r[cov]), compound) not in trained:
+                    problems.append(f"held-out pair {_pair_name(r, cov)}: compound '{compound}' is at no other "
+                                    f"dose in training there")
     elif rule in ("singles", "in_combo") and len(held):
         trained = set(map(tuple, train[[*cov, PERTURBATION]].to_numpy()))
         in_combo: dict[tuple, set] = {}

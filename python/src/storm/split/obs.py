@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, SpecError
+from ..spec import DatasetSpec, condition_labels
 
 CELL_ID = "cell_id"
 
@@ -43,8 +44,12 @@ class CodedObs:
         return len(self.cell_ids)
 
 
-def _sorted_coded(codes: np.ndarray, categories: np.ndarray, name: str) -> Coded:
-    """Codes over alphabetically sorted categories, so codes do not depend on storage order."""
+def _sorted_coded(codes: np.ndarray, categories: np.ndarray, name: str, gaps_ok: bool = False) -> Coded:
+    """Codes over alphabetically sorted categories, so codes do not depend on storage order.
+    ``gaps_ok``: a missing value is the category '' instead of an error."""
+    if gaps_ok and codes.size and codes.min() < 0:
+        categories = np.append(np.asarray(categories, dtype=object), "")
+        codes = np.where(codes < 0, len(categories) - 1, codes)
     if codes.size and codes.min() < 0:
         raise SpecError(f"column '{name}' has {int((codes < 0).sum())} empty value(s); fill or drop those cells")
     categories = np.asarray(categories, dtype=object).astype(str).astype(object)
@@ -56,15 +61,19 @@ def _sorted_coded(codes: np.ndarray, categories: np.ndarray, name: str) -> Coded
     return Coded(remap[codes], categories[order])
 
 
-def _code_strings(values, name: str) -> Coded:
+def _code_strings(values, name: str, gaps_ok: bool = False) -> Coded:
     series = pd.Series(values)
+    if gaps_ok:
+        series = series.fillna("")
     if series.isna().any():
         raise SpecError(f"column '{name}' has {int(series.isna().sum())} empty value(s); fill or drop those cells")
     codes, categories = pd.factorize(series.astype(str), sort=True)
     return Coded(codes.astype(np.int32), np.asarray(categories, dtype=object))
 
 
-def _from_arrow(column: pa.ChunkedArray, name: str) -> Coded:
+def _from_arrow(column: pa.ChunkedArray, name: str, gaps_ok: bool = False) -> Coded:
+    if gaps_ok and column.null_count:
+        column = pc.fill_null(pc.cast(column, pa.string()), "")
     if column.null_count:
         raise SpecError(f"column '{name}' has {column.null_count} empty value(s); fill or drop those cells")
     if not pa.types.is_dictionary(column.type):
@@ -81,7 +90,7 @@ def _h5_strings(dataset: h5py.Dataset) -> np.ndarray:
     return dataset.asstr()[:] if dataset.dtype.kind in "OS" else dataset[:].astype(str)
 
 
-def _read_h5ad(path: Path, columns: list[str]) -> CodedObs:
+def _read_h5ad(path: Path, columns: list[str], gaps_ok: tuple[str, ...]) -> CodedObs:
     with h5py.File(path, "r") as f:
         obs = f["obs"]
         cell_ids = pa.array(_h5_strings(obs[obs.attrs.get("_index", "_index")]), type=pa.string())
@@ -91,9 +100,9 @@ def _read_h5ad(path: Path, columns: list[str]) -> CodedObs:
                 raise SpecError(f"obs column '{col}' not found in {path}; available: {', '.join(list(obs)[:20])}")
             item = obs[col]
             if isinstance(item, h5py.Group) and "codes" in item:  # categorical: read the codes as they are
-                coded[col] = _sorted_coded(item["codes"][:], _h5_strings(item["categories"]), col)
+                coded[col] = _sorted_coded(item["codes"][:], _h5_strings(item["categories"]), col, col in gaps_ok)
             else:
-                coded[col] = _code_strings(_h5_strings(item), col)
+                coded[col] = _code_strings(_h5_strings(item), col, col in gaps_ok)
     return CodedObs(cell_ids, coded)
 
 
@@ -105,7 +114,7 @@ def _require_columns(names: list[str], columns: list[str], path: Path) -> str:
     return CELL_ID if CELL_ID in names else names[0]
 
 
-def _read_table(path: Path, columns: list[str]) -> CodedObs:
+def _read_table(path: Path, columns: list[str], gaps_ok: tuple[str, ...]) -> CodedObs:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -113,14 +122,16 @@ def _read_table(path: Path, columns: list[str]) -> CodedObs:
         # one column at a time, so only one column's Arrow buffers are alive beside the codes
         id_col = _require_columns(pq.read_schema(path).names, columns, path)
         cell_ids = pc.cast(pq.read_table(path, columns=[id_col]).column(0), pa.string())
-        coded = {c: _from_arrow(pq.read_table(path, columns=[c], read_dictionary=[c]).column(0), c) for c in columns}
+        coded = {c: _from_arrow(pq.read_table(path, columns=[c], read_dictionary=[c]).column(0), c, c in gaps_ok)
+                 for c in columns}
         return CodedObs(cell_ids, coded)
     delimiter = "\t" if path.suffix in (".tsv", ".txt") else ","
     as_dictionary = {c: pa.dictionary(pa.int32(), pa.string()) for c in columns}
     table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
                            convert_options=pacsv.ConvertOptions(column_types=as_dictionary))
     id_col = _require_columns(table.column_names, columns, path)
-    return CodedObs(pc.cast(table.column(id_col), pa.string()), {c: _from_arrow(table.column(c), c) for c in columns})
+    coded = {c: _from_arrow(table.column(c), c, c in gaps_ok) for c in columns}
+    return CodedObs(pc.cast(table.column(id_col), pa.string()), coded)
 
 def obs_column_names(path: str | os.PathLike) -> list[str]:
     """The column names of an h5ad obs group or a parquet/CSV/TSV obs table, reading no values."""
@@ -157,10 +168,11 @@ def require_columns(path: str | os.PathLike, columns: list[str]) -> None:
         raise SpecError(f"{what} not found in {path}; available: {', '.join(names[:20]) or '(none)'}")
 
 
-def read_coded_obs(path: str | os.PathLike, columns: list[str]) -> CodedObs:
+def read_coded_obs(path: str | os.PathLike, columns: list[str], gaps_ok: tuple[str, ...] = ()) -> CodedObs:
     """Read ``columns`` (and the cell ids) of an h5ad obs group or a parquet/CSV/TSV obs table.
 
-    A table's cell ids come from its ``cell_id`` column, else its first column.
+    A table's cell ids come from its ``cell_id`` column, else its first column. A missing value is
+    an error, but in the columns named in ``gaps_ok``, where it reads as ''.
     """
     path = Path(path)
     if not path.is_file():
@@ -168,9 +180,9 @@ def read_coded_obs(path: str | os.PathLike, columns: list[str]) -> CodedObs:
     columns = list(dict.fromkeys(columns))
     try:
         if path.suffix == ".h5ad":
-            return _read_h5ad(path, columns)
+            return _read_h5ad(path, columns, gaps_ok)
         if path.suffix in (".parquet", ".csv", ".tsv", ".txt"):
-            return _read_table(path, columns)
+            return _read_table(path, columns, gaps_ok)
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"cannot read obs from {path}: {exc}") from exc
     raise InputError(f"cannot read obs from {path}: expected .h5ad, .parquet, .csv or .tsv")
@@ -183,3 +195,48 @@ def coded_from_frame(frame: pd.DataFrame, columns: list[str]) -> CodedObs:
         raise SpecError(f"column(s) {', '.join(missing)} not found; available: {', '.join(map(str, frame.columns))}")
     cell_ids = pa.array(frame.index.astype(str).to_numpy(dtype=object), type=pa.string())
     return CodedObs(cell_ids, {c: _code_strings(frame[c].to_numpy(), c) for c in dict.fromkeys(columns)})
+
+
+def read_numbers(path: str | os.PathLike, column: str) -> np.ndarray:
+    """One numeric obs column (a dose, a time) as float64, missing values as NaN."""
+    path = Path(path)
+    if path.suffix == ".h5ad":
+        with h5py.File(path, "r") as f:
+            item = f["obs"][column]
+            if isinstance(item, h5py.Group) and "codes" in item:
+                codes = item["codes"][:]
+                categories = pd.to_numeric(pd.Series(_h5_strings(item["categories"])), errors="coerce").to_numpy()
+                return np.where(codes < 0, np.nan, categories[np.maximum(codes, 0)])
+            values = item[:]
+    else:
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=[column]) if path.suffix == ".parquet" else pacsv.read_csv(
+            path, parse_options=pacsv.ParseOptions(delimiter="," if path.suffix == ".csv" else "\t"),
+            convert_options=pacsv.ConvertOptions(include_columns=[column]))
+        values = table.column(0).to_numpy(zero_copy_only=False)
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def read_split_obs(path: str | os.PathLike, spec: DatasetSpec, covariate_keys: list[str]) -> CodedObs:
+    """The covariates, the perturbation and the SMILES a split needs. When the spec names a dose
+    or time, the perturbation column holds each cell's condition
+    (:func:`storm.spec.condition_labels`), labelled once per distinct (perturbation, dose, time)."""
+    smiles = (spec.smiles_key,) if spec.smiles_key else ()  # controls may have none
+    obs = read_coded_obs(path, [*covariate_keys, spec.perturbation_key, *smiles], gaps_ok=smiles)
+    if not (spec.dose_key or spec.time_key):
+        return obs
+    pert = obs.columns[spec.perturbation_key]
+    numbers = [read_numbers(path, key) if key else np.full(obs.n_cells, np.nan)
+               for key in (spec.dose_key, spec.time_key)]
+    keys = np.column_stack([pert.codes.astype(np.float64), *(np.nan_to_num(v, nan=-1.0) for v in numbers)])
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    missing = distinct[:, 1:] < 0
+    labels = condition_labels(pert.categories[distinct[:, 0].astype(np.int64)],
+                              np.where(missing[:, 0], np.nan, distinct[:, 1]) if spec.dose_key else None,
+                              np.where(missing[:, 1], np.nan, distinct[:, 2]) if spec.time_key else None,
+                              spec.control_value)
+    conditions = _code_strings(labels, spec.perturbation_key)
+    columns = {**obs.columns, spec.perturbation_key: Coded(conditions.codes[inverse.ravel()], conditions.categories)}
+    return CodedObs(obs.cell_ids, columns)

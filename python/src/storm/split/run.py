@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..spec import SPLIT_STRATEGIES as STRATEGIES
+from ..spec import parse_condition
 from . import strategies
 from .core import SPLITS, TRAIN, Split, SplitParams, build_pairs, check_invariants, pair_split_table, split_controls
 from .inputs import check_split_file, read_manual_holdout, read_split_file
@@ -69,6 +70,10 @@ def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = 
             plan = strategies.combo(table, params, rng, inverse=params.strategy == "combo_inverse")
         elif params.strategy == "zeroshot":
             plan = strategies.zeroshot(table, params, rng)
+        elif params.strategy == "unseen_drug":
+            plan = strategies.unseen_drug(table, params, rng, compound_groups(obs, params))
+        elif params.strategy == "unseen_dose":
+            plan = strategies.unseen_dose(table, params, rng)
         else:
             plan = strategies.manual(table, params, rng, holdout)
         cell_split = split_controls(table, plan.pair_split, params, plan.forced_controls, rng)
@@ -79,6 +84,22 @@ def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = 
     summary = _summary(name, table, cell_split, per_pair, params, plan)
     log.info("%s: %s cells, pairs per split %s", name, f"{obs.n_cells:,}", summary["pairs_per_split"])
     return Split(name, cell_split, per_pair, summary)
+
+
+def compound_groups(obs: CodedObs, params: SplitParams) -> pd.Series:
+    """compound -> its group for unseen_drug: itself, or its Bemis-Murcko scaffold (from the SMILES
+    of its first cell), so analogues are held out together."""
+    pert = obs.columns[params.perturbation_key]
+    compounds = pd.Series([parse_condition(label)[0] for label in pert.categories])
+    if params.compound_groups == "compound":
+        return pd.Series(compounds.to_numpy(), index=compounds.to_numpy()).drop_duplicates()
+    from ..chem.molecules import scaffolds
+
+    smiles = obs.columns[params.spec.smiles_key]
+    first = pd.Series(smiles.codes).groupby(pert.codes).first()  # condition code -> SMILES code
+    by_compound = pd.Series(smiles.categories[first.to_numpy()], index=compounds[first.index].to_numpy())
+    by_compound = by_compound[~by_compound.index.duplicated() & (by_compound.index != params.control_value)]
+    return scaffolds(by_compound)
 
 
 def _summary(name, table, cell_split, per_pair, params: SplitParams, plan) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..spec import parse_condition
 from .core import PERTURBATION, SPLITS, TEST, TRAIN, VAL, PairTable, SplitParams
 
 
@@ -178,3 +179,62 @@ def manual(table: PairTable, params: SplitParams, rng: np.random.Generator, hold
             raise InputError(f"manual holdout names {ct or '(any cell type)'}/{pert}, which is not in the data")
         pair_split[match] = split
     return Plan(pair_split, forced_controls=forced, train_only=_eligibility(table, params))
+
+
+def _conditions(table: PairTable) -> pd.DataFrame:
+    """Compound, dose and time of each pair (parsed from its condition label)."""
+    parsed = [parse_condition(label) for label in table.pairs[PERTURBATION]]
+    return pd.DataFrame(parsed, columns=["compound", "dose", "time"], index=table.pairs.index)
+
+
+def unseen_drug(table: PairTable, params: SplitParams, rng: np.random.Generator, groups: pd.Series) -> Plan:
+    """Hold out whole compounds: every condition of ``heldout_fraction`` of the compound groups,
+    in every covariate, so a model must predict a drug it never saw. ``groups`` maps each compound
+    to its group (itself, or its Bemis-Murcko scaffold, so near-identical molecules do not straddle
+    the split); a group is held out whole or not at all, and one with a pair too small to hold
+    out stays in training."""
+    pairs = table.pairs
+    train_only = _eligibility(table, params)
+    perturbed = ~pairs["is_control"].to_numpy()
+    group = _conditions(table)["compound"].map(groups).to_numpy()
+    blocked = {group[r] for r in train_only}
+    eligible = sorted(set(group[perturbed]) - blocked)
+    n_groups = len(set(group[perturbed]))
+    n_held = min(math.floor(params.heldout_fraction * n_groups + 0.5), n_groups - 1, len(eligible))
+    if n_held < 1:
+        raise InputError(f"unseen_drug found no compound to hold out among {n_groups} compound group(s) "
+                         f"({len(eligible)} eligible; heldout_fraction={params.heldout_fraction}); "
+                         f"it needs two groups or more")
+    held = list(rng.permutation(np.asarray(eligible, dtype=object))[:n_held])
+    n_test = max(1, round(params.test_fraction * n_held)) if params.test_fraction > 0 else 0
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    for i, name in enumerate(held):
+        pair_split[perturbed & (group == name)] = TEST if i < n_test else VAL
+    return Plan(pair_split, train_only=train_only, rule="unseen_compound")
+
+
+def unseen_dose(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
+    """Hold out doses of compounds measured at other doses in the same covariates: the doses in
+    ``heldout_doses``, or each compound's highest; at least one dose of each stays in training."""
+    pairs = table.pairs
+    parts = _conditions(table)
+    if parts.loc[~pairs["is_control"], "dose"].isna().all():
+        raise InputError("unseen_dose needs doses: set the dataset spec's dose_key")
+    train_only = _eligibility(table, params)
+    cov = params.covariate_keys
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    perturbed = pairs.index[~pairs["is_control"] & parts["dose"].notna()]
+    for _, rows in pairs.loc[perturbed].groupby([*cov, parts.loc[perturbed, "compound"], parts.loc[perturbed, "time"]],
+                                                dropna=False, observed=True):
+        doses = parts.loc[rows.index, "dose"]
+        wanted = doses.isin(params.heldout_doses) if params.heldout_doses else doses == doses.max()
+        held = [r for r in rows.index[wanted.to_numpy()] if r not in train_only]
+        if doses.nunique() < 2 or len(held) >= len(rows):
+            continue
+        pair_split[held] = VAL
+    held = np.flatnonzero(pair_split != TRAIN)
+    if not held.size:
+        raise InputError("unseen_dose found no compound measured at a held-out dose and at another one")
+    cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    _val_or_test(held, cov_id[held], params, rng, pair_split)
+    return Plan(pair_split, train_only=train_only, rule="dose_seen")

@@ -1,0 +1,113 @@
+"""Chemical screens: a synthetic screen of real molecules, conditions (compound at dose and time)
+as storm's perturbations, and the splits that hold out unseen drugs or unseen doses."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from storm.chem.molecules import scaffolds
+from storm.chem.screen import SCREEN_SPEC, ScreenConfig, make_screen
+from storm.spec import parse_condition
+
+SPEC = json.dumps(SCREEN_SPEC)
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory):
+    """Every shipped drug at three doses in two cell lines, written by `storm synth --chemical`."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("screen") / "screen.h5ad"
+    done = subprocess.run([sys.executable, "-m", "storm", "synth", "--chemical", "--out", str(path), "--n-drugs", "49",
+                           "--n-genes", "100", "--n-cell-types", "2", "--cells-per-pair", "10",
+                           "--controls-per-cell-type", "60", "--doses", "0.1,1,10"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def held_out(out_dir) -> pd.DataFrame:
+    pairs = pd.read_csv(next(out_dir.glob("seed*/pairs.csv")))
+    pairs = pairs[pairs["perturbation"] != "DMSO"]
+    parts = pd.DataFrame([parse_condition(p) for p in pairs["perturbation"]], columns=["compound", "dose", "time"],
+                         index=pairs.index)
+    return pd.concat([pairs, parts], axis=1)
+
+
+def test_structure_sets_the_effect_and_conditions_label_dose_and_time(screen, run_cli, tmp_path):
+    adata = ad.read_h5ad(screen)
+    treated = adata.obs["drug"] != "DMSO"
+    assert (adata.obs.loc[treated, "smiles"] != "").all() and (adata.obs.loc[~treated, "smiles"] == "").all()
+    assert adata.obs.groupby("drug", observed=True)["dose"].nunique().drop("DMSO").eq(3).all()
+    done = run_cli("validate", "--input", str(screen), "--out", str(tmp_path / "qc.json"), "--spec", SPEC)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("prepare", "--input", str(screen), "--out", str(tmp_path / "p.h5ad"), "--spec", SPEC)
+    assert done.returncode == 0, done.stderr
+    obs = ad.read_h5ad(tmp_path / "p.h5ad", backed="r").obs
+    row = obs[obs["drug"] == "imatinib"].iloc[0]
+    assert row["perturbation"] == f"imatinib|dose={row['dose']:g}|time=24" and row["compound"] == "imatinib"
+    assert (obs.loc[obs["drug"] == "DMSO", "perturbation"] == "DMSO").all()
+    assert obs["perturbation"].nunique() == 49 * 3 + 1
+
+
+def test_similar_molecules_have_similar_effects():
+    """Statins differ by a methyl group; their effects correlate far more than unrelated drugs'."""
+    adata = make_screen(ScreenConfig(n_drugs=49, n_genes=200, n_cell_lines=1, doses=(10.0,), bulk=True,
+                                     cells_per_condition=4, bulk_noise=0.05))
+    means = pd.DataFrame(adata.X, index=adata.obs["drug"].astype(str)).groupby(level=0).mean()
+    shift = means - means.loc["DMSO"]
+    related = np.corrcoef(shift.loc["simvastatin"], shift.loc["lovastatin"])[0, 1]
+    unrelated = np.corrcoef(shift.loc["simvastatin"], shift.loc["metformin"])[0, 1]
+    assert related > 0.7 and related > unrelated + 0.4
+
+
+@pytest.mark.parametrize("groups", ["compound", "scaffold"])
+def test_unseen_drug_holds_out_whole_compounds(screen, run_cli, tmp_path, groups):
+    done = run_cli("split", "--input", str(screen), "--out-dir", str(tmp_path), "--strategy", "unseen_drug",
+                   "--compound-groups", groups, "--heldout-fraction", "0.3", "--spec", SPEC)
+    assert done.returncode == 0, done.stderr
+    pairs = held_out(tmp_path)
+    train, held = pairs[pairs["split"] == "train"], pairs[pairs["split"] != "train"]
+    assert set(held["split"]) == {"val", "test"}
+    assert not set(held["compound"]) & set(train["compound"])
+    assert held.groupby("compound")["cell_type"].nunique().eq(2).all()  # in every cell line
+    if groups == "scaffold":
+        smiles = ad.read_h5ad(screen, backed="r").obs.drop_duplicates("drug").set_index("drug")["smiles"].astype(str)
+        scaffold = scaffolds(smiles.drop("DMSO"))
+        held_scaffolds = set(scaffold[sorted(set(held["compound"]))])
+        assert not held_scaffolds & set(scaffold[sorted(set(train["compound"]))])
+    assert (tmp_path / next(tmp_path.glob("seed*")).name / "split.png").is_file()
+
+
+def test_unseen_dose_holds_out_doses_seen_at_others(screen, run_cli, tmp_path):
+    done = run_cli("split", "--input", str(screen), "--out-dir", str(tmp_path / "top"), "--strategy", "unseen_dose",
+                   "--spec", SPEC)
+    assert done.returncode == 0, done.stderr
+    pairs = held_out(tmp_path / "top")
+    held, train = pairs[pairs["split"] != "train"], pairs[pairs["split"] == "train"]
+    assert len(held) and (held["dose"] == 10).all()
+    seen = set(zip(train["cell_type"], train["compound"]))
+    assert all((line, compound) in seen for line, compound in zip(held["cell_type"], held["compound"]))
+    done = run_cli("split", "--input", str(screen), "--out-dir", str(tmp_path / "mid"), "--strategy", "unseen_dose",
+                   "--heldout-doses", "1", "--spec", SPEC)
+    assert done.returncode == 0, done.stderr
+    assert (held_out(tmp_path / "mid").query("split != 'train'")["dose"] == 1).all()
+
+
+def test_chemical_splits_need_their_columns(screen, run_cli, small_h5ad, tmp_path):
+    genetic = json.dumps({"batch_key": "batch"})
+    done = run_cli("split", "--input", str(small_h5ad), "--out-dir", str(tmp_path), "--strategy", "unseen_dose",
+                   "--spec", genetic)
+    assert done.returncode == 2 and "unseen_dose needs doses: set the dataset spec's dose_key" in done.stderr
+    done = run_cli("split", "--input", str(screen), "--out-dir", str(tmp_path), "--strategy", "unseen_drug",
+                   "--compound-groups", "scaffold", "--spec", json.dumps({**SCREEN_SPEC, "smiles_key": None}))
+    assert done.returncode == 2 and "scaffold groups need SMILES" in done.stderr
+    adata = ad.read_h5ad(screen)
+    adata.obs["drug"] = adata.obs["drug"].astype(str).replace({"aspirin": "asp|irin"})
+    adata.write_h5ad(tmp_path / "piped.h5ad")
+    done = run_cli("validate", "--input", str(tmp_path / "piped.h5ad"), "--out", str(tmp_path / "qc.json"),
+                   "--spec", SPEC)
+    assert done.returncode == 2 and "perturbation 'asp|irin' holds '|'" in done.stderr
