@@ -65,6 +65,17 @@ def _perturbation_effects(cfg: SynthConfig, rng: np.random.Generator, genes: lis
     return names, effects
 
 
+def sample_counts(log_mean: np.ndarray, mean_library_size: float, dispersion: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Negative-binomial counts (a gamma-Poisson mixture) around each cell's log-mean profile,
+    with log-normal library sizes."""
+    proportions = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
+    proportions /= proportions.sum(axis=1, keepdims=True)
+    library = rng.lognormal(np.log(mean_library_size), 0.3, size=log_mean.shape[0])
+    mu = proportions * library[:, None]
+    return rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
+
+
 def make_synthetic(cfg: SynthConfig = SynthConfig()) -> ad.AnnData:
     """Generate a synthetic perturbation dataset.
 
@@ -109,12 +120,7 @@ def make_synthetic(cfg: SynthConfig = SynthConfig()) -> ad.AnnData:
     log_mean = base[None, :] + ct_signature[ct_idx] + batch_shift[batch_idx]
     perturbed = pert_idx >= 0
     log_mean[perturbed] += effects[pert_idx[perturbed], ct_idx[perturbed]]
-    proportions = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
-    proportions /= proportions.sum(axis=1, keepdims=True)
-    library = rng.lognormal(np.log(cfg.mean_library_size), 0.3, size=n_cells)
-    mu = proportions * library[:, None]
-    # negative binomial as a gamma-Poisson mixture
-    counts = rng.poisson(rng.gamma(cfg.dispersion, mu / cfg.dispersion)).astype(np.float32)
+    counts = sample_counts(log_mean, cfg.mean_library_size, cfg.dispersion, rng)
 
     labels = np.array([cfg.control_value] + names, dtype=object)
     obs = pd.DataFrame(
