@@ -10,7 +10,10 @@ import pytest
 
 from storm.chem.molecules import scaffolds
 from storm.chem.screen import SCREEN_SPEC, ScreenConfig, make_screen
-from storm.spec import parse_condition
+from storm.predict import predict, write_real
+from storm.spec import DatasetSpec, parse_condition
+from storm.train import train
+from training_inputs import check_prediction, pearson_delta, prepare_split
 
 SPEC = json.dumps(SCREEN_SPEC)
 
@@ -111,3 +114,23 @@ def test_chemical_splits_need_their_columns(screen, run_cli, small_h5ad, tmp_pat
     done = run_cli("validate", "--input", str(tmp_path / "piped.h5ad"), "--out", str(tmp_path / "qc.json"),
                    "--spec", SPEC)
     assert done.returncode == 2 and "perturbation 'asp|irin' holds '|'" in done.stderr
+
+
+
+def test_molecule_features_predict_drugs_never_trained_on(tmp_path):
+    """On unseen drugs a one-hot model can only fall back to the control; the same network fed
+    the molecule (with chemCPA's learned dose response) predicts their effects from structure."""
+    adata = make_screen(ScreenConfig(n_genes=120, n_cell_lines=2, n_drugs=40, doses=(1.0, 10.0),
+                                     cells_per_condition=10, controls_per_cell_line=80))
+    files = prepare_split(adata, tmp_path, n_top_genes=120, spec=DatasetSpec(**SCREEN_SPEC),
+                          strategy="unseen_drug", heldout_fraction=0.3)
+    scores = {}
+    for encoder in ("onehot", "molecule"):
+        out = tmp_path / encoder
+        meta = train(*files, "linear_additive", out / "model", seed=0,
+                     config={"accelerator": "cpu", "molecule.encoder": encoder})
+        predict(*files, out / "model", out / "pred" / "pred.h5ad", seed=0)
+        write_real(*files, out / "pred" / "real.h5ad")
+        check_prediction(out / "pred", meta["genes"])
+        scores[encoder] = pearson_delta(out / "pred", control="DMSO")
+    assert scores["molecule"] > scores["onehot"] + 0.15, scores

@@ -345,13 +345,17 @@ def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options)
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="Validated h5ad.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="prepared.h5ad to write.")
+@click.option("--molecule-embeddings", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Chemical screens: a compound -> vector table (parquet, CSV or pickle) to use instead of "
+                   "RDKit features of the spec's SMILES.")
 @spec_options
-def prepare(input_path: Path, out: Path, spec: DatasetSpec) -> None:
-    """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset."""
+def prepare(input_path: Path, out: Path, molecule_embeddings: Path | None, spec: DatasetSpec) -> None:
+    """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset;
+    for a chemical screen, featurise its compounds once."""
     from . import io
     from .prepare import prepare as run
 
-    io.write_h5ad(run(io.read_h5ad(input_path), spec), out)
+    io.write_h5ad(run(io.read_h5ad(input_path), spec, molecule_embeddings), out)
 
 
 def _split_options(func):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -65,14 +66,39 @@ def normalise(adata: ad.AnnData) -> str:
     return scale
 
 
-def prepare(adata: ad.AnnData, spec: DatasetSpec) -> ad.AnnData:
+def molecule_table(adata: ad.AnnData, spec: DatasetSpec, embeddings: Path | None = None) -> dict | None:
+    """Features of every compound of the dataset (held-out ones too: a molecule is an input, not an
+    answer), from an embedding table or featurised from the SMILES column; None for a screen
+    without molecules. Stored as plain arrays so every model environment reads them."""
+    if embeddings is None and not spec.smiles_key:
+        return None
+    from .chem.molecules import compound_features
+
+    obs = adata.obs[~(adata.obs[spec.perturbation_key].astype(str) == spec.control_value).to_numpy()]
+    compounds = sorted(obs[spec.perturbation_key].astype(str).unique())
+    smiles = None
+    if spec.smiles_key:
+        smiles = obs.drop_duplicates(spec.perturbation_key).set_index(spec.perturbation_key)[spec.smiles_key]
+        smiles.index = smiles.index.astype(str)
+    features = compound_features(compounds, smiles=smiles, embeddings=embeddings)
+    log.info("molecule features: %d compounds x %d (%s)", *features.shape,
+             embeddings.name if embeddings else "RDKit, from SMILES")
+    return {"compounds": np.asarray(compounds, dtype=object), "features": features.to_numpy(np.float32),
+            "columns": np.asarray(features.columns.astype(str), dtype=object)}
+
+
+def prepare(adata: ad.AnnData, spec: DatasetSpec, molecule_embeddings: Path | None = None) -> ad.AnnData:
     """Prepare a dataset for training: canonical obs columns, log-normalised X, counts kept.
 
-    Writes ``obs['perturbation'|'cell_type'|'batch']``, ``layers['counts']`` (for count input),
-    ``uns['storm']`` (the spec and the input's scale). Genes are chosen per split later, on each
-    split's training cells (:mod:`storm.genes`).
+    Writes ``obs['perturbation'|'cell_type'|'batch']`` (and a chemical screen's ``compound``,
+    ``dose``, ``time``, ``smiles``), ``layers['counts']`` (for count input), ``uns['storm']`` (the
+    spec, the input's scale and, for compounds, their ``molecules`` features). Genes are chosen per
+    split later, on each split's training cells (:mod:`storm.genes`).
     """
+    molecules = molecule_table(adata, spec, molecule_embeddings)  # a bad SMILES fails before the work
     add_canonical_obs(adata, spec)
     scale = normalise(adata)
     adata.uns["storm"] = {"spec": spec.to_dict(), "input_scale": scale}
+    if molecules is not None:
+        adata.uns["storm"]["molecules"] = molecules
     return adata

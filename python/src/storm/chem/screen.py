@@ -5,9 +5,9 @@ at a dose and time is
 
     response(dose, time) * (structure program + own program) * cell-line scale
 
-* the *structure program* is a gene program read off the drug's Morgan fingerprint through a
-  fixed random projection, so drugs with similar fingerprints move the same genes the same way
-  (a model that sees the molecule can predict a drug it never trained on);
+* the *structure program* is a gene program read off the drug's descriptors and Morgan
+  fingerprint through a fixed random mixing, so drugs with similar structures move the same genes
+  the same way (a model that sees the molecule can predict a drug it never trained on);
 * the *own program* is a smaller effect unique to the drug, which no structure can predict;
 * each cell line weights the structure's latent factors differently (transfer helps, not exactly);
 * *response* is a Hill curve of dose (its EC50 depends on structure too) times a saturating
@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..synth import sample_counts
-from .molecules import Featurizer, featurize, known_drugs
+from .molecules import DESCRIPTORS, Featurizer, featurize, known_drugs
 
 VEHICLE = "DMSO"
 
@@ -45,7 +45,7 @@ class ScreenConfig:
     cells_per_condition: int = 20  # single cells, or replicate wells in a bulk screen
     controls_per_cell_line: int = 120
     bulk: bool = False
-    n_factors: int = 32  # latent factors the fingerprint is projected on (few: unrelated drugs collide)
+    n_factors: int = 8  # latent factors the molecule's features are mixed into
     program_share: float = 0.3  # share of genes each factor loads on
     effect_scale: float = 1.2
     own_effect_scale: float = 0.25  # the part of a drug's effect its structure does not explain
@@ -58,10 +58,13 @@ class ScreenConfig:
 
 
 def _structure_factors(smiles: pd.Series, n_factors: int, rng: np.random.Generator) -> np.ndarray:
-    """Drugs x factors: the fingerprint through a fixed random projection, standardised."""
-    bits = featurize(smiles, Featurizer(radius=2, n_bits=1024, descriptors=())).to_numpy()
-    projection = rng.normal(size=(bits.shape[1], n_factors))
-    factors = bits @ projection
+    """Drugs x factors: the standardised physico-chemical descriptors (size, lipophilicity,
+    polarity, ...) and fingerprint bits through a fixed random projection, mixed, so drugs alike in
+    shape and chemistry get alike factors and a model can learn the map from a few dozen drugs."""
+    features = featurize(smiles, Featurizer(radius=2, n_bits=1024)).to_numpy()
+    mixing = rng.normal(size=(features.shape[1], n_factors))
+    mixing[:-len(DESCRIPTORS)] *= np.sqrt(len(DESCRIPTORS) / (features.shape[1] - len(DESCRIPTORS)))  # equal shares
+    factors = features @ mixing
     return (factors - factors.mean(axis=0)) / factors.std(axis=0)
 
 

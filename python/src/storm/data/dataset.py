@@ -35,6 +35,7 @@ class PerturbationData:
     split: np.ndarray
     spec: DatasetSpec
     obsm: dict[str, np.ndarray] = field(default_factory=dict)  # the embeddings asked for, float32
+    molecules: pd.DataFrame | None = None  # chemical screens: compound x molecule features
     source: BackedCells | None = None  # backed: where rows are read from
     gene_mask: np.ndarray | None = None  # backed: the split's genes among the file's
 
@@ -108,6 +109,15 @@ def _read_flat_mapping(group) -> dict:
     return values
 
 
+def _read_molecules(f) -> pd.DataFrame | None:
+    """The compound features ``storm prepare`` stored (plain arrays), or None."""
+    if "uns/storm/molecules" not in f:
+        return None
+    table = f["uns/storm/molecules"]
+    return pd.DataFrame(table["features"][()], index=table["compounds"].asstr()[()],
+                        columns=table["columns"].asstr()[()])
+
+
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
                     obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
     """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), and the
@@ -128,6 +138,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         genes = read_genes(genes_csv, var_names)
         X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)
         obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
+        molecules = _read_molecules(f)
     return PerturbationData(
         X=X,
         genes=var_names[genes].to_numpy(dtype=object),
@@ -138,6 +149,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         split=split,
         spec=spec,
         obsm=obsm,
+        molecules=molecules,
         source=BackedCells([prepared]) if backed else None,
         gene_mask=genes if backed else None,
     )

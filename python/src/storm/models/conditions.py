@@ -1,5 +1,6 @@
 """How the neural models see a condition: a multi-hot of single perturbations (``A+B`` sets
-both) and a one-hot cell type, and how training pairs a perturbed cell with a control."""
+both) and a one-hot cell type, or, in a chemical screen, the molecule with its dose and time; and
+how training pairs a perturbed cell with a control."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 
 from ..data import PerturbationData
+from ..errors import StormError
+from ..spec import parse_condition
 
 
 @dataclass
@@ -39,7 +42,84 @@ class Conditions:
         return torch.from_numpy(pert), torch.from_numpy(cov)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"kind": "onehot", **asdict(self)}
+
+
+@dataclass
+class MoleculeConditions:
+    """A condition seen as its molecule, so a compound never trained on can still be predicted:
+    the compound's features (every compound of the dataset, held-out ones included) and its log
+    dose form the perturbation input; the cell type's one-hot and the time (as a share of the
+    longest in training) form the covariates. Conditions are parsed from their labels
+    (``compound|dose=..|time=..``)."""
+
+    compounds: list[str]
+    features: list[list[float]]  # one row per compound
+    cell_types: list[str]
+    max_time: float
+
+    @classmethod
+    def from_training(cls, data: PerturbationData) -> "MoleculeConditions":
+        times = [parse_condition(p)[2] for p in np.unique(data.perturbation[data.mask("train") & ~data.is_control])]
+        known = [t for t in times if t is not None]
+        return cls(list(data.molecules.index), data.molecules.to_numpy(np.float32).tolist(),
+                   sorted(np.unique(data.cell_type)), float(max(known)) if known else 1.0)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features[0])
+
+    @property
+    def perturbations(self) -> list[str]:
+        """Width of the perturbation input: the features and the log dose."""
+        return [*map(str, range(self.n_features)), "log_dose"]
+
+    def encode(self, perturbations: np.ndarray, cell_types: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """[features | log1p(dose)] and [cell type one-hot | time share]; a control or a compound
+        without features gets zero features (its dose and time still count)."""
+        index = {c: i for i, c in enumerate(self.compounds)}
+        table = np.asarray(self.features, dtype=np.float32)
+        labels, inverse = np.unique(np.asarray(perturbations, dtype=object).astype(str), return_inverse=True)
+        rows = np.zeros((len(labels), self.n_features + 1), dtype=np.float32)
+        times = np.zeros(len(labels), dtype=np.float32)
+        for i, label in enumerate(labels):
+            compound, dose, time = parse_condition(label)
+            if compound in index:
+                rows[i, :-1] = table[index[compound]]
+            rows[i, -1] = np.log1p(dose or 0.0)
+            times[i] = (time or 0.0) / self.max_time
+        ct_index = {c: i for i, c in enumerate(self.cell_types)}
+        cov = np.zeros((len(cell_types), len(self.cell_types) + 1), dtype=np.float32)
+        for row, ct in enumerate(cell_types):
+            if ct in ct_index:
+                cov[row, ct_index[ct]] = 1.0
+        cov[:, -1] = times[inverse.ravel()]
+        return torch.from_numpy(rows[inverse.ravel()]), torch.from_numpy(cov)
+
+    def to_dict(self) -> dict:
+        return {"kind": "molecule", **asdict(self)}
+
+
+ENCODERS = ("auto", "onehot", "molecule")
+
+
+def conditions_for(data: PerturbationData, encoder: str) -> Conditions | MoleculeConditions:
+    """How a model sees this data's conditions: ``molecule`` needs molecule features (a chemical
+    screen prepared with SMILES or an embedding table); ``auto`` takes them when there are some."""
+    if encoder not in ENCODERS:
+        raise StormError(f"molecule.encoder must be one of {', '.join(ENCODERS)}, got '{encoder}'")
+    if encoder == "molecule" and data.molecules is None:
+        raise StormError("molecule.encoder is 'molecule' but the data has no molecule features: prepare it with "
+                         "the spec's smiles_key or --molecule-embeddings")
+    if encoder == "onehot" or data.molecules is None:
+        return Conditions.from_training(data)
+    return MoleculeConditions.from_training(data)
+
+
+def conditions_from_dict(state: dict) -> Conditions | MoleculeConditions:
+    state = dict(state)
+    kind = state.pop("kind", "onehot")
+    return MoleculeConditions(**state) if kind == "molecule" else Conditions(**state)
 
 
 def control_pairs(data: PerturbationData, split: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

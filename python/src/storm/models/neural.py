@@ -20,7 +20,7 @@ from ..data.sampling import Sampling
 from ..errors import StormError
 from ..io import atomic_path
 from .base import PerturbationModel
-from .conditions import Conditions, control_pairs
+from .conditions import MoleculeConditions, conditions_for, conditions_from_dict, control_pairs
 
 
 def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn.Sequential:
@@ -30,6 +30,24 @@ def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn
         layers += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout)]
     layers.append(nn.Linear(hidden if n_layers else n_in, n_out))
     return nn.Sequential(*layers)
+
+
+class MoleculeConditioned(nn.Module):
+    """chemCPA's drug input (Hetzel et al. 2022) before any of storm's networks: the molecule's
+    features embedded by an MLP and scaled by a learned dose response, a sigmoid of an MLP of the
+    embedding and the log dose (so it applies to molecules never trained on); the result is the
+    inner network's perturbation input."""
+
+    def __init__(self, inner: nn.Module, n_features: int, dim: int, hidden: int):
+        super().__init__()
+        self.inner = inner
+        self.embed = mlp(n_features, hidden, dim, 1, 0.0)
+        self.doser = mlp(dim + 1, hidden, 1, 1, 0.0)
+
+    def forward(self, control: torch.Tensor, pert: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        embedding = self.embed(pert[:, :-1])
+        response = torch.sigmoid(self.doser(torch.cat([embedding, pert[:, -1:]], dim=1)))
+        return self.inner(control, embedding * response, cov)
 
 
 def precision_for(config: dict) -> str:
@@ -116,13 +134,20 @@ class NeuralModel(PerturbationModel):
         return DataLoader(dataset, batch_size=batch, sampler=sampler), None
 
     def _build(self) -> None:
-        self.module = self.build_module(self.n_inputs, self.n_genes, len(self.conditions.perturbations),
-                                        len(self.conditions.cell_types))
+        conditions = self.conditions
+        if isinstance(conditions, MoleculeConditions):
+            molecule = self.config["molecule"]
+            dim = int(molecule["embedding_dim"])
+            inner = self.build_module(self.n_inputs, self.n_genes, dim, len(conditions.cell_types) + 1)
+            self.module = MoleculeConditioned(inner, conditions.n_features, dim, int(molecule["hidden"]))
+            return
+        self.module = self.build_module(self.n_inputs, self.n_genes, len(conditions.perturbations),
+                                        len(conditions.cell_types))
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         from .lightning_utils import Budget, ConditionalTrainer, fit_with_resume
 
-        self.conditions = Conditions.from_training(data)
+        self.conditions = conditions_for(data, str(self.config["molecule"]["encoder"]))
         first = np.arange(1)
         self.n_inputs = self.inputs(data, first).shape[1] if self.uses_controls else 0
         self.n_genes = len(data.genes)
@@ -156,7 +181,7 @@ class NeuralModel(PerturbationModel):
 
     def load_state(self, out_dir: Path) -> None:
         state = torch.load(out_dir / "weights.pt", map_location="cpu", weights_only=True)
-        self.conditions = Conditions(**state["conditions"])
+        self.conditions = conditions_from_dict(state["conditions"])
         self.n_inputs, self.n_genes = state["n_inputs"], state["n_genes"]
         self._build()
         self.module.load_state_dict(state["state_dict"])
