@@ -7,35 +7,46 @@ VENV     ?= .venv
 NEXTFLOW ?= $(VENV)/bin/nextflow
 OUTDIR   ?= results
 PYTEST_ARGS ?=
+# test workers: each takes whole test files (their fixtures stay in one process) and runs one
+# thread, so two keep a 2-core machine busy while the other waits on Nextflow, SLURM or a subprocess
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install install-models install-env demo test lint slurm clean
+.PHONY: install install-models install-env demo test test-deps lint slurm clean
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
 install: $(PY_STAMP) $(BIN)/nextflow
 
-$(PY_STAMP): python/pyproject.toml python/requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(PY_STAMP): python/pyproject.toml python/requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c python/requirements.lock -e 'python[test]'
 	touch $@
 
 # Model environments: a venv beside .venv per python/envs/<name>.lock, for the models whose packages
 # clash with storm's core (`storm models` says which model runs in which). install-models builds them
-# all at once (the downloads overlap); install-env ENV=<name> builds one.
+# all at once (the downloads overlap); install-env ENV=<name> builds one. A layered environment sees
+# the core's packages, so it waits for them; a standalone one needs only the core's interpreter.
 ENVS := $(patsubst python/envs/%.lock,%,$(wildcard python/envs/*.lock))
+LAYERED := $(patsubst python/envs/%.lock,%,$(shell grep -l '^# storm-env: layered' python/envs/*.lock))
+ENV_STAMPS := $(ENVS:%=.venv-%/.storm-installed)
 
 install-models: install
-	$(MAKE) -j$(words $(ENVS)) $(ENVS:%=.venv-%/.storm-installed)
+	$(MAKE) -j$(words $(ENVS)) $(ENV_STAMPS)
 
 install-env: install
 	@if [ -f python/envs/$(ENV).lock ]; then $(MAKE) .venv-$(ENV)/.storm-installed; else tools/install-env "$(ENV)"; fi
 
-.venv-%/.storm-installed: python/envs/%.lock python/pyproject.toml python/requirements.lock tools/install-env
+.venv-%/.storm-installed: python/envs/%.lock python/pyproject.toml python/requirements.lock tools/install-env \
+		| $(BIN)/python
 	tools/install-env $*
+
+$(LAYERED:%=.venv-%/.storm-installed): $(PY_STAMP)
 
 # the jars (their stamp) and the launcher: either one missing reinstalls both
 $(NXF_STAMP): tools/nextflow-pom.xml tools/install-nextflow
@@ -49,8 +60,13 @@ demo: install
 	@if [ -t 1 ]; then ansi=true; else ansi=false; fi; \
 	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi -resume
 
-test: install install-models lint slurm
-	$(BIN)/pytest python/tests tests --durations=25 $(PYTEST_ARGS)
+# everything the tests need, side by side: the standalone environments' downloads and the SLURM
+# packages overlap the core's install
+test-deps:
+	$(MAKE) -j4 install slurm $(ENV_STAMPS)
+
+test: test-deps lint
+	OMP_NUM_THREADS=1 $(BIN)/pytest python/tests tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
 slurm:

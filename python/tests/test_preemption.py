@@ -125,9 +125,10 @@ def test_two_attempts_never_train_into_one_folder(prepared_split, tmp_path):
     first = subprocess.Popen(train_cmd(prepared_split, tmp_path / "first", shared),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not list(shared.glob("*/last.ckpt")):
+        deadline = time.time() + 1800  # a safety net: a busy machine may take minutes to get there
+        while time.time() < deadline and first.poll() is None and not list(shared.glob("*/last.ckpt")):
             time.sleep(0.05)
+        assert first.poll() is None and list(shared.glob("*/last.ckpt")), "the first attempt wrote no checkpoint"
         second = subprocess.run(train_cmd(prepared_split, tmp_path / "second", shared), capture_output=True,
                                 text=True)
         assert second.returncode == 2
