@@ -94,7 +94,7 @@ workflow {
     splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
 
     // normalised once per dataset; genes chosen per split on its training cells
-    PREPARE(validated)
+    PREPARE(validated, [P.molecule_embeddings].findAll { it }.collect { file(it, checkIfExists: true) })
     per_split = splits
         .map { meta, dir -> [meta.id, meta, dir] }
         .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)

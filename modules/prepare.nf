@@ -4,6 +4,7 @@ process PREPARE {
 
     input:
     tuple val(meta), path(h5ad)
+    path(embeddings)  // --molecule_embeddings, when given
 
     output:
     tuple val(meta), path("prepared.h5ad"), emit: prepared
@@ -12,7 +13,7 @@ process PREPARE {
 
     script:
     """
-    ${StormCli.call('prepare')} --input ${h5ad} ${StormCli.spec(meta)} --out prepared.h5ad
+    ${StormCli.call('prepare')} --input ${h5ad} ${StormCli.spec(meta)} --out prepared.h5ad ${task.ext.args ?: ''}
     """
 
     stub:

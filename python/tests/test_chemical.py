@@ -134,3 +134,22 @@ def test_molecule_features_predict_drugs_never_trained_on(tmp_path):
         check_prediction(out / "pred", meta["genes"])
         scores[encoder] = pearson_delta(out / "pred", control="DMSO")
     assert scores["molecule"] > scores["onehot"] + 0.15, scores
+
+
+def test_prepare_takes_molecule_embeddings_from_a_table(screen, run_cli, tmp_path):
+    drugs = sorted(set(ad.read_h5ad(screen, backed="r").obs["drug"].astype(str)) - {"DMSO"})
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(len(drugs), 5)), index=drugs)
+    table.columns = [f"e{i}" for i in range(5)]
+    table.to_parquet(tmp_path / "kpgt.parquet")
+    out = tmp_path / "p.h5ad"
+    done = run_cli("prepare", "--input", str(screen), "--out", str(out), "--spec", SPEC,
+                   "--molecule-embeddings", str(tmp_path / "kpgt.parquet"))
+    assert done.returncode == 0, done.stderr
+    stored = ad.read_h5ad(out).uns["storm"]["molecules"]
+    assert list(stored["columns"]) == list(table.columns)
+    np.testing.assert_allclose(stored["features"], table.loc[list(stored["compounds"])].to_numpy(), rtol=1e-6)
+    table.drop(index="imatinib").to_parquet(tmp_path / "short.parquet")
+    done = run_cli("prepare", "--input", str(screen), "--out", str(tmp_path / "q.h5ad"), "--spec", SPEC,
+                   "--molecule-embeddings", str(tmp_path / "short.parquet"))
+    assert done.returncode == 2 and "have no row in short.parquet, e.g. 'imatinib'" in done.stderr
+    assert not (tmp_path / "q.h5ad").exists()

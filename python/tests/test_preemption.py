@@ -128,6 +128,7 @@ def test_two_attempts_never_train_into_one_folder(prepared_split, tmp_path):
         deadline = time.time() + 1800  # a safety net: a busy machine may take minutes to get there
         while time.time() < deadline and first.poll() is None and not list(shared.glob("*/last.ckpt")):
             time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)  # paused, alive, holding its lock: however fast it would finish
         assert first.poll() is None and list(shared.glob("*/last.ckpt")), "the first attempt wrote no checkpoint"
         second = subprocess.run(train_cmd(prepared_split, tmp_path / "second", shared), capture_output=True,
                                 text=True)
