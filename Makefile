@@ -8,7 +8,8 @@ NEXTFLOW ?= $(VENV)/bin/nextflow
 OUTDIR   ?= results
 PYTEST_ARGS ?=
 # test workers: each takes whole test files (their fixtures stay in one process) and runs one
-# thread, so two keep a 2-core machine busy while the other waits on Nextflow, SLURM or a subprocess
+# thread, so two keep a 2-core machine busy while the other waits on Nextflow, SLURM or a subprocess;
+# the pipeline tests (the longest files) go first, so the short unit-test files fill the tail
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
@@ -66,7 +67,7 @@ test-deps:
 	$(MAKE) -j4 install slurm $(ENV_STAMPS)
 
 test: test-deps lint
-	OMP_NUM_THREADS=1 $(BIN)/pytest python/tests tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
 slurm:
