@@ -8,8 +8,7 @@ NEXTFLOW ?= $(VENV)/bin/nextflow
 OUTDIR   ?= results
 PYTEST_ARGS ?=
 # test workers: each takes whole test files (their fixtures stay in one process) and runs one
-# thread, so two keep a 2-core machine busy while the other waits on Nextflow, SLURM or a subprocess;
-# the pipeline tests (the longest files) go first, so the short unit-test files fill the tail
+# thread, so two keep a 2-core machine busy while the other waits on Nextflow, SLURM or a subprocess
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
