@@ -4,6 +4,7 @@ how training pairs a perturbed cell with a control."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -12,6 +13,16 @@ import torch
 from ..data import PerturbationData
 from ..errors import StormError
 from ..spec import parse_condition
+
+
+def one_hot(values: np.ndarray, known: list[str], extra: int = 0) -> np.ndarray:
+    """One-hot rows over ``known`` (a value never seen stays zero), plus ``extra`` zero columns."""
+    index = {v: i for i, v in enumerate(known)}
+    out = np.zeros((len(values), len(known) + extra), dtype=np.float32)
+    for row, value in enumerate(values):
+        if value in index:
+            out[row, index[value]] = 1.0
+    return out
 
 
 @dataclass
@@ -34,12 +45,7 @@ class Conditions:
             for single in name.split(self.combo_delimiter):
                 if single in index:
                     pert[row, index[single]] = 1.0
-        ct_index = {c: i for i, c in enumerate(self.cell_types)}
-        cov = np.zeros((len(cell_types), len(self.cell_types)), dtype=np.float32)
-        for row, ct in enumerate(cell_types):
-            if ct in ct_index:
-                cov[row, ct_index[ct]] = 1.0
-        return torch.from_numpy(pert), torch.from_numpy(cov)
+        return torch.from_numpy(pert), torch.from_numpy(one_hot(cell_types, self.cell_types))
 
     def to_dict(self) -> dict:
         return {"kind": "onehot", **asdict(self)}
@@ -65,6 +71,11 @@ class MoleculeConditions:
         return cls(list(data.molecules.index), data.molecules.to_numpy(np.float32).tolist(),
                    sorted(np.unique(data.cell_type)), float(max(known)) if known else 1.0)
 
+    @functools.cached_property
+    def _table(self) -> tuple[dict[str, int], np.ndarray]:
+        """compound -> row, and the features as an array: built once, not per batch."""
+        return {c: i for i, c in enumerate(self.compounds)}, np.asarray(self.features, dtype=np.float32)
+
     @property
     def n_features(self) -> int:
         return len(self.features[0])
@@ -77,8 +88,7 @@ class MoleculeConditions:
     def encode(self, perturbations: np.ndarray, cell_types: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """[features | log1p(dose)] and [cell type one-hot | time share]; a control or a compound
         without features gets zero features (its dose and time still count)."""
-        index = {c: i for i, c in enumerate(self.compounds)}
-        table = np.asarray(self.features, dtype=np.float32)
+        index, table = self._table
         labels, inverse = np.unique(np.asarray(perturbations, dtype=object).astype(str), return_inverse=True)
         rows = np.zeros((len(labels), self.n_features + 1), dtype=np.float32)
         times = np.zeros(len(labels), dtype=np.float32)
@@ -88,11 +98,7 @@ class MoleculeConditions:
                 rows[i, :-1] = table[index[compound]]
             rows[i, -1] = np.log1p(dose or 0.0)
             times[i] = (time or 0.0) / self.max_time
-        ct_index = {c: i for i, c in enumerate(self.cell_types)}
-        cov = np.zeros((len(cell_types), len(self.cell_types) + 1), dtype=np.float32)
-        for row, ct in enumerate(cell_types):
-            if ct in ct_index:
-                cov[row, ct_index[ct]] = 1.0
+        cov = one_hot(cell_types, self.cell_types, extra=1)
         cov[:, -1] = times[inverse.ravel()]
         return torch.from_numpy(rows[inverse.ravel()]), torch.from_numpy(cov)
 
