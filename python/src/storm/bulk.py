@@ -136,16 +136,21 @@ def read_gctx(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(data.T, index=row_meta.index, columns=col_meta.index), row_meta, col_meta
 
 
-def read_frame(path: Path, fmt: str) -> pd.DataFrame:
+def load_table(path: Path, fmt: str):
+    """What a parquet, CSV/TSV (ids in the first column) or pickle file holds; a pickle may hold
+    something other than a DataFrame, which the caller checks."""
     try:
         if fmt == "parquet":
             return pd.read_parquet(path)
         if fmt == "pickle":
-            frame = pd.read_pickle(path)  # a pickle runs code when read: import only files you trust
-        else:
-            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", index_col=0)
+            return pd.read_pickle(path)  # a pickle runs code when read: use only files you trust
+        return pd.read_csv(path, sep="," if fmt == "csv" else "\t", index_col=0)
     except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
         raise InputError(f"cannot read {path} as {fmt}: {exc}") from exc
+
+
+def read_frame(path: Path, fmt: str) -> pd.DataFrame:
+    frame = load_table(path, fmt)
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{path.name} holds a {type(frame).__name__}, not a DataFrame of samples x genes")
     return frame

@@ -8,7 +8,6 @@ as a molecule read this table, so they can predict a drug they never trained on.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,16 +82,11 @@ def scaffolds(smiles: pd.Series) -> pd.Series:
 def read_embeddings(path: Path) -> pd.DataFrame:
     """A compound -> vector table: parquet, CSV/TSV (ids in the first column) or a pickled
     DataFrame or dict of vectors."""
+    from ..bulk import load_table
+
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv"):
-            table = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", index_col=0)
-        else:
-            table = pd.read_pickle(path)  # a pickle runs code when read: use only files you trust
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
-        raise InputError(f"cannot read the molecule embeddings {path}: {exc}") from exc
+    fmt = "parquet" if suffix in (".parquet", ".pq") else suffix[1:] if suffix in (".csv", ".tsv") else "pickle"
+    table = load_table(path, fmt)
     if isinstance(table, dict):
         table = pd.DataFrame.from_dict({k: np.ravel(v) for k, v in table.items()}, orient="index")
     if not isinstance(table, pd.DataFrame) or table.empty:
