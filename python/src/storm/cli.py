@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -669,7 +670,7 @@ def models(show_config: str | None, as_json: bool) -> None:
     for name in available_models():
         cls = get_model_class(name)
         paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        doc = paragraph.split(". ")[0].rstrip(".")  # the first sentence
+        doc = re.split(r"(?<!et al)\. ", paragraph)[0].rstrip(".")  # the first sentence ('et al.' does not end one)
         rows.append((name, cls.family, cls.environment, status(cls), cls.resume, doc))
     if as_json:
         click.echo(json.dumps({row[0]: dict(zip(header[1:], row[1:])) for row in rows[1:]}, indent=2))

@@ -17,9 +17,12 @@ import yaml
 from ..errors import InputError, StormError
 
 
-def load_defaults(model_name: str) -> dict[str, Any]:
-    """The defaults shipped in ``storm/models/configs/<model_name>.yaml``."""
-    return yaml.safe_load(files(__package__).joinpath("configs", f"{model_name}.yaml").read_text()) or {}
+def load_defaults(model_name: str, base: str | None = None) -> dict[str, Any]:
+    """The defaults shipped in ``storm/models/configs/<model_name>.yaml``, over those of the
+    ``base`` YAML (keys a family of models shares) when given."""
+    def read(name: str) -> dict[str, Any]:
+        return yaml.safe_load(files(__package__).joinpath("configs", f"{name}.yaml").read_text()) or {}
+    return {**(read(base) if base else {}), **read(model_name)}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from .. import io
 from ..errors import Interrupted
 from ..logs import adopt
 from .checkpoints import resume_point, training_lock
+from .neural import prediction_loss, training_loss
 
 log = logging.getLogger(__name__)
 adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
@@ -29,8 +30,11 @@ LAST_CKPT = "last.ckpt"
 
 
 class ConditionalTrainer(L.LightningModule):
-    """Trains a network ``forward(control, pert, cov) -> expression`` with MSE and Adam; the
-    network itself is plain torch (``net``), so predicting needs no Lightning."""
+    """Trains a network ``forward(control, pert, cov) -> expression`` with Adam on its
+    ``training_loss`` (MSE of the prediction unless the network defines its own, as chemCPA's
+    and TranSiGen's do); validation is always the prediction's MSE, so every model stops early on
+    the same measure. The network itself is plain torch (``net``), so predicting needs no
+    Lightning."""
 
     def __init__(self, net: torch.nn.Module, lr: float, weight_decay: float):
         super().__init__()
@@ -39,17 +43,14 @@ class ConditionalTrainer(L.LightningModule):
     def forward(self, control, pert, cov):
         return self.net(control, pert, cov)
 
-    def _loss(self, batch) -> torch.Tensor:
-        control, pert, cov, target = batch
-        return torch.nn.functional.mse_loss(self(control, pert, cov).float(), target)
-
     def training_step(self, batch, batch_idx):
-        loss = self._loss(batch)
+        loss = training_loss(self.net, *batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True)
+        control, pert, cov, target = batch
+        self.log("val_loss", prediction_loss(self.net, control, pert, cov, target), on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -32,6 +32,16 @@ def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn
     return nn.Sequential(*layers)
 
 
+def prediction_loss(net: nn.Module, control, pert, cov, target) -> torch.Tensor:
+    return nn.functional.mse_loss(net(control, pert, cov).float(), target)
+
+
+def training_loss(net: nn.Module, control, pert, cov, target) -> torch.Tensor:
+    """The network's own ``training_loss`` when it has one, else the prediction's MSE."""
+    own = getattr(net, "training_loss", None)
+    return own(control, pert, cov, target) if own else prediction_loss(net, control, pert, cov, target)
+
+
 class MoleculeConditioned(nn.Module):
     """chemCPA's drug input (Hetzel et al. 2022) before any of storm's networks: the molecule's
     features embedded by an MLP and scaled by a learned dose response, a sigmoid of an MLP of the
@@ -44,10 +54,16 @@ class MoleculeConditioned(nn.Module):
         self.embed = mlp(n_features, hidden, dim, 1, 0.0)
         self.doser = mlp(dim + 1, hidden, 1, 1, 0.0)
 
-    def forward(self, control: torch.Tensor, pert: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    def condition(self, pert: torch.Tensor) -> torch.Tensor:
+        """[features | log dose] -> the embedding scaled by its dose response."""
         embedding = self.embed(pert[:, :-1])
-        response = torch.sigmoid(self.doser(torch.cat([embedding, pert[:, -1:]], dim=1)))
-        return self.inner(control, embedding * response, cov)
+        return embedding * torch.sigmoid(self.doser(torch.cat([embedding, pert[:, -1:]], dim=1)))
+
+    def forward(self, control: torch.Tensor, pert: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        return self.inner(control, self.condition(pert), cov)
+
+    def training_loss(self, control, pert, cov, target) -> torch.Tensor:
+        return training_loss(self.inner, control, self.condition(pert), cov, target)
 
 
 def precision_for(config: dict) -> str:
