@@ -136,6 +136,23 @@ def test_molecule_features_predict_drugs_never_trained_on(tmp_path):
     assert scores["molecule"] > scores["onehot"] + 0.15, scores
 
 
+@pytest.mark.parametrize("name,budget,floor", [("chemcpa", {"min_steps": 300, "patience": 3}, 0.3),
+                                               ("transigen", {"min_steps": 300, "patience": 3}, 0.3),
+                                               ("multidcp", {}, 0.15)])
+def test_chemical_models_predict_drugs_never_trained_on(tmp_path, name, budget, floor):
+    """chemCPA, TranSiGen and MultiDCP read the molecule: on unseen drugs they predict the
+    direction of the change, where a one-hot model scores about zero (the test above)."""
+    adata = make_screen(ScreenConfig(n_genes=120, n_cell_lines=2, n_drugs=40, doses=(1.0, 10.0),
+                                     cells_per_condition=10, controls_per_cell_line=80))
+    files = prepare_split(adata, tmp_path, n_top_genes=120, spec=DatasetSpec(**SCREEN_SPEC),
+                          strategy="unseen_drug", heldout_fraction=0.3)
+    meta = train(*files, name, tmp_path / "model", seed=0, config={"accelerator": "cpu", **budget})
+    predict(*files, tmp_path / "model", tmp_path / "pred" / "pred.h5ad", seed=0)
+    write_real(*files, tmp_path / "pred" / "real.h5ad")
+    check_prediction(tmp_path / "pred", meta["genes"])
+    assert pearson_delta(tmp_path / "pred", control="DMSO") > floor
+
+
 def test_prepare_takes_molecule_embeddings_from_a_table(screen, run_cli, tmp_path):
     drugs = sorted(set(ad.read_h5ad(screen, backed="r").obs["drug"].astype(str)) - {"DMSO"})
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(len(drugs), 5)), index=drugs)

@@ -46,7 +46,8 @@ def test_context_mean_matches_hand_computation(split_data, tmp_path):
 
 
 FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 2, "dropout": 0.2},
-        "decoder_only": {"max_epochs": 2, "dropout": 0.2}}
+        "decoder_only": {"max_epochs": 2, "dropout": 0.2}, "chemcpa": {"max_epochs": 2},
+        "multidcp": {"max_epochs": 2}, "transigen": {"max_epochs": 2}}
 
 
 @pytest.mark.parametrize("name", ["control_mean", "context_mean", *FAST])
