@@ -170,3 +170,47 @@ def test_prepare_takes_molecule_embeddings_from_a_table(screen, run_cli, tmp_pat
                    "--molecule-embeddings", str(tmp_path / "short.parquet"))
     assert done.returncode == 2 and "have no row in short.parquet, e.g. 'imatinib'" in done.stderr
     assert not (tmp_path / "q.h5ad").exists()
+
+
+def test_bulk_screen_unseen_doses_from_compound_identity(tmp_path):
+    """A bulk screen with compound ids and no structures (as a LINCS plate): the dose stays a
+    number beside the compound's one-hot, so held-out doses of seen drugs are predicted (a
+    one-hot of whole labels knows nothing of them), and evaluation keeps to the metrics of means,
+    per condition and per drug, with a note in the report."""
+    from storm.evaluate import build_reference, evaluate
+    from storm.report import build_report
+
+    adata = make_screen(ScreenConfig(n_genes=100, n_cell_lines=2, n_drugs=20, doses=(0.1, 1.0, 3.0, 10.0), bulk=True,
+                                     cells_per_condition=3, controls_per_cell_line=12))
+    del adata.obs["smiles"]
+    spec = DatasetSpec(**{k: v for k, v in SCREEN_SPEC.items() if k != "smiles_key"})
+    files = prepare_split(adata, tmp_path, n_top_genes=100, spec=spec, strategy="unseen_dose", min_cells=1,
+                          heldout_doses=(1.0, 3.0))  # two held-out doses: a curve to score
+    metrics = []
+    for encoder in ("onehot", "auto"):
+        out = tmp_path / encoder
+        train(*files, "linear_additive", out / "model", seed=0,
+              config={"accelerator": "cpu", "molecule.encoder": encoder, "min_steps": 300})
+        predict(*files, out / "model", out / "pred.h5ad", seed=0)
+        write_real(*files, out / "real.h5ad")
+        build_reference(out / "real.h5ad", out / "reference", threads=1)
+        table = evaluate(out / "pred.h5ad", out / "real.h5ad", "bulk", 0, encoder, reference=out / "reference")
+        metrics.append(table)
+        assert not list((out / "reference").glob("*_real_de.csv"))  # no DE tests on bulk profiles
+    table = pd.concat(metrics)
+    names = set(table["metric"])
+    assert {"pearson_delta", "top20_deg_r2", "top100_deg_r2", "drug_top50_deg_r2", "dose_response_error"} <= names
+    assert not names & {"overlap_at_N", "pearson_edistance", "energy_distance_pca", "clustering_agreement"}
+    drugs = table[table["perturbation"].str.startswith("(drug) ")]
+    assert drugs["perturbation"].str.endswith("|time=24").all()
+    score = table[table["metric"] == "pearson_delta"].groupby("model")["value"].mean()
+    assert score["auto"] > 0.5 and score["auto"] > score["onehot"] + 0.3, score
+    error = table[table["metric"] == "dose_response_error"].groupby("model")["value"].mean()
+    assert error["auto"] < error["onehot"], error
+    paths = []
+    for model, frame in table.groupby("model"):
+        paths.append(tmp_path / f"{model}.csv")
+        frame.to_csv(paths[-1], index=False)
+    build_report(paths, tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Bulk profiles." in page and "dose_response_error" in page

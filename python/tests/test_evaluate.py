@@ -34,6 +34,33 @@ def test_fit_metrics_by_hand():
     assert_close(m["r2_delta"][[0, 2]], [r2_first, 1.0])
 
 
+def test_top_k_deg_r2_at_each_k():
+    """Each k scores the change on the real top-k genes: a prediction exact on the two most
+    changed genes and wrong elsewhere is perfect at k=2 and not at k=4."""
+    real = np.array([[5.0, -4.0, 1.0, 0.5, 0.0, 0.0]])
+    pred = np.array([[5.0, -4.0, -1.0, -0.5, 0.0, 0.0]])
+    m = fit_metrics(pred, real, np.zeros(6), deg_k=(2, 4))
+    assert_close(m["top2_deg_r2"], [1.0])
+    assert m["top4_deg_r2"][0] < 1.0 and "top20_deg_r2" not in m
+
+
+def test_drug_metrics_over_doses():
+    from storm.evaluate.drugs import drug_metrics
+
+    direction = np.array([1.0, -1.0, 0.0, 0.0])
+    labels = ["a|dose=1|time=24", "a|dose=10|time=24", "b|dose=1|time=24", "genetic"]
+    real = np.vstack([1 * direction, 3 * direction, 2 * direction, np.ones(4)])
+    pred = np.vstack([1 * direction, 1 * direction, 2 * direction, np.ones(4)])  # a's curve too flat
+    drugs, m = drug_metrics(labels, pred, real, deg_k=(2,))
+    assert drugs == ["(drug) a|time=24", "(drug) b|time=24"]
+    # a's real curve along its direction is (1, 3)·√2, the prediction's (1, 1)·√2: errors (0, 2√2),
+    # RMSE 2, over the real curve's largest value 3√2
+    assert_close(m["dose_response_error"][0], 2 / (3 * np.sqrt(2)))
+    assert np.isnan(m["dose_response_error"][1])  # one dose: no curve
+    assert m["drug_top2_deg_r2"][0] < 1.0 and m["drug_top2_deg_r2"][1] == pytest.approx(1.0)
+    assert drug_metrics(["x", "y"], pred[:2], real[:2], deg_k=(2,))[0] == []  # no doses: no drug rows
+
+
 def test_scgen_r2_is_linregress_rvalue_squared():
     from scipy.stats import linregress
 

@@ -7,6 +7,10 @@ Samples become cells (obs), genes become var. Three sources:
 - LINCS GCT text files (versions 1.2 and 1.3, the format cmapPy and cmapR read and write);
 - LINCS GCTX files (HDF5: ``/0/DATA/0/matrix`` samples x genes, ``/0/META/{ROW,COL}``), read with h5py.
 
+Imported data is marked as bulk profiles (:func:`mark_bulk`): ``storm prepare`` carries the
+mark, and evaluation then skips the metrics that need single cells. A bulk h5ad made elsewhere
+gets the same treatment with ``uns['storm'] = {'profiles': 'bulk'}``.
+
 LINCS writes -666 for "not available"; it becomes a missing value. A metadata column whose values
 are all numbers (``pert_dose``, ``pert_time``) becomes numeric, so it can be a dose or time key.
 """
@@ -23,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .spec import PROFILES
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +183,11 @@ def split_frame(frame: pd.DataFrame, metadata: list[str], genes: list[str]) -> t
     return frame[gene_columns], frame[meta_columns]
 
 
+def mark_bulk(adata: ad.AnnData) -> ad.AnnData:
+    adata.uns.setdefault("storm", {})[PROFILES] = "bulk"
+    return adata
+
+
 def to_anndata(expression: pd.DataFrame, gene_meta: pd.DataFrame, sample_meta: pd.DataFrame,
                source: str) -> ad.AnnData:
     """An AnnData of samples x genes; values must all be finite."""
@@ -190,7 +200,7 @@ def to_anndata(expression: pd.DataFrame, gene_meta: pd.DataFrame, sample_meta: p
     obs.index = _unique(expression.index, "sample", source)
     var = _typed(gene_meta) if gene_meta.shape[1] else pd.DataFrame(index=expression.columns)
     var.index = _unique(expression.columns, "gene", source)
-    return ad.AnnData(X=X, obs=obs, var=var)
+    return mark_bulk(ad.AnnData(X=X, obs=obs, var=var))
 
 
 def import_table(path: Path, fmt: str = "auto", metadata: list[str] = (), genes: list[str] = (),

@@ -484,17 +484,22 @@ def reference(prepared: Path, split_csv: Path, genes_csv: Path, out_dir: Path, e
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder from `storm reference` for the same real.h5ad: reuses its DE, adds vcc_score.")
 @click.option("--no-vcc", is_flag=True, help="Skip the cell-eval (VCC) metrics.")
+@click.option("--deg-k", default="20,50,100", show_default=True,
+              help="The k of the top-k DEG R² metrics (per pair, and per drug in a chemical screen), comma-separated.")
 @_threads_option
 @_quadratic_option
 def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str, reference_dir: Path | None,
-             no_vcc: bool, threads: int, quadratic: str) -> None:
+             no_vcc: bool, deg_k: str, threads: int, quadratic: str) -> None:
     """Score predictions per (cell type, perturbation): VCC metrics through cell-eval, PerturBench
     metrics with rank partners, distribution and direction metrics; write long-form metrics.csv."""
+    ks = _floats(deg_k)
+    if not ks or any(k < 1 or k != int(k) for k in ks):
+        raise InputError(f"--deg-k: expected comma-separated whole numbers of genes, got '{deg_k}'")
     from . import io
     from .evaluate import evaluate as run
 
     table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
-                with_vcc=not no_vcc)
+                with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks))
     io.write_csv(table, out, checksum=True)
 
 

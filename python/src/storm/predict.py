@@ -21,7 +21,7 @@ from tqdm import tqdm
 from . import io
 from .data import PerturbationData, load_split_data
 from .errors import InputError
-from .spec import CELL_TYPE, PERTURBATION
+from .spec import CELL_TYPE, PERTURBATION, PROFILES
 from .train import load_model
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _to_anndata(X: np.ndarray, perturbation: np.ndarray, cell_type: np.ndarray,
         index=pd.Index([f"{kind}{i}" for i in range(len(perturbation))], dtype=object),
     )
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(data.genes, dtype=object)))
-    adata.uns["storm"] = {"spec": data.spec.to_dict()}
+    adata.uns["storm"] = {"spec": data.spec.to_dict(), PROFILES: data.profiles}
     return adata
 
 

@@ -14,7 +14,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .spec import BATCH, CELL_TYPE, COMPOUND, DOSE, PERTURBATION, SMILES, TIME, DatasetSpec, condition_labels
+from .spec import (
+    BATCH,
+    CELL_TYPE,
+    COMPOUND,
+    DOSE,
+    PERTURBATION,
+    PROFILES,
+    SMILES,
+    TIME,
+    DatasetSpec,
+    condition_labels,
+    profiles_of,
+)
 from .validate import classify_scale, stats_of
 
 log = logging.getLogger(__name__)
@@ -92,13 +104,15 @@ def prepare(adata: ad.AnnData, spec: DatasetSpec, molecule_embeddings: Path | No
 
     Writes ``obs['perturbation'|'cell_type'|'batch']`` (and a chemical screen's ``compound``,
     ``dose``, ``time``, ``smiles``), ``layers['counts']`` (for count input), ``uns['storm']`` (the
-    spec, the input's scale and, for compounds, their ``molecules`` features). Genes are chosen per
-    split later, on each split's training cells (:mod:`storm.genes`).
+    spec, the input's scale, whether it holds cells or bulk profiles and, for compounds, their
+    ``molecules`` features). Genes are chosen per split later, on each split's training cells
+    (:mod:`storm.genes`).
     """
     molecules = molecule_table(adata, spec, molecule_embeddings)  # a bad SMILES fails before the work
     add_canonical_obs(adata, spec)
+    profiles = profiles_of(adata.uns)
     scale = normalise(adata)
-    adata.uns["storm"] = {"spec": spec.to_dict(), "input_scale": scale}
+    adata.uns["storm"] = {"spec": spec.to_dict(), "input_scale": scale, PROFILES: profiles}
     if molecules is not None:
         adata.uns["storm"]["molecules"] = molecules
     return adata

@@ -23,6 +23,9 @@ BATCH = "batch"
 COMPOUND, DOSE, TIME, SMILES = "compound", "dose", "time", "smiles"
 #: separates a compound from its dose and time in a condition's label: ``imatinib|dose=10|time=24``
 CONDITION_SEPARATOR = "|"
+#: uns['storm'][PROFILES]: "bulk" for bulk profiles (samples, not cells: `storm import` marks them),
+#: else "cells"; evaluation skips the metrics that need single cells on bulk data
+PROFILES = "profiles"
 
 #: how ``storm split`` can choose held-out pairs (see storm.split.strategies)
 SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "unseen_drug", "unseen_dose", "manual", "file")
@@ -132,3 +135,9 @@ def parse_condition(label: str) -> tuple[str, float | None, float | None]:
     values = dict(field.split("=", 1) for field in fields)
     dose, time = values.get(DOSE), values.get(TIME)
     return compound, None if dose is None else float(dose), None if time is None else float(time)
+
+
+def profiles_of(uns) -> str:
+    """"bulk" when AnnData's ``uns`` marks bulk profiles, else "cells"."""
+    storm = uns.get("storm", {})
+    return "bulk" if isinstance(storm, dict) and storm.get(PROFILES) == "bulk" else "cells"

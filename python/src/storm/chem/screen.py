@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..bulk import mark_bulk
 from ..errors import InputError
 from ..synth import sample_counts
 from .molecules import DESCRIPTORS, Featurizer, featurize, known_drugs
@@ -128,6 +129,8 @@ def make_screen(cfg: ScreenConfig = ScreenConfig()) -> ad.AnnData:
     }, index=pd.Index([f"{'well' if cfg.bulk else 'cell'}{i:06d}" for i in range(len(line_idx))], dtype=object))
     var = pd.DataFrame(index=pd.Index([f"G{i:04d}" for i in range(cfg.n_genes)], dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=var)
+    if cfg.bulk:
+        mark_bulk(adata)
     adata.uns["synth_screen"] = {**asdict(cfg), "doses": list(cfg.doses), "times": list(cfg.times),
                                  "dose_unit": "uM", "time_unit": "h"}
     return adata

@@ -18,7 +18,7 @@ from .. import io
 from ..arrays import to_dense
 from ..errors import InputError
 from ..genes import read_genes, read_split
-from ..spec import BATCH, CELL_TYPE, PERTURBATION, DatasetSpec
+from ..spec import BATCH, CELL_TYPE, PERTURBATION, PROFILES, DatasetSpec
 from .backed import BackedCells
 
 GROUP_CHUNK = 65536  # cells summed at a time when averaging backed data
@@ -36,6 +36,7 @@ class PerturbationData:
     spec: DatasetSpec
     obsm: dict[str, np.ndarray] = field(default_factory=dict)  # the embeddings asked for, float32
     molecules: pd.DataFrame | None = None  # chemical screens: compound x molecule features
+    profiles: str = "cells"  # or "bulk": samples are bulk profiles (storm.bulk)
     source: BackedCells | None = None  # backed: where rows are read from
     gene_mask: np.ndarray | None = None  # backed: the split's genes among the file's
 
@@ -139,6 +140,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)
         obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
         molecules = _read_molecules(f)
+        profiles = f[f"uns/storm/{PROFILES}"][()].decode() if f"uns/storm/{PROFILES}" in f else "cells"
     return PerturbationData(
         X=X,
         genes=var_names[genes].to_numpy(dtype=object),
@@ -150,6 +152,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         spec=spec,
         obsm=obsm,
         molecules=molecules,
+        profiles=profiles,
         source=BackedCells([prepared]) if backed else None,
         gene_mask=genes if backed else None,
     )

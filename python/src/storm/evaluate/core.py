@@ -2,8 +2,9 @@
 
 The long-form table has one row per (dataset, seed, model, cell_type, perturbation, metric);
 metrics defined over a whole cell type (``genewise_pearson``, ``vcc_score``) carry the
-perturbation ``(all)``. A metric that cannot be computed for a pair is a NaN row, never a
-missing one, so the report can count it.
+perturbation ``(all)``, those of a chemical screen's drugs over their doses ``(drug) <compound>``
+(:mod:`.drugs`). Bulk profiles get only the metrics that do not need single cells. A metric that
+cannot be computed for a pair is a NaN row, never a missing one, so the report can count it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import perturbench, vcc
+from .drugs import drug_metrics
 from .pairs import load_pair, long_rows
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,14 @@ COLUMNS = ["dataset", "seed", "model", "cell_type", "perturbation", "metric", "v
 ALL = "(all)"
 
 
+def is_pair_row(perturbation: pd.Series) -> pd.Series:
+    """Rows of a (cell type, perturbation) pair, not of a summary over several (``(all)``, ``(drug) ..``)."""
+    return ~perturbation.astype(str).str.startswith("(")
+
+
 def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset: str, seed: int, model: str,
              reference: str | os.PathLike | None = None, threads: int = 1, quadratic: str = "auto",
-             with_vcc: bool = True) -> pd.DataFrame:
+             with_vcc: bool = True, deg_k: tuple[int, ...] = perturbench.DEG_K) -> pd.DataFrame:
     """Long-form metrics (see ``COLUMNS``) of one prediction against its real cells.
 
     Parameters
@@ -40,19 +47,28 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         ``auto`` skips metrics quadratic in cells on large data, ``on``/``off`` force them.
     with_vcc
         compute the cell-eval metrics (off: storm's own metrics only).
+    deg_k
+        the k of the top-k DEG R² metrics.
     """
-    groups, control = load_pair(pred_path, real_path)
+    groups, control, bulk = load_pair(pred_path, real_path)
+    if bulk:
+        log.info("bulk profiles: metrics that need single cells (DE tests, distributions) are skipped")
     baseline = pd.read_csv(Path(reference) / vcc.BASELINE_FILE) if with_vcc and reference else None
     frames = []
     for group in groups:
         pred_mean, real_mean = group.means("pred"), group.means("real")
         ctrl_mean = group.control_mean
-        own = perturbench.fit_metrics(pred_mean, real_mean, ctrl_mean)
-        own.update(perturbench.distribution_metrics(group, seed=seed))
+        own = perturbench.fit_metrics(pred_mean, real_mean, ctrl_mean, deg_k)
+        if not bulk:
+            own.update(perturbench.distribution_metrics(group, seed=seed))
         frames.append(long_rows(group.cell_type, group.perturbations, own))
+        drugs, per_drug = drug_metrics(group.perturbations, pred_mean - ctrl_mean, real_mean - ctrl_mean, deg_k)
+        if drugs:
+            frames.append(long_rows(group.cell_type, drugs, per_drug))
         aggregate = {"genewise_pearson": [perturbench.genewise_pearson(pred_mean - ctrl_mean, real_mean - ctrl_mean)]}
         if with_vcc:
-            results, agg = vcc.vcc_metrics(group, control, vcc.read_de(reference, group.cell_type), threads, quadratic)
+            de = None if bulk else vcc.read_de(reference, group.cell_type)
+            results, agg = vcc.vcc_metrics(group, control, de, threads, quadratic, bulk)
             table = results.set_index("perturbation").reindex(group.perturbations)
             frames.append(long_rows(group.cell_type, group.perturbations,
                                     {m: table[m].to_numpy() for m in table.columns}))

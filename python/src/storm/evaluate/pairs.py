@@ -13,7 +13,7 @@ import pandas as pd
 from .. import io
 from ..arrays import stored_values, to_dense
 from ..errors import InputError
-from ..spec import CELL_TYPE, PERTURBATION
+from ..spec import CELL_TYPE, PERTURBATION, profiles_of
 
 
 @dataclass
@@ -49,8 +49,9 @@ def _check(adata: ad.AnnData, path) -> None:
         raise InputError(f"{path} holds negative values; expected log-normalised expression")
 
 
-def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike) -> tuple[list[CellTypeGroup], str]:
-    """Read and check pred/real; return the groups per cell type and the control value."""
+def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike) -> tuple[list[CellTypeGroup], str, bool]:
+    """Read and check pred/real; return the groups per cell type, the control value and whether
+    the real data are bulk profiles."""
     real = io.read_h5ad(real_path)
     # `storm reference` passes the real cells as both sides: read them once
     pred = real if Path(pred_path) == Path(real_path) else io.read_h5ad(pred_path)
@@ -85,7 +86,7 @@ def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike) -> tup
         ))
     if not groups:
         raise InputError(f"{real_path} holds no perturbed cells")
-    return groups, control
+    return groups, control, profiles_of(real.uns) == "bulk"
 
 
 def long_rows(cell_type: str, perturbations: list[str], metrics: dict[str, np.ndarray]) -> pd.DataFrame:

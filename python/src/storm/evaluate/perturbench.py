@@ -9,12 +9,16 @@ distance matrix rather than PerturBench's O(P^2) Python loop.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from sklearn.decomposition import PCA
 
 from .pairs import CellTypeGroup
 
 TOP_K = 20
+#: top-k DEG R² at these k by default (``storm evaluate --deg-k``), per pair and per drug
+DEG_K = (20, 50, 100)
 SCGEN_TOP_K = 100  #: scGen's figures score mean expression on all genes and on the real top-100 changed genes
 N_PCS = 20
 MAX_CELLS = 500  # per side and pair, for the metrics quadratic in cells
@@ -23,9 +27,16 @@ MAX_CELLS = 500  # per side and pair, for the metrics quadratic in cells
 DIRECTION = {
     "rmse": False, "cosine_logfc": True, "rank_rmse": False, "rank_cosine_logfc": False,
     f"top{TOP_K}_deg_recall": True, "energy_distance_pca": False, "mmd_pca": False, "r2_delta": True,
-    "genewise_pearson": True, "cellwise_distance": False, "direction_cosine": True, f"top{TOP_K}_deg_r2": True,
-    "r2_mean_all": True, f"r2_mean_top{SCGEN_TOP_K}_deg": True,
+    "genewise_pearson": True, "cellwise_distance": False, "direction_cosine": True,
+    "r2_mean_all": True, f"r2_mean_top{SCGEN_TOP_K}_deg": True, "dose_response_error": False,
 }
+#: metric families, any k: top-k DEG R² per pair and per drug
+DEG_R2 = re.compile(r"(drug_)?top\d+_deg_r2$")
+
+
+def own_direction(metric: str) -> bool | None:
+    """True if higher is better for one of storm's metrics, False if lower, None if not storm's."""
+    return True if DEG_R2.match(metric) else DIRECTION.get(metric)
 
 
 def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -42,7 +53,7 @@ def rank_from_distances(dist: np.ndarray) -> np.ndarray:
     return closer / (n - 1) if n > 1 else np.full(dist.shape[0], np.nan)
 
 
-def _r2(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def r2(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Row-wise coefficient of determination of ``real`` by ``pred``."""
     ss_res = ((real - pred) ** 2).sum(axis=1)
     ss_tot = ((real - real.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
@@ -65,8 +76,10 @@ def top_k_genes(delta: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-np.abs(delta), k - 1, axis=1)[:, :k]
 
 
-def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndarray, k: int = TOP_K) -> dict:
-    """Pseudobulk fit metrics and their rank partners, for P perturbations (rows) at once."""
+def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndarray,
+                deg_k: tuple[int, ...] = DEG_K, k: int = TOP_K) -> dict:
+    """Pseudobulk fit metrics and their rank partners, for P perturbations (rows) at once; the
+    top-k DEG R² at each of ``deg_k``, the recall at ``k``."""
     pred_delta, real_delta = pred_mean - ctrl_mean, real_mean - ctrl_mean
     # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b keeps the P x P matrix free of a P x P x genes temporary
     sq = (pred_mean ** 2).sum(1)[:, None] + (real_mean ** 2).sum(1)[None, :] - 2 * pred_mean @ real_mean.T
@@ -75,15 +88,15 @@ def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndar
     cosine = _cosine_matrix(pred_delta, real_delta)
     real_top, pred_top = top_k_genes(real_delta, k), top_k_genes(pred_delta, k)
     recall = np.array([np.isin(r, p).mean() for r, p in zip(real_top, pred_top)])
-    rows = np.arange(len(real_top))[:, None]
     return {
         "rmse": np.diag(rmse_matrix),
         "cosine_logfc": np.diag(cosine),
         "rank_rmse": rank_from_distances(rmse_matrix),
         "rank_cosine_logfc": rank_from_distances(-np.nan_to_num(cosine, nan=-2.0)),
         f"top{k}_deg_recall": recall,
-        "r2_delta": _r2(real_delta, pred_delta),
-        f"top{k}_deg_r2": _r2(real_delta[rows, real_top], pred_delta[rows, real_top]),
+        "r2_delta": r2(real_delta, pred_delta),
+        **{f"top{n}_deg_r2": r2(np.take_along_axis(real_delta, top, 1), np.take_along_axis(pred_delta, top, 1))
+           for n in deg_k for top in [top_k_genes(real_delta, n)]},
         **scgen_r2(pred_mean, real_mean, real_delta),
     }
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: metrics quadratic in the number of cells; skipped above this many cells unless asked for
 QUADRATIC = ["pearson_edistance"]
+#: cell-eval's metrics over cells rather than means: meaningless on bulk profiles (with its DE metrics)
+SINGLE_CELL = ["pearson_edistance", "clustering_agreement"]
 QUADRATIC_CELL_LIMIT = 20_000
 BASELINE_FILE = "baseline_agg.csv"
 
@@ -65,12 +67,13 @@ def cell_mean_baseline(real: ad.AnnData, control: str) -> ad.AnnData:
     return ad.AnnData(X=baseline, obs=real.obs.copy(), var=real.var.copy())
 
 
-def _evaluator(pred: ad.AnnData, real: ad.AnnData, de: pl.DataFrame | None, control: str, threads: int, outdir: str):
+def _evaluator(pred: ad.AnnData, real: ad.AnnData, de: pl.DataFrame | None, control: str, threads: int, outdir: str,
+               bulk: bool = False):
     from cell_eval import MetricsEvaluator
 
     return MetricsEvaluator(adata_pred=pred, adata_real=real, de_real=de, control_pert=control,
                             pert_col=PERTURBATION, num_threads=threads, outdir=outdir,
-                            pdex_kwargs={"cpm_filter": None, "epsilon": 0.0})
+                            pdex_kwargs={"cpm_filter": None, "epsilon": 0.0}, skip_de=bulk)
 
 
 def _skipped(n_cells: int, quadratic: str) -> list[str]:
@@ -95,21 +98,23 @@ class _FailedMetrics(logging.Handler):
 
 
 def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, threads: int,
-                quadratic: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """cell-eval's full profile for one cell type: (per-perturbation table, aggregate table).
+                quadratic: str = "auto", bulk: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cell-eval's full profile for one cell type: (per-perturbation table, aggregate table); on
+    bulk profiles its metrics of means only (no DE, nothing over single cells).
 
     A metric cell-eval fails to compute (it only logs that) becomes a NaN column, logged as a
     warning, so it is counted as missing rather than silently absent.
     """
     cache_kernels()
-    skip = _skipped(2 * group.real_adata.n_obs, quadratic)  # real cells alone: the same for every model
+    skip = SINGLE_CELL if bulk else _skipped(2 * group.real_adata.n_obs, quadratic)  # real cells: same for all models
     handler = _FailedMetrics()
     runner_log = logging.getLogger("cell_eval._pipeline._runner")
     runner_log.addHandler(handler)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            evaluator = _evaluator(group.pred_adata, group.real_adata, de, control, threads, tmp)
-            results, agg = evaluator.compute(profile="full", skip_metrics=skip or None, write_csv=False)
+            evaluator = _evaluator(group.pred_adata, group.real_adata, de, control, threads, tmp, bulk)
+            results, agg = evaluator.compute(profile="anndata" if bulk else "full", skip_metrics=skip or None,
+                                             write_csv=False)
     finally:
         runner_log.removeHandler(handler)
     results, agg = results.to_pandas(), agg.to_pandas()
@@ -130,20 +135,22 @@ def build_reference(real_path: str | os.PathLike, out_dir: str | os.PathLike, th
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    groups, control = load_pair(real_path, real_path)
+    groups, control, bulk = load_pair(real_path, real_path)
     rows = []
     for group in groups:
-        de = real_de(group.real_adata, control, threads)
-        with io.atomic_path(de_path(out, group.cell_type)) as tmp:
-            de.write_csv(tmp)
+        de = None
+        if not bulk:  # bulk profiles: no DE tests
+            de = real_de(group.real_adata, control, threads)
+            with io.atomic_path(de_path(out, group.cell_type)) as tmp:
+                de.write_csv(tmp)
         baseline = cell_mean_baseline(group.real_adata, control)
         base_group = CellTypeGroup(group.cell_type, group.perturbations, {}, {}, group.controls, baseline,
                                    group.real_adata)
-        _, agg = vcc_metrics(base_group, control, de, threads, quadratic)
+        _, agg = vcc_metrics(base_group, control, de, threads, quadratic, bulk)
         means = agg[agg["statistic"] == "mean"].drop(columns="statistic").iloc[0]
         rows += [{"cell_type": group.cell_type, "metric": m, "value": float(v)} for m, v in means.items()]
-        log.info("reference for %s: DE of %d perturbations, baseline scored", group.cell_type,
-                 len(group.perturbations))
+        log.info("reference for %s: %s of %d perturbations, baseline scored", group.cell_type,
+                 "bulk profiles, no DE" if bulk else "DE", len(group.perturbations))
     io.write_csv(pd.DataFrame(rows), out / BASELINE_FILE)
 
 

@@ -8,6 +8,7 @@ import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..data import PerturbationData
@@ -65,10 +66,10 @@ class MoleculeConditions:
     max_time: float
 
     @classmethod
-    def from_training(cls, data: PerturbationData) -> "MoleculeConditions":
-        times = [parse_condition(p)[2] for p in np.unique(data.perturbation[data.mask("train") & ~data.is_control])]
+    def from_training(cls, data: PerturbationData, features: pd.DataFrame) -> "MoleculeConditions":
+        times = [parse_condition(p)[2] for p in _training_conditions(data)]
         known = [t for t in times if t is not None]
-        return cls(list(data.molecules.index), data.molecules.to_numpy(np.float32).tolist(),
+        return cls(list(features.index), features.to_numpy(np.float32).tolist(),
                    sorted(np.unique(data.cell_type)), float(max(known)) if known else 1.0)
 
     @functools.cached_property
@@ -109,17 +110,36 @@ class MoleculeConditions:
 ENCODERS = ("auto", "onehot", "molecule")
 
 
+def _training_conditions(data: PerturbationData) -> np.ndarray:
+    return np.unique(data.perturbation[data.mask("train") & ~data.is_control])
+
+
+def compound_identities(data: PerturbationData) -> pd.DataFrame | None:
+    """A chemical screen without molecule features (e.g. LINCS compound ids only): each training
+    compound as a one-hot feature, CPA's drug input, so its dose stays a number a model can
+    interpolate (an unseen dose of a seen drug) rather than part of a one-hot label. None when no
+    training condition has a dose."""
+    parsed = [parse_condition(p) for p in _training_conditions(data)]
+    if all(dose is None for _, dose, _ in parsed):
+        return None
+    compounds = sorted({compound for compound, _, _ in parsed})
+    return pd.DataFrame(np.eye(len(compounds), dtype=np.float32), index=compounds)
+
+
 def conditions_for(data: PerturbationData, encoder: str) -> Conditions | MoleculeConditions:
     """How a model sees this data's conditions: ``molecule`` needs molecule features (a chemical
-    screen prepared with SMILES or an embedding table); ``auto`` takes them when there are some."""
+    screen prepared with SMILES or an embedding table); ``auto`` takes them when there are some,
+    else, in a screen with doses, the compound's identity with its dose; ``onehot``: one column
+    per condition label."""
     if encoder not in ENCODERS:
         raise StormError(f"molecule.encoder must be one of {', '.join(ENCODERS)}, got '{encoder}'")
     if encoder == "molecule" and data.molecules is None:
         raise StormError("molecule.encoder is 'molecule' but the data has no molecule features: prepare it with "
                          "the spec's smiles_key or --molecule-embeddings")
-    if encoder == "onehot" or data.molecules is None:
+    if encoder == "onehot":
         return Conditions.from_training(data)
-    return MoleculeConditions.from_training(data)
+    features = data.molecules if data.molecules is not None else compound_identities(data)
+    return Conditions.from_training(data) if features is None else MoleculeConditions.from_training(data, features)
 
 
 def conditions_from_dict(state: dict) -> Conditions | MoleculeConditions:

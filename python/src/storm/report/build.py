@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import io
 from ..errors import InputError
-from ..evaluate import ALL
+from ..evaluate import ALL, is_pair_row
 from . import figures
 from .glossary import describe
 from .provenance import Provenance
@@ -112,6 +112,10 @@ def _glossary_html(metric_names: list[str]) -> str:
             "<th>what it measures</th><th>what it is blind to</th></tr>" + "".join(rows) + "</table>")
 
 
+BULK_NOTE = ("<p><b>Bulk profiles.</b> The samples are bulk profiles, not single cells: the metrics that need "
+             "cells (cell-eval's differential-expression metrics, pearson_edistance, clustering_agreement, and storm's "
+             "distribution distances) were skipped; the metrics of means remain.</p>")
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 td.best{font-weight:bold;background:#e6f4ea}img{max-width:100%}details{margin:1em 0}
@@ -145,7 +149,8 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     for dataset in sorted(metrics["dataset"].unique()):
         data = metrics[metrics["dataset"] == dataset]
         keys = [m for m in KEY_METRICS if m in set(data["metric"])]
-        n_pairs = data[data["perturbation"] != ALL].groupby(["cell_type", "perturbation"]).ngroups
+        n_pairs = data[is_pair_row(data["perturbation"])].groupby(["cell_type", "perturbation"]).ngroups
+        bulk = "energy_distance_pca" not in set(data["metric"])  # storm skips its distributions on bulk alone
         n_seeds = data["seed"].nunique()
         comp = comparisons[(comparisons["dataset"] == dataset) & comparisons["metric"].isin(keys)]
         comp = comp[["metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "q_value", "winner"]]
@@ -154,6 +159,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
             f"<h2>{html.escape(dataset)}</h2><p>{n_seeds} seed(s), {n_pairs} held-out (cell type, perturbation) "
             f"pairs. Mean ± sd over seeds (each seed: the mean over its pairs), as in summary.csv; best in bold; "
             f"every metric in summary.csv, each defined in the glossary below.</p>"
+            + (BULK_NOTE if bulk else "")
             + _headline_html(summary, dataset, keys)
             + _img(save(figures.model_comparison(data, keys), f"{dataset}_models.png"), "model comparison")
             + "<h3>Which model is better, and how sure</h3><p>Paired over seeds and pairs: Wilcoxon signed-rank, "

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..evaluate import ALL  # noqa: E402
+from ..evaluate import is_pair_row  # noqa: E402
 from .stats import higher_is_better  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def model_comparison(metrics: pd.DataFrame, metric_names: list[str]) -> bytes:
 def phenotype_dotplot(metrics: pd.DataFrame, metric: str) -> bytes:
     """Cell type x perturbation per model: colour is the mean over seeds, dot size shrinks as
     the seeds disagree (sd), so seed variance is visible."""
-    sub = metrics[(metrics["metric"] == metric) & (metrics["perturbation"] != ALL)]
+    sub = metrics[(metrics["metric"] == metric) & is_pair_row(metrics["perturbation"])]
     stats = sub.groupby(["model", "cell_type", "perturbation"])["value"].agg(["mean", "std"]).reset_index()
     stats["std"] = stats["std"].fillna(0)
     models = sorted(stats["model"].unique())

@@ -71,7 +71,10 @@ METRICS: dict[str, tuple[str, str]] = {
                           "coverage: predicting one real-looking cell many times scores well"),
     "direction_cosine": ("Mean cosine of each predicted cell's change from the control mean with the real mean "
                          "change.", "magnitude"),
-    "top20_deg_r2": ("R² of the change on the real top-20 changed genes.", "genes outside the top 20"),
+    "dose_response_error": ("Per drug (a compound at one time in one cell type, over its doses): RMSE between the "
+                            "predicted and real dose-response curves, each dose's change projected on the real "
+                            "change at the highest dose, over the real curve's largest magnitude (1: about as far "
+                            "off as predicting no response).", "changes orthogonal to the drug's direction"),
     "r2_mean_all": ("scGen's score: squared Pearson correlation of predicted and real mean expression over all genes.",
                     "the response itself: mean expression is mostly the baseline, so control_mean scores high"),
     "r2_mean_top100_deg": ("scGen's score on the real top-100 changed genes: squared Pearson correlation of "
@@ -79,6 +82,10 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 _FAMILIES = [
+    (re.compile(r"top(\d+)_deg_r2$"), ("R² of the change on the real top-{k} changed genes.",
+                                        "genes outside the top {k}")),
+    (re.compile(r"drug_top(\d+)_deg_r2$"), ("Per drug: R² of the change on each dose's real top-{k} changed genes, "
+                                             "pooled over the drug's doses.", "genes outside the top {k}")),
     (re.compile(r"overlap_at_(N|\d+)$"), ("Share of the real top-{k} DE genes among the predicted top {k} "
                                           "(N: the number of real significant genes).",
                                           "direction and size of the changes")),

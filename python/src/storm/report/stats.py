@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, wilcoxon
 
-from ..evaluate.perturbench import DIRECTION as OWN_DIRECTION
+from ..evaluate.perturbench import own_direction
 
 PAIR_KEYS = ["dataset", "seed", "cell_type", "perturbation"]
 COMPARISON_COLUMNS = ["dataset", "metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "p_value",
@@ -30,8 +30,9 @@ CELL_EVAL_DIRECTION = {
 
 def higher_is_better(metric: str) -> bool | None:
     """True/False when a metric has a better direction (storm's own, or cell-eval's), else None."""
-    if metric in OWN_DIRECTION:
-        return OWN_DIRECTION[metric]
+    own = own_direction(metric)
+    if own is not None:
+        return own
     if metric == "vcc_score":
         return True
     return CELL_EVAL_DIRECTION.get(metric)

@@ -234,7 +234,9 @@ def unseen_dose(table: PairTable, params: SplitParams, rng: np.random.Generator)
         pair_split[held] = VAL
     held = np.flatnonzero(pair_split != TRAIN)
     if not held.size:
-        raise InputError("unseen_dose found no compound measured at a held-out dose and at another one")
+        kept = f"; {len(train_only)} pair(s) must stay in training, e.g. {next(iter(train_only.values()))} " \
+               f"(bulk profiles: set min_cells to 1)" if train_only else ""
+        raise InputError(f"unseen_dose found no compound measured at a held-out dose and at another one{kept}")
     cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
     _val_or_test(held, cov_id[held], params, rng, pair_split)
     return Plan(pair_split, train_only=train_only, rule="dose_seen")
