@@ -50,7 +50,8 @@ class Cpa(PackageModel):
 
     def _cpa_cells(self, adata: ad.AnnData) -> ad.AnnData:
         """``adata`` as CPA reads it: '+' between combined perturbations, and a dose of 1.0 for
-        each (storm's prepared data carries no dose column yet)."""
+        each: a chemical screen's condition (compound at a dose and time) is one perturbation to
+        cpa-tools here; ``chemcpa`` is storm's dose- and molecule-aware version."""
         perturbations = [p.replace(self.spec.combo_delimiter, COMBO) for p in adata.obs[PERTURBATION].astype(str)]
         adata.obs[PERTURBATION] = pd.Categorical(perturbations)
         parts = [len(p.split(COMBO)) for p in perturbations]
