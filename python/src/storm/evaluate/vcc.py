@@ -151,8 +151,8 @@ def build_reference(real_path: str | os.PathLike, out_dir: str | os.PathLike, th
         _, agg = vcc_metrics(base_group, control, de, threads, quadratic, bulk)
         means = agg[agg["statistic"] == "mean"].drop(columns="statistic").iloc[0]
         rows += [{"cell_type": group.cell_type, "metric": m, "value": float(v)} for m, v in means.items()]
-        log.info("reference for %s: %s of %d perturbations, baseline scored", group.cell_type,
-                 "bulk profiles, no DE" if bulk else "DE", len(group.perturbations))
+        log.info("reference for %s (%d perturbations): %s, baseline scored", group.cell_type,
+                 len(group.perturbations), "bulk profiles, no DE" if bulk else "DE")
     io.write_csv(pd.DataFrame(rows), out / BASELINE_FILE)
 
 
