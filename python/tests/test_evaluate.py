@@ -187,3 +187,12 @@ def _with_value(adata, value):
     X[0, 0] = value
     bad.X = X
     return bad
+
+
+@pytest.mark.parametrize("value", ["0", "2.5", ""])
+def test_deg_k_is_checked_before_any_work(run_cli, tmp_path, value):
+    done = run_cli("evaluate", "--pred", str(tmp_path / "none.h5ad"), "--real", str(tmp_path / "none.h5ad"),
+                   "--out", str(tmp_path / "m.csv"), "--dataset", "d", "--seed", "0", "--model", "m", "--deg-k", value)
+    assert done.returncode == 2 and f"error: --deg-k: expected comma-separated whole numbers of genes, got '{value}'" \
+        in done.stderr
+    assert not (tmp_path / "m.csv").exists()
