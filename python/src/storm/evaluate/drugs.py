@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import CONDITION_SEPARATOR, TIME, parse_condition
-from .perturbench import r2, top_k_genes
+from .perturbench import r2, top_k_changes
 
 DRUG_PREFIX = "(drug) "
 
@@ -43,10 +43,8 @@ def drug_metrics(perturbations: list[str], pred_delta: np.ndarray, real_delta: n
     for rows in drugs.values():
         rows = sorted(rows, key=lambda r: parsed[r][1])
         for k in deg_k:
-            top = top_k_genes(real_delta[rows], k)
-            picked = np.arange(len(rows))[:, None], top
-            out[f"drug_top{k}_deg_r2"].append(float(r2(real_delta[rows][picked].reshape(1, -1),
-                                                        pred_delta[rows][picked].reshape(1, -1))[0]))
+            real, pred = top_k_changes(real_delta[rows], pred_delta[rows], k)  # pooled over the doses
+            out[f"drug_top{k}_deg_r2"].append(float(r2(real.reshape(1, -1), pred.reshape(1, -1))[0]))
         out["dose_response_error"].append(_curve_error(pred_delta[rows], real_delta[rows]))
     return list(drugs), {name: np.asarray(values) for name, values in out.items()}
 

@@ -76,6 +76,12 @@ def top_k_genes(delta: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-np.abs(delta), k - 1, axis=1)[:, :k]
 
 
+def top_k_changes(real_delta: np.ndarray, pred_delta: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real and predicted changes on each row's real top-k changed genes (rows x k)."""
+    top = top_k_genes(real_delta, k)
+    return np.take_along_axis(real_delta, top, 1), np.take_along_axis(pred_delta, top, 1)
+
+
 def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndarray,
                 deg_k: tuple[int, ...] = DEG_K, k: int = TOP_K) -> dict:
     """Pseudobulk fit metrics and their rank partners, for P perturbations (rows) at once; the
@@ -95,8 +101,7 @@ def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndar
         "rank_cosine_logfc": rank_from_distances(-np.nan_to_num(cosine, nan=-2.0)),
         f"top{k}_deg_recall": recall,
         "r2_delta": r2(real_delta, pred_delta),
-        **{f"top{n}_deg_r2": r2(np.take_along_axis(real_delta, top, 1), np.take_along_axis(pred_delta, top, 1))
-           for n in deg_k for top in [top_k_genes(real_delta, n)]},
+        **{f"top{n}_deg_r2": r2(*top_k_changes(real_delta, pred_delta, n)) for n in deg_k},
         **scgen_r2(pred_mean, real_mean, real_delta),
     }
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import load_defaults
-from .neural import NeuralModel, mlp
+from .neural import NeuralModel, autoencoder_sizes, mlp
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -39,8 +39,7 @@ class _ReverseGradient(torch.autograd.Function):
 class _ChemCPAModule(nn.Module):
     def __init__(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
         super().__init__()
-        hidden, latent, layers, dropout = (int(config["hidden_dim"]), int(config["latent_dim"]),
-                                           int(config["n_layers"]), float(config["dropout"]))
+        hidden, latent, layers, dropout = autoencoder_sizes(config)
         self.encoder = mlp(n_inputs, hidden, latent, layers, dropout)
         self.drug = nn.Linear(n_perturbations, latent, bias=False)
         self.covariates = nn.Linear(n_cell_types, latent, bias=False)

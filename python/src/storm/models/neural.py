@@ -32,6 +32,11 @@ def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn
     return nn.Sequential(*layers)
 
 
+def autoencoder_sizes(config: dict) -> tuple[int, int, int, float]:
+    """(hidden_dim, latent_dim, n_layers, dropout) of an encoder-decoder model's config."""
+    return int(config["hidden_dim"]), int(config["latent_dim"]), int(config["n_layers"]), float(config["dropout"])
+
+
 def prediction_loss(net: nn.Module, control, pert, cov, target) -> torch.Tensor:
     return nn.functional.mse_loss(net(control, pert, cov).float(), target)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .config import load_defaults
-from .neural import NeuralModel, mlp
+from .neural import NeuralModel, autoencoder_sizes, mlp
 
 
 class _VAE(nn.Module):
@@ -40,8 +40,7 @@ class _VAE(nn.Module):
 class _TranSiGenModule(nn.Module):
     def __init__(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int, config: dict):
         super().__init__()
-        hidden, latent, layers, dropout = (int(config["hidden_dim"]), int(config["latent_dim"]),
-                                           int(config["n_layers"]), float(config["dropout"]))
+        hidden, latent, layers, dropout = autoencoder_sizes(config)
         self.basal = _VAE(n_inputs, hidden, latent, layers, dropout)
         self.perturbed = _VAE(n_genes, hidden, latent, layers, dropout)
         self.map = mlp(latent + n_perturbations + n_cell_types, hidden, latent, 1, dropout)
