@@ -73,7 +73,7 @@ class ChemCPA(NeuralModel):
     adversary strips of the condition, the molecule (with its dose response) added in latent space."""
 
     family = "storm (chemCPA paper)"
-    defaults = load_defaults("chemcpa", base="neural")
+    defaults = load_defaults("chemcpa", base=("training", "neural"))
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _ChemCPAModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)

@@ -17,12 +17,15 @@ import yaml
 from ..errors import InputError, StormError
 
 
-def load_defaults(model_name: str, base: str | None = None) -> dict[str, Any]:
+def load_defaults(model_name: str, base: tuple[str, ...] = ()) -> dict[str, Any]:
     """The defaults shipped in ``storm/models/configs/<model_name>.yaml``, over those of the
-    ``base`` YAML (keys a family of models shares) when given."""
+    ``base`` YAMLs (keys a family of models shares), later ones over earlier ones."""
     def read(name: str) -> dict[str, Any]:
         return yaml.safe_load(files(__package__).joinpath("configs", f"{name}.yaml").read_text()) or {}
-    return {**(read(base) if base else {}), **read(model_name)}
+    merged: dict[str, Any] = {}
+    for name in (*base, model_name):
+        merged.update(read(name))
+    return merged
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class LatentAdditive(NeuralModel):
     """Encodes the control cell (expression, or an obsm embedding with ``embed_key``), adds a
     learned embedding of each single perturbation in latent space and decodes to expression."""
 
-    defaults = load_defaults("latent_additive", base="neural")
+    defaults = load_defaults("latent_additive", base=("training", "neural"))
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _LatentAdditiveModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)
@@ -53,7 +53,7 @@ class DecoderOnly(NeuralModel):
     """Expression from the perturbation and cell type alone, never the control cell: every cell
     of a pair gets the same prediction, the mode-collapse floor of distribution metrics."""
 
-    defaults = load_defaults("decoder_only", base="neural")
+    defaults = load_defaults("decoder_only", base=("training", "neural"))
     uses_controls = False
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:

@@ -21,12 +21,13 @@ from .. import io
 from ..errors import Interrupted
 from ..logs import adopt
 from .checkpoints import resume_point, training_lock
-from .neural import prediction_loss, training_loss
+from .neural import LOGGERS, prediction_loss, training_loss
 
 log = logging.getLogger(__name__)
 adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
 
 LAST_CKPT = "last.ckpt"
+STEP_LOG = "train_steps.csv"
 
 
 class ConditionalTrainer(L.LightningModule):
@@ -195,27 +196,80 @@ class EpochLog(L.Callback):
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
 
 
+class StepLog(L.Callback):
+    """Per optimiser step: the training loss, the gradients' global 2-norm (before clipping) and
+    the learning rate, sent to the run's logger (TensorBoard, W&B) and written to
+    ``train_steps.csv`` as each epoch ends, where the report reads loss curves and stability.
+    Rows of a resumed run are kept, as in :class:`EpochLog`."""
+
+    def __init__(self, path: Path):
+        self.path, self.rows, self.grad_norm = path, [], math.nan
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+        self.grad_norm = float(torch.stack(grads).norm()) if grads else math.nan
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "loss": float(loss),
+               "grad_norm": self.grad_norm, "lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        self.rows.append(row)
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"step/{k}": v for k, v in row.items() if k not in ("step", "epoch")},
+                                       step=row["step"])
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if not self.rows:
+            return
+        earlier = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
+        if not earlier.empty:
+            earlier = earlier[earlier["step"] < self.rows[0]["step"]]
+        io.write_csv(pd.concat([earlier, pd.DataFrame(self.rows)], ignore_index=True), self.path)
+        self.rows = []
+
+
+def training_logger(kind: str, ckpt_dir: Path):
+    """The Lightning logger ``kind`` names, writing beside the checkpoints (so a resumed attempt
+    keeps the earlier events); W&B runs offline, never reaching a server."""
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=ckpt_dir, name=LOGGERS[kind], version="", default_hp_metric=False)
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(save_dir=ckpt_dir, offline=True, project="storm")
+    return None
+
+
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
                     budget: Budget, accelerator: str, seed: int, ckpt_dir: Path | None = None,
-                    precision: str = "32-true", callbacks: list | None = None) -> None:
+                    precision: str = "32-true", callbacks: list | None = None, logger: str = "none",
+                    gradient_clip_val: float | None = None) -> None:
     """Fit ``module`` for its ``budget``, checkpointing every epoch into ``ckpt_dir`` (default
     ``out_dir/checkpoints``) and resuming from the newest intact checkpoint a previous attempt left
     (``last.ckpt``, else the two newest epochs'). Resumed at an epoch boundary, training reaches
-    the same weights as a run that never stopped. One attempt at a time trains into ``ckpt_dir``."""
+    the same weights as a run that never stopped. One attempt at a time trains into ``ckpt_dir``.
+    The epoch and step logs and the ``logger``'s folder end up in ``out_dir``."""
     ckpt_dir = ckpt_dir or out_dir / "checkpoints"
     validates = val_loader is not None
     if not validates and budget.patience > 0:
         log.warning("no validation pairs to stop early on: training for %d step(s) (min_steps)", budget.min_steps)
     with training_lock(ckpt_dir):
         _fit(module, train_loader, val_loader, out_dir, budget.trainer_args(validates), accelerator, seed, ckpt_dir,
-             precision, [*budget.callbacks(validates), *(callbacks or [])])
-    if ckpt_dir != out_dir:
-        with io.atomic_path(out_dir / "train_log.csv") as tmp:
-            shutil.copyfile(ckpt_dir / "train_log.csv", tmp)
+             precision, [*budget.callbacks(validates), *(callbacks or [])], training_logger(logger, ckpt_dir),
+             gradient_clip_val)
+    if ckpt_dir == out_dir:
+        return
+    for name in ("train_log.csv", STEP_LOG):
+        with io.atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(ckpt_dir / name, tmp)
+    if LOGGERS[logger]:
+        shutil.copytree(ckpt_dir / LOGGERS[logger], out_dir / LOGGERS[logger], dirs_exist_ok=True)
 
 
 def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelerator: str, seed: int,
-         ckpt_dir: Path, precision: str, callbacks: list) -> None:
+         ckpt_dir: Path, precision: str, callbacks: list, logger, gradient_clip_val: float | None) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     resume = resume_point(ckpt_dir)
     # the two newest epochs besides last.ckpt: a damaged last.ckpt still leaves one to resume from
@@ -227,9 +281,11 @@ def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelera
         devices=1,
         precision=precision,
         default_root_dir=out_dir,
-        logger=False,
-        # the log lives beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), *callbacks],
+        logger=logger or False,
+        gradient_clip_val=gradient_clip_val,
+        # the logs live beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
+        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), StepLog(ckpt_dir / STEP_LOG),
+                   *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,

@@ -28,7 +28,7 @@ class LinearAdditive(NeuralModel):
     perturbations (``A+B`` sets both) and ``c`` the one-hot cell type, trained on perturbed cells
     paired with a random control of the same cell type and split."""
 
-    defaults = load_defaults("linear_additive", base="neural")
+    defaults = load_defaults("linear_additive", base=("training", "neural"))
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _LinearAdditiveModule(n_genes, n_perturbations, n_cell_types, bool(self.config["inject_covariates"]))

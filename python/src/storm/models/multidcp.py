@@ -41,7 +41,7 @@ class MultiDCP(NeuralModel):
     read gene by gene into the expression change."""
 
     family = "storm (MultiDCP paper)"
-    defaults = load_defaults("multidcp", base="neural")
+    defaults = load_defaults("multidcp", base=("training", "neural"))
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _MultiDCPModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)

@@ -22,6 +22,15 @@ from ..io import atomic_path
 from .base import PerturbationModel
 from .conditions import MoleculeConditions, conditions_for, conditions_from_dict, control_pairs
 
+#: the training loggers a config's ``logger`` may name, and the folder each writes in the model folder
+LOGGERS = {"tensorboard": "tensorboard", "wandb": "wandb", "none": None}
+
+
+def check_training_config(config: dict) -> None:
+    """Fail on a bad choice among training.yaml's keys before any data is read."""
+    if config["logger"] not in LOGGERS:
+        raise StormError(f"logger must be one of {', '.join(LOGGERS)}, got '{config['logger']}'")
+
 
 def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn.Sequential:
     """``n_layers`` hidden layers of Linear, LayerNorm, ReLU and dropout, then a linear output."""
@@ -125,6 +134,7 @@ class NeuralModel(PerturbationModel):
     @classmethod
     def resolve_config(cls, overrides: dict) -> dict:
         config = super().resolve_config(overrides)
+        check_training_config(config)
         if config["loader"] not in cls.loaders:
             raise StormError(f"loader must be one of {', '.join(cls.loaders)}, got '{config['loader']}'")
         return config
@@ -182,7 +192,7 @@ class NeuralModel(PerturbationModel):
             train_loader, val_loader,
             out_dir, Budget.from_config(self.config), str(self.config["accelerator"]), self.seed,
             ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
-            callbacks=[set_epoch] if set_epoch else [],
+            callbacks=[set_epoch] if set_epoch else [], logger=str(self.config["logger"]),
         )
 
     @torch.no_grad()

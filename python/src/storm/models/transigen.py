@@ -68,7 +68,7 @@ class TranSiGen(NeuralModel):
     state mapped with the molecule to the perturbed profile's."""
 
     family = "storm (TranSiGen paper)"
-    defaults = load_defaults("transigen", base="neural")
+    defaults = load_defaults("transigen", base=("training", "neural"))
 
     def build_module(self, n_inputs: int, n_genes: int, n_perturbations: int, n_cell_types: int) -> nn.Module:
         return _TranSiGenModule(n_inputs, n_genes, n_perturbations, n_cell_types, self.config)
