@@ -21,7 +21,7 @@ def test_checks_pass_on_good_input(small_h5ad, run_cli):
     (["--models", "linear_additive", "--set", "lnear_additive.max_epochs=3"],
      "error: model override 'lnear_additive.max_epochs' names model 'lnear_additive', which is not installed"),
     (["--models", "latent_additive", "--set", "latent_additive.embed_key=X_scvi"],
-     "error: model latent_additive reads embedding 'X_scvi' (embed_key), which is not in obsm"),
+     "error: model latent_additive: embedding 'X_scvi' (embed_key) is not in obsm"),
     (["--models", "nope"], "error: unknown model 'nope'"),
     (["--perturbation-key", "gene"], "error: obs column 'gene' not found"),
     (["--", "--strategy", "transfer", "--test-fraction", "1.5"], "error: test_fraction must be between 0 and 1"),
@@ -50,9 +50,9 @@ def test_spec_embedding_is_checked_and_feeds_models(tmp_path, small_adata):
     adata.obsm["X_pca"] = np.zeros((adata.n_obs, 4), dtype=np.float32)
     io.write_h5ad(adata, tmp_path / "d.h5ad")
     spec = DatasetSpec(embed_key="X_pca")
-    check_models(["latent_additive", "linear_additive"], {}, spec, ["X_pca"])
-    with pytest.raises(SpecError, match="reads embedding 'X_pca'"):
-        check_models(["latent_additive"], {}, spec, [])
+    check_models(["latent_additive", "linear_additive"], {}, spec, {"obsm": ["X_pca"], "layers": []})
+    with pytest.raises(SpecError, match="latent_additive: embedding 'X_pca'"):
+        check_models(["latent_additive"], {}, spec, {"obsm": [], "layers": []})
     from storm.models import get_model_class
 
     model = get_model_class("latent_additive")(spec)

@@ -47,7 +47,8 @@ def test_context_mean_matches_hand_computation(split_data, tmp_path):
 
 FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 2, "dropout": 0.2},
         "decoder_only": {"max_epochs": 2, "dropout": 0.2}, "chemcpa": {"max_epochs": 2},
-        "multidcp": {"max_epochs": 2}, "transigen": {"max_epochs": 2}}
+        "multidcp": {"max_epochs": 2}, "transigen": {"max_epochs": 2},
+        "st": {"max_epochs": 2, "cell_set_len": 8, "hidden_dim": 32, "mhc.enable": True}}
 
 
 @pytest.mark.parametrize("name", ["control_mean", "context_mean", *FAST])

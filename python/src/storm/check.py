@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def check_dataset(path: str | os.PathLike, spec: DatasetSpec) -> dict:
-    """The spec's obs columns and embedding exist and X is there; returns ``{"obsm": keys}``."""
+    """The spec's obs columns and embedding exist and X is there; returns the keys of its ``obsm``
+    and ``layers`` (``{"obsm": keys, "layers": keys}``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"h5ad file not found: {path}")
@@ -34,13 +35,14 @@ def check_dataset(path: str | os.PathLike, spec: DatasetSpec) -> dict:
                 layers = ", ".join(f["layers"]) if "layers" in f else "none"
                 raise InputError(f"{path} has no X matrix (layers: {layers}); storm reads expression from X")
             obsm = list(f["obsm"]) if "obsm" in f else []
+            layers = list(f["layers"]) if "layers" in f else []
     except OSError as exc:
         raise InputError(f"cannot read {path} as h5ad: {exc}") from exc
     require_columns(path, spec.columns())
     if spec.embed_key and spec.embed_key not in obsm:
         raise SpecError(f"embedding '{spec.embed_key}' (embed_key) is not in obsm of {path}; "
                         f"obsm holds: {', '.join(obsm) or 'nothing'}")
-    return {"obsm": obsm}
+    return {"obsm": obsm, "layers": layers}
 
 
 def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
@@ -65,10 +67,11 @@ def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
     return per_model
 
 
-def check_models(models: list[str], overrides: dict, spec: DatasetSpec, obsm_keys: list[str],
+def check_models(models: list[str], overrides: dict, spec: DatasetSpec, stored: dict[str, list[str]],
                  require_environments: bool = False) -> dict[str, str]:
-    """Every model is installed and resolves its config; the embedding it reads is in obsm; with
-    ``require_environments``, its environment is installed here. Returns each model's environment."""
+    """Every model is installed and resolves its config; what it reads besides X (an embedding, a
+    velocity layer) is ``stored`` in the data; with ``require_environments``, its environment is
+    installed here. Returns each model's environment."""
     from .models import get_model_class
     from .models.environments import require
 
@@ -80,9 +83,10 @@ def check_models(models: list[str], overrides: dict, spec: DatasetSpec, obsm_key
         if require_environments:
             require(name, cls)
         config = cls.resolve_config(per_model.get(name, {}))
-        key = cls.embedding_key(config, spec)
-        if key and key not in obsm_keys:
-            raise SpecError(f"model {name} reads embedding '{key}' (embed_key), which is not in obsm; obsm holds: "
-                            f"{', '.join(obsm_keys) or 'nothing'}")
-        log.info("model %s: config checks out%s", name, f", input obsm['{key}']" if key else "")
+        try:
+            reads = cls.data_keys(config, spec, stored)
+        except StormError as exc:
+            raise SpecError(f"model {name}: {exc}") from exc
+        also = [f"{slot}['{key}']" for slot in ("obsm", "layers") for key in reads[slot]]
+        log.info("model %s: config checks out%s", name, f", reads {', '.join(also)}" if also else "")
     return environments

@@ -191,7 +191,7 @@ def check(input_path: Path, models: str, overrides: tuple[str, ...], require_env
     from .check import check_dataset, check_models
 
     keys = check_dataset(input_path, spec)
-    check_models(_names(models), parse_overrides(overrides), spec, keys["obsm"], require_environments)
+    check_models(_names(models), parse_overrides(overrides), spec, keys, require_environments)
     if split_args:
         ctx = split.make_context("storm split", ["--input", str(input_path), "--out-dir", ".", *split_args])
         _split_params(spec, input_path, **{k: v for k, v in ctx.params.items() if k in _SPLIT_OPTIONS})

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .data import load_split_data, prepared_spec
+from .data import load_split_data, prepared_spec, stored_keys
 from .errors import InputError
 from .models import get_model_class
 from .spec import DatasetSpec
@@ -39,8 +39,8 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_JSON).unlink(missing_ok=True)
 
-    embed_key = cls.embedding_key(config, prepared_spec(prepared))
-    data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=(embed_key,) if embed_key else (),
+    keys = cls.data_keys(config, prepared_spec(prepared), stored_keys(prepared))
+    data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=keys["obsm"], layer_keys=keys["layers"],
                            backed=bool(config.get("backed", False)))
     n_train = int(data.mask("train").sum())
     if n_train == 0:

@@ -35,6 +35,7 @@ class PerturbationData:
     split: np.ndarray
     spec: DatasetSpec
     obsm: dict[str, np.ndarray] = field(default_factory=dict)  # the embeddings asked for, float32
+    layers: dict[str, np.ndarray] = field(default_factory=dict)  # layers asked for (e.g. velocity), the split's genes
     molecules: pd.DataFrame | None = None  # chemical screens: compound x molecule features
     profiles: str = "cells"  # or "bulk": samples are bulk profiles (storm.bulk)
     source: BackedCells | None = None  # backed: where rows are read from
@@ -119,10 +120,20 @@ def _read_molecules(f) -> pd.DataFrame | None:
                         columns=table["columns"].asstr()[()])
 
 
+def stored_keys(prepared: str | os.PathLike) -> dict[str, list[str]]:
+    """The keys of a prepared file's ``obsm`` and ``layers``, reading nothing else."""
+    import h5py
+
+    with h5py.File(io.require_file(prepared, "prepared h5ad"), "r") as f:
+        return {slot: list(f[slot]) if slot in f else [] for slot in ("obsm", "layers")}
+
+
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
-                    obsm_keys: tuple[str, ...] = (), backed: bool = False) -> PerturbationData:
-    """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), and the
-    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``). ``backed`` leaves X on disk."""
+                    obsm_keys: tuple[str, ...] = (), backed: bool = False,
+                    layer_keys: tuple[str, ...] = ()) -> PerturbationData:
+    """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), the
+    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``) and the layers ``layer_keys``
+    over the split's genes. ``backed`` leaves X on disk."""
     import h5py
 
     spec = prepared_spec(prepared)  # a file storm did not prepare fails here
@@ -139,6 +150,8 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         genes = read_genes(genes_csv, var_names)
         X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)
         obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
+        layers = {key: to_dense(io.read_elem(f[f"layers/{key}"])[:, genes]).astype(np.float32, copy=False)
+                  for key in layer_keys}
         molecules = _read_molecules(f)
         profiles = f[f"uns/storm/{PROFILES}"][()].decode() if f"uns/storm/{PROFILES}" in f else "cells"
     return PerturbationData(
@@ -151,6 +164,7 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         split=split,
         spec=spec,
         obsm=obsm,
+        layers=layers,
         molecules=molecules,
         profiles=profiles,
         source=BackedCells([prepared]) if backed else None,

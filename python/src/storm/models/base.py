@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data import PerturbationData
+from ..errors import InputError
 from ..io import atomic_path
 from ..spec import DatasetSpec
 from .config import resolve
@@ -50,6 +51,16 @@ class PerturbationModel(ABC):
         if "embed_key" not in config:
             return None
         return config["embed_key"] or spec.embed_key
+
+    @classmethod
+    def data_keys(cls, config: dict[str, Any], spec: DatasetSpec, stored: dict[str, list[str]]) -> dict[str, tuple]:
+        """What a model with ``config`` reads besides X: ``{"obsm": keys, "layers": keys}``, given
+        the keys ``stored`` in the prepared file; a key it needs and cannot find raises here."""
+        embed_key = cls.embedding_key(config, spec)
+        if embed_key and embed_key not in stored["obsm"]:
+            raise InputError(f"embedding '{embed_key}' (embed_key) is not in obsm; obsm holds: "
+                             f"{', '.join(stored['obsm']) or 'nothing'}")
+        return {"obsm": (embed_key,) if embed_key else (), "layers": ()}
 
     @classmethod
     def resolve_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:

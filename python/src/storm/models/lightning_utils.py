@@ -283,6 +283,7 @@ def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelera
         default_root_dir=out_dir,
         logger=logger or False,
         gradient_clip_val=gradient_clip_val,
+        log_every_n_steps=1,  # StepLog writes every step itself; this only quiets a warning on short epochs
         # the logs live beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
         callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), StepLog(ckpt_dir / STEP_LOG),
                    *callbacks],
