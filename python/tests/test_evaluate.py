@@ -61,6 +61,26 @@ def test_drug_metrics_over_doses():
     assert drug_metrics(["x", "y"], pred[:2], real[:2], deg_k=(2,))[0] == []  # no doses: no drug rows
 
 
+def test_time_course_metrics_by_hand():
+    from storm.evaluate.time_course import time_course_metrics
+
+    direction, other = np.array([1.0, -1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    labels = ["s|time=19", "s|time=10", "s|time=14", "r|time=10", "r|time=19", "r|time=14", "q|time=10", "genetic"]
+    real = np.vstack([3 * direction, 1 * direction, 2 * direction,  # s: rows out of time order on purpose
+                      1 * direction, 3 * direction, 2 * direction, direction, other])
+    pred = real.copy()
+    pred[3:6] = np.vstack([3 * direction, 1 * direction, 2 * other])  # r: the course backwards, then off it
+    courses, m = time_course_metrics(labels, pred, real)
+    assert courses == ["(time course) s", "(time course) r"]  # q has one time point: no course
+    assert_close(m["temporal_coherence"][0], 1.0) and assert_close(m["temporal_order"][0], 1.0)
+    # r, times 10, 14, 19: predicted steps (2o - 3d, d - 2o) against real steps (d, d)
+    steps = [(2 * other - 3 * direction) @ direction / (np.linalg.norm(2 * other - 3 * direction) * np.sqrt(2)),
+             (direction - 2 * other) @ direction / (np.linalg.norm(direction - 2 * other) * np.sqrt(2))]
+    assert_close(m["temporal_coherence"][1], np.mean(steps))
+    assert_close(m["temporal_order"][1], -0.5)  # projections on the course ∝ (3, 0, 1): ranks 3, 1, 2
+    assert time_course_metrics(["x", "y"], pred[:2], real[:2])[0] == []  # no times: no rows
+
+
 def test_scgen_r2_is_linregress_rvalue_squared():
     from scipy.stats import linregress
 

@@ -83,6 +83,26 @@ def test_transfer_rules_and_caps():
     assert set(held["split"]) == {"val", "test"}
 
 
+def test_whole_time_courses_hold_out_every_time_point_together():
+    """A compound held out in a cell type is held out there at all its time points, in one split,
+    and still trains at each time point elsewhere; without times the option is refused."""
+    rows = []
+    for c in range(4):
+        rows += [(f"CT{c}", "control")] * 30
+        rows += [(f"CT{c}", f"P{p}|time={t}") for p in range(10) for t in (10, 14, 19) for _ in range(5)]
+    obs = pd.DataFrame(rows, columns=KEYS, index=[f"cell{i}" for i in range(len(rows))])
+    result = split_of(obs, whole_time_courses=True, max_heldout_fraction_per_covariate=0.3)
+    check_rules(obs, result)
+    pairs = result.pairs[~result.pairs["is_control"]].assign(
+        compound=lambda t: t["perturbation"].astype(str).str.split("|").str[0])
+    per_course = pairs.groupby(["cell_type", "compound"])["split"].agg(lambda s: tuple(sorted(set(s))))
+    assert (per_course.map(len) == 1).all()  # never cut across time points or splits
+    held = per_course[per_course.map(lambda s: s[0] != "train")]
+    assert len(held) >= 4 and (pairs.groupby(["cell_type", "compound"]).size()[held.index] == 3).all()
+    with pytest.raises(InputError, match="whole_time_courses needs conditions with a time"):
+        split_of(make_obs(), whole_time_courses=True)
+
+
 def test_seed_determinism():
     obs = make_obs()
     a, b, c = split_of(obs, seed=0), split_of(obs, seed=0), split_of(obs, seed=1)

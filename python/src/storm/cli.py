@@ -276,6 +276,8 @@ def _names(text: str) -> list[str]:
                    "scaffold (needs the spec's smiles_key).")
 @click.option("--heldout-doses", default="", help="unseen_dose: the doses to hold out, comma-separated "
                                                   "(default: each compound's highest).")
+@click.option("--whole-time-courses", is_flag=True,
+              help="transfer: hold a compound out in a cell type at all its time points (needs the spec's time_key).")
 @click.option("--test-fraction", default=0.5, help="Share of held-out pairs (or cell types) sent to test, not val.")
 @click.option("--control-fractions", default="0.7,0.15,0.15",
               help="train,val,test shares of each cell type's controls.")
@@ -320,7 +322,7 @@ def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_
 _SPLIT_OPTIONS = {"strategy", "covariate_keys", "min_cells", "min_controls", "max_heldout_fraction_per_covariate",
                   "max_heldout_covariates", "min_train_covariates", "heldout_fraction", "test_fraction",
                   "control_fractions", "zeroshot_cell_types", "n_zeroshot", "manual_holdout", "split_file",
-                  "compound_groups", "heldout_doses"}
+                  "compound_groups", "heldout_doses", "whole_time_courses"}
 
 
 def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options):
@@ -337,6 +339,7 @@ def _split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options)
         test_fraction=options["test_fraction"], control_fractions=_floats(options["control_fractions"]),
         zeroshot_covariates=_names(options["zeroshot_cell_types"]), n_zeroshot=options["n_zeroshot"],
         compound_groups=options["compound_groups"], heldout_doses=_floats(options["heldout_doses"]),
+        whole_time_courses=options["whole_time_courses"],
     )
     holdouts = {"manual_holdout": options["manual_holdout"], "split_file": options["split_file"]}
     check_split_inputs(params, input_path, **holdouts)

@@ -3,7 +3,8 @@
 The long-form table has one row per (dataset, seed, model, cell_type, perturbation, metric);
 metrics defined over a whole cell type (``genewise_pearson``, ``vcc_score``) carry the
 perturbation ``(all)``, those of a chemical screen's drugs over their doses ``(drug) <compound>``
-(:mod:`.drugs`). Bulk profiles get only the metrics that do not need single cells. A metric that
+(:mod:`.drugs`), those of a time course over its time points ``(time course) <compound>``
+(:mod:`.time_course`). Bulk profiles get only the metrics that do not need single cells. A metric that
 cannot be computed for a pair is a NaN row, never a missing one, so the report can count it.
 """
 
@@ -19,6 +20,7 @@ import pandas as pd
 from . import perturbench, vcc
 from .drugs import drug_metrics
 from .pairs import load_pair, long_rows
+from .time_course import time_course_metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,12 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         if not bulk:
             own.update(perturbench.distribution_metrics(group, seed=seed))
         frames.append(long_rows(group.cell_type, group.perturbations, own))
-        drugs, per_drug = drug_metrics(group.perturbations, pred_mean - ctrl_mean, real_mean - ctrl_mean, deg_k)
-        if drugs:
-            frames.append(long_rows(group.cell_type, drugs, per_drug))
-        aggregate = {"genewise_pearson": [perturbench.genewise_pearson(pred_mean - ctrl_mean, real_mean - ctrl_mean)]}
+        pred_delta, real_delta = pred_mean - ctrl_mean, real_mean - ctrl_mean
+        for summaries, metrics in (drug_metrics(group.perturbations, pred_delta, real_delta, deg_k),
+                                   time_course_metrics(group.perturbations, pred_delta, real_delta)):
+            if summaries:
+                frames.append(long_rows(group.cell_type, summaries, metrics))
+        aggregate = {"genewise_pearson": [perturbench.genewise_pearson(pred_delta, real_delta)]}
         if with_vcc:
             de = None if bulk else vcc.read_de(reference, group.cell_type)
             results, agg = vcc.vcc_metrics(group, control, de, threads, quadratic, bulk)

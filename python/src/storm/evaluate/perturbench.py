@@ -29,6 +29,7 @@ DIRECTION = {
     f"top{TOP_K}_deg_recall": True, "energy_distance_pca": False, "mmd_pca": False, "r2_delta": True,
     "genewise_pearson": True, "cellwise_distance": False, "direction_cosine": True,
     "r2_mean_all": True, f"r2_mean_top{SCGEN_TOP_K}_deg": True, "dose_response_error": False,
+    "temporal_coherence": True, "temporal_order": True,
 }
 #: metric families, any k: top-k DEG R² per pair and per drug
 DEG_R2 = re.compile(r"(drug_)?top\d+_deg_r2$")

@@ -115,12 +115,13 @@ def _training_conditions(data: PerturbationData) -> np.ndarray:
 
 
 def compound_identities(data: PerturbationData) -> pd.DataFrame | None:
-    """A chemical screen without molecule features (e.g. LINCS compound ids only): each training
-    compound as a one-hot feature, CPA's drug input, so its dose stays a number a model can
-    interpolate (an unseen dose of a seen drug) rather than part of a one-hot label. None when no
-    training condition has a dose."""
+    """A chemical screen without molecule features (e.g. LINCS compound ids only), or a time
+    course: each training compound as a one-hot feature, CPA's drug input, so its dose and time
+    stay numbers a model can interpolate (an unseen dose of a seen drug, the time points of a
+    course in order) rather than parts of a one-hot label. None when no training condition has a
+    dose or a time."""
     parsed = [parse_condition(p) for p in _training_conditions(data)]
-    if all(dose is None for _, dose, _ in parsed):
+    if all(dose is None and time is None for _, dose, time in parsed):
         return None
     compounds = sorted({compound for compound, _, _ in parsed})
     return pd.DataFrame(np.eye(len(compounds), dtype=np.float32), index=compounds)
@@ -129,8 +130,8 @@ def compound_identities(data: PerturbationData) -> pd.DataFrame | None:
 def conditions_for(data: PerturbationData, encoder: str) -> Conditions | MoleculeConditions:
     """How a model sees this data's conditions: ``molecule`` needs molecule features (a chemical
     screen prepared with SMILES or an embedding table); ``auto`` takes them when there are some,
-    else, in a screen with doses, the compound's identity with its dose; ``onehot``: one column
-    per condition label."""
+    else, in a screen with doses or times, the compound's identity with its dose and time;
+    ``onehot``: one column per condition label."""
     if encoder not in ENCODERS:
         raise StormError(f"molecule.encoder must be one of {', '.join(ENCODERS)}, got '{encoder}'")
     if encoder == "molecule" and data.molecules is None:

@@ -75,6 +75,12 @@ METRICS: dict[str, tuple[str, str]] = {
                             "predicted and real dose-response curves, each dose's change projected on the real "
                             "change at the highest dose, over the real curve's largest magnitude (1: about as far "
                             "off as predicting no response).", "changes orthogonal to the drug's direction"),
+    "temporal_coherence": ("Per time course (a compound in one cell type over its held-out time points): mean "
+                           "cosine, over successive time points, of the predicted and real change from one time "
+                           "point to the next.", "the size of the changes"),
+    "temporal_order": ("Per time course: Spearman correlation of the time points with the predicted changes "
+                       "projected on the real course's direction (last minus first).",
+                       "changes off that direction; needs three time points to say more than a sign"),
     "r2_mean_all": ("scGen's score: squared Pearson correlation of predicted and real mean expression over all genes.",
                     "the response itself: mean expression is mostly the baseline, so control_mean scores high"),
     "r2_mean_top100_deg": ("scGen's score on the real top-100 changed genes: squared Pearson correlation of "

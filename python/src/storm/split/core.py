@@ -51,6 +51,7 @@ class SplitParams:
     n_zeroshot: int = 1
     compound_groups: str = "compound"  # unseen_drug: hold out compounds one by one, or by scaffold
     heldout_doses: tuple[float, ...] = ()  # unseen_dose: these doses (default: each compound's highest)
+    whole_time_courses: bool = False  # transfer: hold a compound out in a covariate at all its time points
 
     def __post_init__(self):
         self.covariate_keys = list(self.covariate_keys) or [self.spec.cell_type_key]

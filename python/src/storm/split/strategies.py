@@ -42,44 +42,68 @@ def _eligibility(table: PairTable, params: SplitParams) -> dict[int, str]:
 def _val_or_test(rows: np.ndarray, groups: np.ndarray, params: SplitParams, rng: np.random.Generator,
                  pair_split: np.ndarray) -> None:
     """Send held-out rows to test or val, ``test_fraction`` of each group (at least one) to test."""
+    _units_to_val_or_test([np.array([r]) for r in rows], groups, params, rng, pair_split)
+
+
+def _units_to_val_or_test(units: list[np.ndarray], groups: np.ndarray, params: SplitParams,
+                          rng: np.random.Generator, pair_split: np.ndarray) -> None:
+    """As :func:`_val_or_test`, for units of rows that go to one split together."""
     for group in np.unique(groups):
-        members = rng.permutation(rows[groups == group])
+        members = rng.permutation(np.flatnonzero(groups == group))
         n_test = max(1, round(params.test_fraction * members.size)) if params.test_fraction > 0 else 0
-        pair_split[members[:n_test]] = TEST
-        pair_split[members[n_test:]] = VAL
+        for rank, unit in enumerate(members):
+            pair_split[units[unit]] = TEST if rank < n_test else VAL
+
+
+def _transfer_keys(table: PairTable, params: SplitParams) -> np.ndarray:
+    """What transfer holds out across covariates: each condition, or with ``whole_time_courses``
+    each compound (at each dose) with all its time points, so a held-out course is whole."""
+    labels = table.pairs[PERTURBATION].astype(str).to_numpy()
+    if not params.whole_time_courses:
+        return labels
+    parsed = [parse_condition(label) for label in labels]
+    if all(time is None for _, _, time in parsed):
+        raise InputError("whole_time_courses needs conditions with a time: set the spec's time_key")
+    return np.array([compound if dose is None else f"{compound}|dose={dose:g}" for compound, dose, _ in parsed],
+                    dtype=object)
 
 
 def transfer(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
     """PerturBench's covariate transfer: each perturbation held out in up to
     ``max_heldout_covariates`` covariates while it stays in training in at least
     ``min_train_covariates`` others; no covariate gets more than
-    ``max_heldout_fraction_per_covariate`` of its perturbations held out."""
+    ``max_heldout_fraction_per_covariate`` of its perturbations held out. With
+    ``whole_time_courses`` a perturbation is a compound over its time points (held out whole)."""
     pairs = table.pairs
     cov = params.covariate_keys
     train_only = _eligibility(table, params)
     pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
     pert_rows = pairs.index[~pairs["is_control"]].to_numpy()
     cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    n_perts = pd.Series(cov_id[pert_rows]).value_counts().to_dict()
+    keys = _transfer_keys(table, params)
+    n_perts = pd.Series(list(zip(cov_id[pert_rows], keys[pert_rows]))).drop_duplicates().str[0].value_counts().to_dict()
     held_count = {c: 0 for c in n_perts}
-    by_pert = pd.Series(pert_rows).groupby(pairs[PERTURBATION].to_numpy()[pert_rows]).apply(np.asarray)
+    by_pert = pd.Series(pert_rows).groupby(keys[pert_rows]).apply(np.asarray)
+    held_units: list[np.ndarray] = []
     for pert in rng.permutation(by_pert.index.to_numpy()):
         rows = by_pert[pert]
-        budget = min(params.max_heldout_covariates, rows.size - params.min_train_covariates)
+        units = [rows[cov_id[rows] == c] for c in dict.fromkeys(cov_id[rows])]  # one per covariate
+        budget = min(params.max_heldout_covariates, len(units) - params.min_train_covariates)
         if budget <= 0:
             for r in rows:
-                train_only.setdefault(r, f"measured in {rows.size} covariate(s): none can be held out while "
+                train_only.setdefault(r, f"measured in {len(units)} covariate(s): none can be held out while "
                                          f"{params.min_train_covariates} stay in training")
             continue
-        candidates = [r for r in rows if r not in train_only
-                      and held_count[cov_id[r]] + 1 <= params.max_heldout_fraction_per_covariate * n_perts[cov_id[r]]]
+        candidates = [u for u in units if any(r not in train_only for r in u)
+                      and held_count[cov_id[u[0]]] + 1 <= params.max_heldout_fraction_per_covariate
+                      * n_perts[cov_id[u[0]]]]
         # least-loaded covariates first, random among ties
-        candidates.sort(key=lambda r: (held_count[cov_id[r]] / n_perts[cov_id[r]], rng.random()))
-        for r in candidates[:budget]:
-            pair_split[r] = VAL  # val or test decided below
-            held_count[cov_id[r]] += 1
-    held = np.flatnonzero(pair_split != TRAIN)
-    _val_or_test(held, cov_id[held], params, rng, pair_split)
+        candidates.sort(key=lambda u: (held_count[cov_id[u[0]]] / n_perts[cov_id[u[0]]], rng.random()))
+        for unit in candidates[:budget]:
+            held_units.append(np.array([r for r in unit if r not in train_only]))
+            held_count[cov_id[unit[0]]] += 1
+    held_units.sort(key=lambda u: u[0])
+    _units_to_val_or_test(held_units, np.array([cov_id[u[0]] for u in held_units]), params, rng, pair_split)
     return Plan(pair_split, train_only=train_only)
 
 
