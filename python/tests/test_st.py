@@ -91,3 +91,32 @@ def test_mhc_mixing_is_doubly_stochastic_and_starts_as_a_plain_residual():
     streams = x.unsqueeze(2).expand(-1, -1, 4, -1)
     plain = x + block.branch(block.norm(x))
     assert torch.allclose(block(streams).mean(dim=2), plain, atol=1e-3)
+
+
+def test_storm_velocity_recovers_a_known_velocity(tmp_path, run_cli):
+    """Cells along a cycle (each gene oscillates with its own phase; unspliced RNA = the change in
+    spliced RNA + its degradation): scVelo through `storm velocity` recovers each gene's velocity
+    (measured: correlation 0.95 on average); without spliced/unspliced layers, one error line."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from storm import io
+
+    rng = np.random.default_rng(0)
+    progress, phase = rng.random(400)[:, None], rng.random(40) * 2 * np.pi
+    spliced = 5 + 4 * np.sin(2 * np.pi * progress + phase)
+    change = 4 * np.cos(2 * np.pi * progress + phase)
+    unspliced = np.clip(change + rng.uniform(0.5, 1.5, 40) * spliced, 0, None)
+    layers = {name: sp.csr_matrix(rng.poisson(4 * values).astype(np.float32))
+              for name, values in (("spliced", spliced), ("unspliced", unspliced))}
+    io.write_h5ad(ad.AnnData(X=layers["spliced"].copy(), layers=layers), tmp_path / "cells.h5ad")
+    done = run_cli("velocity", "--input", str(tmp_path / "cells.h5ad"), "--out", str(tmp_path / "velocity.h5ad"))
+    assert done.returncode == 0, done.stderr
+    velocity = ad.read_h5ad(tmp_path / "velocity.h5ad").layers["velocity"]
+    assert np.mean([np.corrcoef(velocity[:, g], change[:, g])[0, 1] for g in range(40)]) > 0.8
+
+    io.write_h5ad(ad.AnnData(X=layers["spliced"]), tmp_path / "plain.h5ad")
+    done = run_cli("velocity", "--input", str(tmp_path / "plain.h5ad"), "--out", str(tmp_path / "none.h5ad"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(
+        "error: velocity needs layers spliced, unspliced; missing: spliced, unspliced")
+    assert not (tmp_path / "none.h5ad").exists()

@@ -116,14 +116,32 @@ def cli(quiet: bool, log_file: Path | None, versions_file: Path | None) -> None:
                                            "--cells-per-pair of them per condition.")
 @click.option("--n-drugs", default=32, help="--chemical: drugs (at least 2; storm ships 49).")
 @click.option("--doses", default="0.1,1,10", help="--chemical: doses in µM, comma-separated.")
-@click.option("--times", default="24", help="--chemical: times in hours, comma-separated.")
+@click.option("--time-course", is_flag=True, help="A time course instead: --n-perturbations stimuli at --times "
+              "(default 10,14,19) in --n-cell-types cell types, cells moving along a known velocity field "
+              "(obs: stimulus, time, cell_type; layers['velocity']).")
+@click.option("--times", default=None, help="--chemical (default 24) or --time-course: times, comma-separated.")
 def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations: int, n_combos: int,
           cells_per_pair: int, controls_per_cell_type: int, n_batches: int, chemical: bool, bulk: bool,
-          n_drugs: int, doses: str, times: str) -> None:
-    """Write a synthetic perturbation dataset (negative-binomial counts), or a chemical screen."""
+          n_drugs: int, doses: str, time_course: bool, times: str | None) -> None:
+    """Write a synthetic perturbation dataset (negative-binomial counts), a chemical screen or a
+    time course."""
     from . import io
     from .synth import SynthConfig, make_synthetic
 
+    if chemical and time_course:
+        raise StormError("--chemical and --time-course are two kinds of dataset: pick one")
+    if time_course:
+        from .synth import TIME_COURSE_SPEC, TimeCourseConfig, make_time_course
+
+        adata = make_time_course(TimeCourseConfig(
+            n_genes=n_genes, n_cell_types=n_cell_types, n_stimuli=n_perturbations,
+            times=_floats(times or "10,14,19"), cells_per_condition=cells_per_pair,
+            controls_per_cell_type=controls_per_cell_type, seed=seed))
+        io.write_h5ad(adata, out)
+        log.info("wrote %s: %d cells x %d genes; its dataset spec: %s", out, adata.n_obs, adata.n_vars,
+                 json.dumps(TIME_COURSE_SPEC))
+        return
+    times = times or "24"
     if chemical:
         from .chem.screen import SCREEN_SPEC, ScreenConfig, make_screen
 
@@ -144,6 +162,26 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
     adata = make_synthetic(cfg)
     io.write_h5ad(adata, out)
     log.info("wrote %s: %d cells x %d genes", out, adata.n_obs, adata.n_vars)
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="h5ad with layers 'spliced' and 'unspliced' (counts).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="h5ad to write: the input with layers['velocity'].")
+@click.option("--n-neighbors", default=30, help="Neighbours the moments are taken over.")
+@click.option("--n-pcs", default=30, help="Principal components the neighbours are found in.")
+def velocity(input_path: Path, out: Path, n_neighbors: int, n_pcs: int) -> None:
+    """RNA velocity with scVelo (its deterministic steady-state model) into layers['velocity'],
+    which st's velocity loss reads (`--set velocity.enable=true`). X and the other layers are
+    kept as they are."""
+    from . import io
+    from .velocity import compute_velocity
+
+    adata = io.read_h5ad(input_path)
+    compute_velocity(adata, n_neighbors=n_neighbors, n_pcs=n_pcs)
+    io.write_h5ad(adata, out)
+    log.info("wrote %s with layers['velocity']", out)
 
 
 @cli.command("import")
