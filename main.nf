@@ -111,7 +111,9 @@ workflow {
     train_in = split_data
         .combine(Channel.fromList(launch.models))
         .combine(environments)
-        .map { meta, prepared, dir, genes, model, envs -> [meta + [model: model, env: envs[model]], prepared, dir, genes] }
+        .map { meta, prepared, dir, genes, name, envs ->
+            def model = launch.modelOf[name]
+            [meta + [model: name, base: model, env: envs[model]], prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
 

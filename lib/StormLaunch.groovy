@@ -14,13 +14,19 @@ class StormLaunch {
     final Map values        // every parameter, typed (see StormSchema.check)
     final List<Map> datasets
     final List<Integer> seeds
-    final List<String> models
+    final List<String> models   // the names models run under: `name`, or `name=model` for a variant
+    final Map<String, String> modelOf   // name -> the installed model it runs
     final Map provenance    // storm and Nextflow versions, commit: what the report cites
 
     private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds,
                         List<String> models, Map provenance) {
         this.schema = schema; this.values = values; this.datasets = datasets
-        this.seeds = seeds; this.models = models; this.provenance = provenance
+        this.seeds = seeds; this.provenance = provenance
+        this.modelOf = models.collectEntries { entry ->
+            def (name, model) = entry.tokenize('=')*.trim()
+            [name, model ?: name]
+        }
+        this.models = this.modelOf.keySet() as List
     }
 
     static StormLaunch start(Map params, workflow, log, Path projectDir, Path launchDir) {

@@ -115,6 +115,8 @@ class StormSchema {
     List coerce(String name, Map spec, value) {
         def types = spec.type instanceof List ? spec.type : [spec.type]
         if (value == null) return [null, null]
+        if ('object' in types)
+            return value instanceof Map ? [value, null] : [null, "--${name} must be a mapping: give it in a -params-file (YAML or JSON)".toString()]
         if ('boolean' in types && value instanceof Boolean) return [value, null]
         if ('string' in types) {
             if (value instanceof Boolean) return [value ? '' : null, null]  // `--x ''` or `--x` alone

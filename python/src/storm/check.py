@@ -45,40 +45,49 @@ def check_dataset(path: str | os.PathLike, spec: DatasetSpec) -> dict:
     return {"obsm": obsm, "layers": layers}
 
 
-def model_overrides(models: list[str], overrides: dict) -> dict[str, dict]:
-    """``{"linear_additive.max_epochs": 5}`` -> per model ``{"max_epochs": 5}``. A key naming a
-    model that is not installed is an error (a typo would otherwise be ignored); one naming an
-    installed model that is not run (a profile's setting, say) is ignored with a note."""
+def model_overrides(variants: dict[str, str], overrides: dict) -> dict[str, dict]:
+    """``{"linear_additive.max_epochs": 5}`` -> per model name ``{"max_epochs": 5}``. A key naming
+    an installed model applies to every variant of it (``st.min_steps`` reaches ``st_lora=st``),
+    then a key naming a variant, over it. A key naming neither an installed model nor a variant is
+    an error (a typo would otherwise be ignored); one naming an installed model that is not run (a
+    profile's setting, say) is ignored with a note."""
     from .models import available_models
 
     installed = set(available_models())
     per_model: dict[str, dict] = defaultdict(dict)
+    own: dict[str, dict] = defaultdict(dict)
     for key, value in overrides.items():
         model, sep, rest = key.partition(".")
         if not sep or not rest:
             raise StormError(f"model override '{key}' must be <model>.<key>=<value>, e.g. linear_additive.lr=0.01")
-        if model not in installed:
+        if model not in installed and model not in variants:
             raise StormError(f"model override '{key}' names model '{model}', which is not installed; "
                              f"models: {', '.join(sorted(installed))}")
-        if model not in models:
+        if model not in variants and model not in variants.values():
             log.info("model override %s ignored: %s is not among the models run", key, model)
             continue
-        per_model[model][rest] = value
+        for name, base in variants.items():
+            if model == base and name != base:
+                per_model[name][rest] = value
+        (own if model in variants else per_model)[model][rest] = value
+    for name, settings in own.items():
+        per_model[name].update(settings)
     return per_model
 
 
 def check_models(models: list[str], overrides: dict, spec: DatasetSpec, stored: dict[str, list[str]],
                  require_environments: bool = False) -> dict[str, str]:
-    """Every model is installed and resolves its config; what it reads besides X (an embedding, a
-    velocity layer) is ``stored`` in the data; with ``require_environments``, its environment is
-    installed here. Returns each model's environment."""
-    from .models import get_model_class
+    """Every model (``name`` or a variant ``name=model``) is installed and resolves its config;
+    what it reads besides X (an embedding, a velocity layer) is ``stored`` in the data; with
+    ``require_environments``, its environment is installed here. Returns each name's environment."""
+    from .models import get_model_class, model_variants
     from .models.environments import require
 
-    per_model = model_overrides(models, overrides)
+    variants = model_variants(models)
+    per_model = model_overrides(variants, overrides)
     environments = {}
-    for name in models:
-        cls = get_model_class(name)
+    for name, base in variants.items():
+        cls = get_model_class(base)
         environments[name] = cls.environment
         if require_environments:
             require(name, cls)

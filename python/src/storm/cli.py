@@ -435,11 +435,14 @@ def genes(prepared: Path, split_csv: Path, n_top_genes: int, out: Path) -> None:
               help="Override a model config value (repeatable, after --config); dots reach nested keys, "
                    "e.g. --set max_epochs=5 --set lora.rank=8.")
 @click.option("--dataset", default="", help="Dataset name recorded in model.json.")
+@click.option("--name", default="", help="The name it runs under, recorded in model.json (a variant's, e.g. st_lora; "
+                                          "default: the model's).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
                    "outside the task folder so a retried task continues a killed one.")
 def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
-          config_file: Path | None, overrides: tuple[str, ...], dataset: str, checkpoint_dir: Path | None) -> None:
+          config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
+          checkpoint_dir: Path | None) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
     from .models.config import flatten, read_config_file
     from .train import train as run
@@ -447,8 +450,8 @@ def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out
     _in_model_environment(model_name)
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
-               dataset=dataset, checkpoint_dir=checkpoint_dir)
-    log.info("trained %s in %.1fs", model_name, meta["fit_seconds"])
+               dataset=dataset, checkpoint_dir=checkpoint_dir, name=name)
+    log.info("trained %s in %.1fs", meta["name"], meta["fit_seconds"])
 
 
 def _in_model_environment(model_name: str) -> None:

@@ -24,11 +24,11 @@ MODEL_JSON = "model.json"
 
 def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike, model_name: str,
           out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "",
-          checkpoint_dir: str | os.PathLike | None = None) -> dict:
+          checkpoint_dir: str | os.PathLike | None = None, name: str = "") -> dict:
     """Fit ``model_name`` on the training cells of a split (its genes from ``genes_csv``).
 
     Writes the model's own files, ``train_log.csv`` for trainable models, and last
-    ``model.json`` (model, config, seed, genes, package versions): a folder without
+    ``model.json`` (model, the ``name`` it runs under, config, seed, genes, package versions): a folder without
     ``model.json`` is an unfinished run. Trainable models checkpoint every epoch into
     ``checkpoint_dir`` (default ``out_dir/checkpoints``) and resume from the last checkpoint found
     there, so a retried task continues where a killed one stopped.
@@ -55,6 +55,7 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
     model.save(out)
     meta = {
         "model": model_name,
+        "name": name or model_name,
         "dataset": dataset,
         "config": model.config,
         "seed": seed,

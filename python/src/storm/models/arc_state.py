@@ -36,7 +36,7 @@ from ..data import PerturbationData
 from ..errors import InputError, Interrupted, StormError
 from ..logs import adopt
 from ..split.export import toml_string
-from .base import PerturbationModel
+from .base import EPOCH_LOG, PerturbationModel
 from .checkpoints import resume_point, training_lock
 from .config import flatten, load_defaults
 
@@ -247,7 +247,7 @@ class StateTransition(PerturbationModel):
         if [str(g) for g in genes] != [str(g) for g in data.genes]:
             raise StormError("State's output genes differ from the split's genes")
         self._keep(run_dir, out_dir / RUN_NAME)
-        _train_log(run_dir, out_dir / "train_log.csv")
+        _train_log(run_dir, out_dir / EPOCH_LOG)
 
     def _train(self, data: PerturbationData, run_root: Path) -> None:
         """State's own trainer on the split's cells, resuming from what ``run_root`` holds."""

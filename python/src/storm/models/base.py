@@ -14,6 +14,9 @@ from ..io import atomic_path
 from ..spec import DatasetSpec
 from .config import resolve
 
+#: what a trainable model's folder holds besides its weights: the loss per epoch and per step
+EPOCH_LOG, STEP_LOG = "train_log.csv", "train_steps.csv"
+
 
 class PerturbationModel(ABC):
     """Predicts how control cells of a cell type look under a perturbation.

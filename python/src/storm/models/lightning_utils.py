@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from .. import io
 from ..errors import Interrupted
 from ..logs import adopt
+from .base import EPOCH_LOG, STEP_LOG
 from .checkpoints import resume_point, training_lock
 from .neural import LOGGERS, prediction_loss, training_loss
 
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 adopt("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics")
 
 LAST_CKPT = "last.ckpt"
-STEP_LOG = "train_steps.csv"
 
 
 class ConditionalTrainer(L.LightningModule):
@@ -261,7 +261,7 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
              gradient_clip_val)
     if ckpt_dir == out_dir:
         return
-    for name in ("train_log.csv", STEP_LOG):
+    for name in (EPOCH_LOG, STEP_LOG):
         with io.atomic_path(out_dir / name) as tmp:
             shutil.copyfile(ckpt_dir / name, tmp)
     if LOGGERS[logger]:
@@ -285,7 +285,7 @@ def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelera
         gradient_clip_val=gradient_clip_val,
         log_every_n_steps=1,  # StepLog writes every step itself; this only quiets a warning on short epochs
         # the logs live beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / "train_log.csv"), StepLog(ckpt_dir / STEP_LOG),
+        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / EPOCH_LOG), StepLog(ckpt_dir / STEP_LOG),
                    *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),

@@ -217,7 +217,7 @@ class ST(PerturbationModel):
 
     def _add_adapters(self) -> None:
         """LoRA adapters on the backbone (peft); with ``adapters_only`` everything else is frozen
-        but the layers ``init_from`` could not fill."""
+        but the weights ``init_from`` could not fill (e.g. mHC's mixing over a plain checkpoint)."""
         from peft import LoraConfig, inject_adapter_in_model
 
         lora = self.config["lora"]
@@ -226,9 +226,9 @@ class ST(PerturbationModel):
                                            lora_dropout=float(lora["dropout"]), target_modules=targets),
                                 self.net.backbone)
         if lora["adapters_only"]:
-            fresh = getattr(self, "fresh_layers", set())
+            fresh = getattr(self, "fresh_weights", set())
             for name, param in self.net.named_parameters():
-                param.requires_grad = "lora_" in name or name.split(".")[0] in fresh
+                param.requires_grad = "lora_" in name or name.replace(".base_layer.", ".") in fresh
         n_train = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         log.info("LoRA rank %d on %s: %d of %d weights train", int(lora["rank"]), ", ".join(targets), n_train,
                  sum(p.numel() for p in self.net.parameters()))
@@ -244,9 +244,10 @@ class ST(PerturbationModel):
         own = self.net.state_dict()
         kept = {k: v for k, v in pretrained.items() if k in own and own[k].shape == v.shape}
         self.net.load_state_dict(kept, strict=False)
-        self.fresh_layers = {k.split(".")[0] for k in own if k not in kept}
+        self.fresh_weights = {k for k in own if k not in kept}
+        fresh_modules = sorted({k.rsplit(".", 1)[0] for k in self.fresh_weights})
         log.info("init_from %s: %d of %d tensors loaded%s", path, len(kept), len(own),
-                 f"; started afresh: {', '.join(sorted(self.fresh_layers))}" if self.fresh_layers else "")
+                 f"; started afresh: {', '.join(fresh_modules)}" if fresh_modules else "")
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         from .lightning_utils import Budget, SetEpoch, fit_with_resume

@@ -14,10 +14,11 @@ import pandas as pd
 from .. import io
 from ..errors import InputError
 from ..evaluate import ALL, is_pair_row
+from ..models.base import EPOCH_LOG, STEP_LOG
 from . import figures
 from .glossary import describe
 from .provenance import Provenance
-from .stats import MEAN_SD, higher_is_better, paired_comparisons, summarise
+from .stats import MEAN_SD, STABILITY_WINDOW, higher_is_better, paired_comparisons, summarise, training_stability
 from .trace import newest_trace, read_trace
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,16 @@ def read_metrics(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def read_training_logs(model_dirs: list[str | os.PathLike]) -> pd.DataFrame:
-    """``train_log.csv`` of every trained model folder, labelled from its ``model.json``."""
+def read_training_logs(model_dirs: list[str | os.PathLike], name: str = EPOCH_LOG) -> pd.DataFrame:
+    """A log (``train_log.csv`` per epoch, ``train_steps.csv`` per step) of every trained model
+    folder, labelled from its ``model.json``."""
     frames = []
     for folder in map(Path, model_dirs):
-        log_file, meta_file = folder / "train_log.csv", folder / "model.json"
+        log_file, meta_file = folder / name, folder / "model.json"
         if log_file.is_file() and meta_file.is_file():
             meta = io.read_json(meta_file)
             frame = pd.read_csv(log_file)
-            frame["model"], frame["seed"] = meta["model"], meta["seed"]
+            frame["model"], frame["seed"] = meta.get("name", meta["model"]), meta["seed"]
             frame["dataset"] = meta.get("dataset", "")
             frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -172,6 +174,18 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     if not logs.empty:
         sections.append("<h2>Training</h2>" + _img(save(figures.training_curves(logs), "training_curves.png"),
                                                    "training curves"))
+    steps = read_training_logs(list(model_dirs), STEP_LOG)
+    if not steps.empty:
+        stability = training_stability(steps)
+        io.write_csv(stability, out / "training_stability.csv")
+        sections.append(
+            "<h2>Training stability</h2><p>Per optimiser step, from each model's train_steps.csv (also in "
+            "TensorBoard under its model folder). loss_variance: the loss's variance in a sliding window of "
+            f"{STABILITY_WINDOW} steps (a quarter of the run if shorter), averaged over the run (noise and spikes, "
+            "not the trend); final_loss: the mean of the last window; gradient norms before clipping. Mean over "
+            "seeds; training_stability.csv holds the table.</p>"
+            + _table_html(stability)
+            + _img(save(figures.step_curves(steps, STABILITY_WINDOW), "training_steps.png"), "training steps"))
     trace_file = newest_trace(pipeline_info) if pipeline_info else None
     if trace_file is not None:
         trace = read_trace(trace_file)

@@ -101,6 +101,29 @@ def training_curves(logs: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
+def step_curves(steps: pd.DataFrame, window: int) -> bytes:
+    """Per dataset: the training loss per step (a running mean over ``window`` steps, the raw
+    steps faint) and the gradient norm per step, one colour per model (its first seed)."""
+    datasets = sorted(steps["dataset"].unique())
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.0 * len(datasets)), squeeze=False)
+    for row, dataset in zip(axes, datasets):
+        data = steps[steps["dataset"] == dataset]
+        for i, model in enumerate(sorted(data["model"].unique())):
+            sub = data[data["model"] == model]
+            run = sub[sub["seed"] == sub["seed"].min()].sort_values("step")
+            row[0].plot(run["step"], run["loss"], color=f"C{i}", alpha=0.2, linewidth=0.5)
+            row[0].plot(run["step"], run["loss"].rolling(window, min_periods=1).mean(), color=f"C{i}", label=model)
+            row[1].plot(run["step"], run["grad_norm"], color=f"C{i}", linewidth=0.7, label=model)
+        row[0].set_title(f"{dataset}: training loss per step", fontsize=9)
+        row[1].set_title(f"{dataset}: gradient norm per step (before clipping)", fontsize=9)
+        row[1].set_yscale("log")
+        for ax in row:
+            ax.set_xlabel("step")
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def task_resources(trace: pd.DataFrame) -> bytes:
     """Wall time and peak memory per task, by process (from the Nextflow trace)."""
     processes = sorted(trace["process"].unique())

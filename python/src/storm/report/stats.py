@@ -101,3 +101,30 @@ def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
         for q, r in zip(table["q_value"], table.itertuples())
     ], index=table.index, dtype=object)
     return table
+
+
+#: steps of the sliding window over which the loss's variance is taken (fewer on short runs)
+STABILITY_WINDOW = 50
+
+
+def training_stability(steps: pd.DataFrame, window: int = STABILITY_WINDOW) -> pd.DataFrame:
+    """Per (dataset, model): how steadily it trained, from ``train_steps.csv`` rows (step, loss,
+    grad_norm), each run's figure averaged over seeds. ``loss_variance`` is the mean, over the
+    run, of the loss's variance in a sliding window of ``window`` steps (a quarter of the run if
+    shorter): noise and spikes, not the trend; ``final_loss`` the mean of the last window."""
+    rows = []
+    for (dataset, model, seed), run in steps.groupby(["dataset", "model", "seed"], sort=True):
+        run = run.sort_values("step")
+        width = max(2, min(window, len(run) // 4))
+        loss = run["loss"].reset_index(drop=True)
+        rows.append({"dataset": dataset, "model": model, "seed": seed, "steps": int(run["step"].max()),
+                     "final_loss": float(loss.iloc[-width:].mean()),
+                     "loss_variance": float(loss.rolling(width).var().mean()),
+                     "grad_norm_median": float(run["grad_norm"].median()),
+                     "grad_norm_max": float(run["grad_norm"].max())})
+    if not rows:
+        return pd.DataFrame()
+    per_run = pd.DataFrame(rows)
+    table = per_run.groupby(["dataset", "model"], sort=True).mean(numeric_only=True).drop(columns="seed")
+    table["seeds"] = per_run.groupby(["dataset", "model"], sort=True).size()
+    return table.reset_index()
