@@ -106,10 +106,17 @@ def test_resume_runs_no_task(test_profile_run):
 
 
 def test_stub_run(tmp_path):
-    run = run_pipeline(tmp_path, "-profile", "test", "-stub-run")
+    """The whole grid as stubs, on a two-GPU workstation by configuration: every training task is
+    told the GPUs it may claim one of (storm.gpus; the claim itself is tested in test_gpus)."""
+    run = run_pipeline(tmp_path, "-profile", "test,gpu", "--local_gpus", "0,1", "-stub-run")
     assert run.result.returncode == 0, run.output[-3000:]
     assert (run.outdir / "report" / "report.html").exists()
     assert (run.outdir / "synthetic" / "seed1" / "linear_additive" / "metrics.csv").exists()
+    trains = [row for row in run.trace() if row["process"] == "TRAIN"]
+    assert trains
+    for row in trains:
+        wrapper = next((tmp_path / "work").glob(f"{row['hash']}*/.command.run"))
+        assert 'export STORM_GPUS="0,1"' in wrapper.read_text()
 
 
 def test_bad_input_stops_at_validate(tmp_path):

@@ -444,9 +444,11 @@ def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out
           config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
           checkpoint_dir: Path | None) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
+    from .gpus import claim_gpu
     from .models.config import flatten, read_config_file
     from .train import train as run
 
+    claim_gpu()
     _in_model_environment(model_name)
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
