@@ -130,6 +130,7 @@ workflow {
         EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true),
         TRAIN.out.model.map { meta, dir -> dir }.collect(sort: true),
         VALIDATE.out.qc.map { meta, qc -> qc }.collect(sort: true),
+        EVALUATE.out.cells.collect(sort: true),
         launch.runInfo(),
         softwareVersions(versions, P.outdir),
         file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString()

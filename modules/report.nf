@@ -5,6 +5,7 @@ process REPORT {
     path(metrics, stageAs: 'metrics/metrics*.csv')
     path(models, stageAs: 'models/model*')   // their train_log.csv: training curves
     path(qc, stageAs: 'qc/qc*.json')
+    path(cells, stageAs: 'cells/cells*.h5ad')   // each model's sample of predicted and real cells
     val(run_info)         // storm and Nextflow versions, commit, parameters, datasets (JSON)
     val(versions)         // what every step ran, one YAML block per process
     val(pipeline_info)    // read in place for the trace, when the filesystem is shared
@@ -15,6 +16,7 @@ process REPORT {
     script:
     def model_args = [models].flatten().collect { "--model-dir ${it}" }.join(' ')
     def qc_args = [qc].flatten().collect { "--qc ${it}" }.join(' ')
+    def cell_args = [cells].flatten().collect { "--cells ${it}" }.join(' ')
     """
     cat > run_info.json <<'STORM_RUN_INFO'
 ${run_info}
@@ -23,7 +25,7 @@ STORM_RUN_INFO
 ${versions}
 STORM_VERSIONS
     mkdir -p report
-    ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} \\
+    ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
         --out-dir report --pipeline-info '${pipeline_info}'
     """

@@ -1,3 +1,4 @@
+import anndata as ad
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -5,7 +6,7 @@ from click.testing import CliRunner
 from storm.cli import cli, parse_overrides
 
 COMMANDS = ["synth", "check", "subsample", "validate", "split", "prepare", "genes", "train", "predict", "reference",
-            "evaluate", "report", "models", "loaders synth", "loaders train", "loaders report"]
+            "evaluate", "report", "models", "velocity", "loaders synth", "loaders train", "loaders report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -56,15 +57,22 @@ def test_steps_chain_through_the_cli(tmp_path, run_cli):
          "--out-dir", tmp_path / "ref"),
         ("evaluate", "--pred", tmp_path / "pred.h5ad", "--real", tmp_path / "ref" / "real.h5ad",
          "--out", tmp_path / "metrics.csv", "--dataset", "d", "--seed", "0", "--model", "context_mean",
-         "--reference", tmp_path / "ref" / "reference"),
-        ("report", tmp_path / "metrics.csv", "--out-dir", tmp_path / "report"),
+         "--reference", tmp_path / "ref" / "reference", "--cells-out", tmp_path / "cells.h5ad"),
+        ("report", tmp_path / "metrics.csv", "--out-dir", tmp_path / "report", "--cells", tmp_path / "cells.h5ad"),
     ]
     for step in steps:
         result = run_cli(*map(str, step))
         assert result.returncode == 0, f"{step[0]}: {result.stderr}"
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert {"pearson_delta", "vcc_score", "rank_rmse"} <= set(metrics["metric"])
-    assert (tmp_path / "report" / "report.html").exists()
+    cells = ad.read_h5ad(tmp_path / "cells.h5ad")
+    real = ad.read_h5ad(tmp_path / "ref" / "real.h5ad")
+    kinds = cells.obs["source"].value_counts()
+    assert set(kinds.index) == {"predicted", "real", "control"} and kinds.max() <= 300
+    n_real = int((real.obs["perturbation"] != "control").sum())
+    assert kinds["real"] == min(300, n_real)  # the held-out pairs' real cells, not the training cells
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Real and predicted cells" in page and (tmp_path / "report" / "figures" / "d_cells.png").is_file()
 
 
 def test_train_rejects_bad_config_before_reading(tmp_path, run_cli):

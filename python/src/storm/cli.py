@@ -530,12 +530,14 @@ def reference(prepared: Path, split_csv: Path, genes_csv: Path, out_dir: Path, e
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder from `storm reference` for the same real.h5ad: reuses its DE, adds vcc_score.")
 @click.option("--no-vcc", is_flag=True, help="Skip the cell-eval (VCC) metrics.")
+@click.option("--cells-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a small sample of predicted, real and control cells here (the report's cell map).")
 @click.option("--deg-k", default="20,50,100", show_default=True,
               help="The k of the top-k DEG R² metrics (per pair, and per drug in a chemical screen), comma-separated.")
 @_threads_option
 @_quadratic_option
 def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str, reference_dir: Path | None,
-             no_vcc: bool, deg_k: str, threads: int, quadratic: str) -> None:
+             no_vcc: bool, cells_out: Path | None, deg_k: str, threads: int, quadratic: str) -> None:
     """Score predictions per (cell type, perturbation): VCC metrics through cell-eval, PerturBench
     metrics with rank partners, distribution and direction metrics; write long-form metrics.csv."""
     ks = _floats(deg_k)
@@ -546,6 +548,10 @@ def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: 
 
     table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
                 with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks))
+    if cells_out:
+        from .evaluate.cells import sample_cells
+
+        io.write_h5ad(sample_cells(pred, real, dataset, seed, model), cells_out)
     io.write_csv(table, out, checksum=True)
 
 
@@ -563,14 +569,18 @@ def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: 
               help="software_versions.yml of the run's steps.")
 @click.option("--pipeline-info", type=click.Path(file_okay=False, path_type=Path),
               help="Nextflow's pipeline_info folder, for time and memory per task.")
+@click.option("--cells", "cell_samples", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A model's cell sample (`storm evaluate --cells-out`; repeatable): the map of real and predicted "
+                   "cells.")
 def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
-           run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None) -> None:
+           run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None,
+           cell_samples: tuple[Path, ...]) -> None:
     """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
     with the run's provenance and closing with a glossary of the metrics."""
     from .report import Provenance, build_report
 
     provenance = Provenance.read(run_info, list(qc_files), versions_file)
-    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance)
+    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance, list(cell_samples))
 
 
 @cli.command()

@@ -57,6 +57,31 @@ def read_training_logs(model_dirs: list[str | os.PathLike], name: str = EPOCH_LO
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def read_cell_samples(paths: list[str | os.PathLike]) -> dict[str, list]:
+    """Per dataset, the cell samples of its first seed's models, in model order."""
+    import anndata as ad
+
+    def key(sample):
+        meta = sample.uns["sample"]
+        return meta["dataset"], int(meta["seed"]), meta["model"]
+
+    by_dataset: dict[str, list] = {}
+    for sample in sorted((ad.read_h5ad(path) for path in paths), key=key):
+        by_dataset.setdefault(key(sample)[0], []).append(sample)
+    return {dataset: [s for s in group if key(s)[1] == key(group[0])[1]] for dataset, group in by_dataset.items()}
+
+
+def _cell_map_html(samples: list | None, dataset: str, save) -> str:
+    if not samples:
+        return ""
+    seed = samples[0].uns["sample"]["seed"]
+    title = f"{dataset}, seed {seed}: up to 300 cells of each kind (held-out pairs)"
+    return ("<h3>Real and predicted cells</h3><p>One UMAP of the split's real perturbed cells, its real controls "
+            "and every model's predicted cells: a model whose cells sit on the controls predicts little change; "
+            "one whose cells cover the real perturbed cells' spread predicts the distribution, not only its mean."
+            "</p>" + _img(save(figures.cell_map(samples, title), f"{dataset}_cells.png"), "real and predicted cells"))
+
+
 def _table_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
@@ -131,10 +156,13 @@ def _img(png: bytes, alt: str) -> str:
 def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                  model_dirs: list[str | os.PathLike] = (),
                  pipeline_info: str | os.PathLike | None = None,
-                 provenance: Provenance | None = None) -> pd.DataFrame:
+                 provenance: Provenance | None = None,
+                 cell_samples: list[str | os.PathLike] = ()) -> pd.DataFrame:
     """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``figures/*.png`` and
-    ``report.html`` (provenance first, the glossary last)."""
+    ``report.html`` (provenance first, the glossary last). ``cell_samples`` (``storm evaluate
+    --cells-out``) give each dataset a map of real against predicted cells."""
     metrics = read_metrics(metric_paths)
+    samples = read_cell_samples(cell_samples)
     out = Path(out_dir)
     summary = summarise(metrics)
     io.write_csv(summary, out / "summary.csv")
@@ -169,6 +197,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
             + _table_html(comp)
             + f"<h3>Per phenotype: {html.escape(headline)}</h3>"
             + _img(save(figures.phenotype_dotplot(data, headline), f"{dataset}_phenotypes.png"), "per phenotype")
+            + _cell_map_html(samples.get(dataset), dataset, save)
         )
     logs = read_training_logs(list(model_dirs))
     if not logs.empty:

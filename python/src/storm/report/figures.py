@@ -124,6 +124,45 @@ def step_curves(steps: pd.DataFrame, window: int) -> bytes:
     return _png(fig)
 
 
+def cell_map(samples: list, title: str) -> bytes:
+    """Real and predicted cells of one split in one UMAP (scanpy: 20 principal components of all
+    the cells shown, their neighbour graph): a panel of real perturbed cells against real
+    controls, then one per model of its predicted cells over the real perturbed ones."""
+    import anndata as ad
+    import scanpy as sc
+
+    from ..evaluate.cells import SOURCE
+
+    real = samples[0][samples[0].obs[SOURCE] != "predicted"]
+    models = [s.uns["sample"]["model"] for s in samples]
+    predicted = [s[s.obs[SOURCE] == "predicted"] for s in samples]
+    cells = ad.concat([real, *predicted], index_unique="-", keys=["real", *models])
+    sc.pp.pca(cells, n_comps=min(20, cells.n_obs - 1, cells.n_vars - 1), random_state=0)
+    sc.pp.neighbors(cells, n_neighbors=15, random_state=0)
+    sc.tl.umap(cells, random_state=0)
+    xy = cells.obsm["X_umap"]
+    owner = np.repeat(["real", *models], [real.n_obs, *(p.n_obs for p in predicted)])
+    kind = cells.obs[SOURCE].to_numpy()
+    is_real = (owner == "real") & (kind == "real")
+    columns = min(4, len(models) + 1)
+    rows = -(-(len(models) + 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
+    panels = [("real cells", (owner == "real") & (kind == "control"), "controls")]
+    panels += [(model, owner == model, "predicted") for model in models]
+    for ax, (name, mask, label) in zip(axes.flat, panels):
+        ax.scatter(*xy[is_real].T, s=3, color="0.75", label="real perturbed")
+        ax.scatter(*xy[mask].T, s=3, color="C3" if label == "controls" else "C0", label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=6, markerscale=3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def task_resources(trace: pd.DataFrame) -> bytes:
     """Wall time and peak memory per task, by process (from the Nextflow trace)."""
     processes = sorted(trace["process"].unique())
