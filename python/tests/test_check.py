@@ -6,6 +6,7 @@ import pytest
 from storm import io
 from storm.check import check_models, model_overrides
 from storm.errors import SpecError, StormError
+from storm.models import model_variants
 from storm.spec import DatasetSpec
 
 
@@ -63,10 +64,27 @@ def test_spec_embedding_is_checked_and_feeds_models(tmp_path, small_adata):
 def test_overrides_group_by_model():
     overrides = {"linear_additive.lr": 1, "state.lora.rank": 2, "decoder_only.lr": 3}
     # decoder_only is installed but not run: its override is set aside, not an error
-    assert model_overrides(["linear_additive", "state"], overrides) == {"linear_additive": {"lr": 1},
-                                                                        "state": {"lora.rank": 2}}
+    assert model_overrides({"linear_additive": "linear_additive", "state": "state"}, overrides) == {
+        "linear_additive": {"lr": 1}, "state": {"lora.rank": 2}}
     with pytest.raises(StormError, match="must be <model>.<key>=<value>"):
-        model_overrides(["linear_additive"], {"lr": 1})
+        model_overrides({"linear_additive": "linear_additive"}, {"lr": 1})
+
+
+def test_a_variant_takes_its_models_settings_then_its_own():
+    variants = model_variants(["st", "st_lora=st", "st_mhc=st"])
+    assert variants == {"st": "st", "st_lora": "st", "st_mhc": "st"}
+    overrides = {"st_lora.lora.enable": True, "st.min_steps": 5, "st_lora.min_steps": 7, "st_mhc.mhc.enable": True}
+    assert model_overrides(variants, overrides) == {
+        "st": {"min_steps": 5}, "st_lora": {"min_steps": 7, "lora.enable": True},
+        "st_mhc": {"min_steps": 5, "mhc.enable": True}}
+    with pytest.raises(StormError, match="'linear_additive=st': linear_additive is an installed model"):
+        model_variants(["linear_additive=st"])
+    with pytest.raises(StormError, match="model name 'st_lora' is given twice"):
+        model_variants(["st_lora=st", "st_lora=st"])
+    with pytest.raises(StormError, match="unknown model 'nope'"):
+        model_variants(["x=nope"])
+    with pytest.raises(StormError, match="names model 'st_lroa', which is not installed"):
+        model_overrides(variants, {"st_lroa.lora.rank": 4})
 
 
 def test_spec_json_is_strict(small_h5ad, run_cli):

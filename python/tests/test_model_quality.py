@@ -89,7 +89,7 @@ def test_models_read_an_embedding_and_predict_genes(prepared_split, prepared_wit
 def test_missing_embedding_is_one_clear_error(prepared_split, tmp_path):
     from storm.errors import InputError
 
-    with pytest.raises(InputError, match=r"no obsm\['X_scvi'\]"):
+    with pytest.raises(InputError, match=r"embedding 'X_scvi' \(embed_key\) is not in obsm"):
         train(*prepared_split, "latent_additive", tmp_path, seed=0, config={"embed_key": "X_scvi"})
 
 
