@@ -138,7 +138,7 @@ def test_molecule_features_predict_drugs_never_trained_on(tmp_path):
 
 @pytest.mark.parametrize("name,budget,floor", [("chemcpa", {"min_steps": 300, "patience": 3}, 0.3),
                                                ("transigen", {"min_steps": 300, "patience": 3}, 0.3),
-                                               ("multidcp", {}, 0.15)])
+                                               ("multidcp", {"patience": 3}, 0.15)])
 def test_chemical_models_predict_drugs_never_trained_on(tmp_path, name, budget, floor):
     """chemCPA, TranSiGen and MultiDCP read the molecule: on unseen drugs they predict the
     direction of the change, where a one-hot model scores about zero (the test above)."""

@@ -16,7 +16,8 @@ from storm.train import train
 from training_inputs import check_prediction, pearson_delta
 
 CPU = {"accelerator": "cpu"}
-TRAINED = {"linear_additive": {"max_epochs": 20, **CPU}, "latent_additive": CPU, "decoder_only": CPU, "state": {}}
+TRAINED = {"linear_additive": {"max_epochs": 20, **CPU}, "latent_additive": {"min_steps": 300, "patience": 5, **CPU},
+           "decoder_only": {"min_steps": 300, "patience": 5, **CPU}, "state": {}}
 
 
 def train_and_predict(prepared_split, out, name, config, prepared=None):

@@ -132,6 +132,9 @@ def cell_map(samples: list, title: str) -> bytes:
     import scanpy as sc
 
     from ..evaluate.cells import SOURCE
+    from ..numba_cache import cache_kernels
+
+    cache_kernels()  # UMAP's neighbour graph: compiled once on a machine, not in every report
 
     real = samples[0][samples[0].obs[SOURCE] != "predicted"]
     models = [s.uns["sample"]["model"] for s in samples]
