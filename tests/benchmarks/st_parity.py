@@ -6,8 +6,10 @@
 
 Both train for the same number of optimiser steps on the same batches' shape (sets of
 `cell_set_len` cells, `batch_size` sets a step), hidden size, depth and heads, with validation and
-early stopping off, through `storm train`. What differs, and counts in the timing: State's TRAIN
-writes the split's cells for cell-load and builds its data module; st checkpoints every epoch.
+early stopping off, checkpointing as often (st every epoch, State every as many steps), through
+`storm train`. What differs, and counts in the timing: State's TRAIN writes the split's cells for
+cell-load and builds its data module; st keeps two epoch checkpoints beside the last and logs
+every step.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def storm(*args: str) -> None:
         raise SystemExit(f"storm {' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
 
 
-def settings(model: str, steps: int) -> list[str]:
+def settings(model: str, steps: int, checkpoint_every: int = 0) -> list[str]:
     s = SIZE
     if model == "st":
         keys = {"min_steps": steps, "patience": 0, "max_epochs": 100000, "cell_set_len": s["cell_set_len"],
@@ -42,8 +44,10 @@ def settings(model: str, steps: int) -> list[str]:
                 "transformer_backbone_kwargs.intermediate_size": s["intermediate"]}
     else:  # State's tiny preset, grown to the same size through its own (Hydra) keys
         kwargs = "overrides.model.kwargs"
-        keys = {"max_steps": steps, "val_freq": steps + 1, "ckpt_every_n_steps": steps, "batch_size": s["batch_size"],
+        keys = {"max_steps": steps, "val_freq": steps + 1, "ckpt_every_n_steps": checkpoint_every,
+                "batch_size": s["batch_size"],
                 "cell_set_len": s["cell_set_len"], f"{kwargs}.hidden_dim": s["hidden"],
+                f"{kwargs}.n_encoder_layers": 2, f"{kwargs}.n_decoder_layers": 2,  # st's defaults
                 f"{kwargs}.transformer_backbone_kwargs.num_hidden_layers": s["layers"],
                 f"{kwargs}.transformer_backbone_kwargs.num_attention_heads": s["heads"],
                 f"{kwargs}.transformer_backbone_kwargs.num_key_value_heads": s["heads"],
@@ -70,10 +74,14 @@ def main() -> None:
               "--out-dir", str(out / "reference"))
     files = ["--prepared", str(prepared), "--split", str(split), "--genes", str(genes)]
     rows = []
-    for model in ("state", "st"):
+    checkpoint_every = 0
+    for model in ("st", "state"):
         folder = out / model
         seconds, memory = measure([*STORM, "train", *files, "--model", model, "--out-dir", str(folder / "model"),
-                                   *settings(model, args.steps)])
+                                   *settings(model, args.steps, checkpoint_every)])
+        if model == "st":  # State checkpoints as often as st does (every epoch of st's)
+            epochs = pd.read_csv(folder / "model" / "train_steps.csv")["epoch"].nunique()
+            checkpoint_every = -(-args.steps // epochs)
         storm("predict", *files, "--model-dir", str(folder / "model"), "--out", str(folder / "pred.h5ad"))
         storm("evaluate", "--pred", str(folder / "pred.h5ad"), "--real", str(out / "reference" / "real.h5ad"),
               "--reference", str(out / "reference" / "reference"), "--out", str(folder / "metrics.csv"),

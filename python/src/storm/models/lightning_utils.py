@@ -255,6 +255,8 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
     validates = val_loader is not None
     if not validates and budget.patience > 0:
         log.warning("no validation pairs to stop early on: training for %d step(s) (min_steps)", budget.min_steps)
+    if not budget.stops_early(validates):
+        val_loader, validates = None, False  # nothing would stop on it: no validation passes to pay for
     with training_lock(ckpt_dir):
         _fit(module, train_loader, val_loader, out_dir, budget.trainer_args(validates), accelerator, seed, ckpt_dir,
              precision, [*budget.callbacks(validates), *(callbacks or [])], training_logger(logger, ckpt_dir),

@@ -99,8 +99,8 @@ class HyperResidual(nn.Module):
 class Backbone(nn.Module):
     """Transformer layers (attention, then MLP), each with its own residual connection."""
 
-    def __init__(self, dim: int, layers: int, heads: int, intermediate: int, dropout: float,
-                 streams: int = 0, sinkhorn_iters: int = 20):
+    def __init__(self, dim: int, layers: int, heads: int, intermediate: int, attention_dropout: float = 0.0,
+                 hidden_dropout: float = 0.0, streams: int = 0, sinkhorn_iters: int = 20):
         super().__init__()
         self.streams = streams
 
@@ -109,7 +109,7 @@ class Backbone(nn.Module):
 
         self.blocks = nn.ModuleList(
             residual(branch) for _ in range(layers)
-            for branch in (Attention(dim, heads, dropout), FeedForward(dim, intermediate, dropout)))
+            for branch in (Attention(dim, heads, attention_dropout), FeedForward(dim, intermediate, hidden_dropout)))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +133,9 @@ class STNet(nn.Module):
         self.pert_encoder = mlp(n_perturbations, hidden, hidden, int(config["n_encoder_layers"]), dropout)
         self.cov_encoder = nn.Linear(n_covariates, hidden, bias=False)
         self.backbone = Backbone(hidden, int(backbone["num_hidden_layers"]), int(backbone["num_attention_heads"]),
-                                 int(backbone["intermediate_size"]), dropout,
-                                 int(mhc["streams"]) if mhc["enable"] else 0, int(mhc["sinkhorn_iters"]))
+                                 int(backbone["intermediate_size"]), float(backbone["attention_dropout"]),
+                                 float(backbone["hidden_dropout"]), int(mhc["streams"]) if mhc["enable"] else 0,
+                                 int(mhc["sinkhorn_iters"]))
         self.project_out = mlp(hidden, hidden, n_inputs, int(config["n_decoder_layers"]), dropout)
         self.residual = bool(config["predict_residual"])
         self.gene_decoder = mlp(n_inputs, 2 * hidden, n_genes, 2, dropout) if decode_genes else None
