@@ -68,14 +68,17 @@ def _sampled_digest(path: Path, size: int) -> str:
 
 
 def file_digests(path: str | os.PathLike) -> dict:
-    """Size, full sha256 and the sampled digest of a file."""
+    """Size, full sha256 and, for a file that :func:`verify` checks by sample (larger than
+    ``FULL_CHECK_BYTES``), the sampled digest: on a smaller file the samples overlap and would
+    read it several times over for nothing."""
     path = Path(path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(16 << 20), b""):
             digest.update(block)
     size = path.stat().st_size
-    return {"size": size, "sha256": digest.hexdigest(), "sampled": _sampled_digest(path, size)}
+    sampled = _sampled_digest(path, size) if size > FULL_CHECK_BYTES else None
+    return {"size": size, "sha256": digest.hexdigest(), "sampled": sampled}
 
 
 def write_checksum(path: str | os.PathLike) -> dict:
