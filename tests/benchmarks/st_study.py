@@ -4,7 +4,7 @@ from it on another (seed 0: other cell types, trajectories and stimuli over the 
 courses held out. Prints the study's metrics per variant (mean ± sd over split seeds) and its
 training stability.
 
-    .venv/bin/python tests/benchmarks/st_study.py [--seeds 0,1] [--steps 400] [--out DIR]
+    .venv/bin/python tests/benchmarks/st_study.py [--seeds 0,1] [--steps 400] [--out DIR] [--set st.key=value]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("st-study"))
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                        help="more --model_set items, e.g. st.lora.adapters_only=false")
     args = parser.parse_args()
     out = args.out.resolve()
     pre = out / "pretrain"
@@ -60,7 +62,7 @@ def main() -> None:
         "--input", str(course), "--perturbation_key", "stimulus", "--time_key", "time", "--batch_key", "",
         "--split_seeds", args.seeds, "--n_top_genes", "300", "--split_args", "--whole-time-courses ",
         "--model_set", " ".join([f"st.init_from={pre / 'st'}", f"st.min_steps={args.steps}",
-                                 *(f"st.{s}" for s in sizes)]), cwd=study)
+                                 *(f"st.{s}" for s in sizes), *args.extra]), cwd=study)
     summary = pd.read_csv(study / "results" / "report" / "summary.csv")
     summary["mean ± sd"] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(summary["mean"], summary["sd"].fillna(0))]
     table = summary[summary["metric"].isin(METRICS)].pivot(index="model", columns="metric", values="mean ± sd")
