@@ -104,3 +104,20 @@ def test_unfinished_model_folder(tmp_path):
 
     with pytest.raises(InputError, match="no finished model"):
         load_model(tmp_path)
+
+
+def test_training_logs_every_step_to_tensorboard_or_offline_wandb(prepared_split, tmp_path):
+    """Per step: loss, gradient norm and learning rate in train_steps.csv and the logger's folder
+    in the model folder (TensorBoard's events, or an offline W&B run); a logger storm does not
+    know is refused before any data is read."""
+    config = {"max_epochs": 2, "accelerator": "cpu"}
+    logs = {"tensorboard": "tensorboard/events.out.tfevents.*", "wandb": "wandb/offline-run-*/*.wandb"}
+    for logger, pattern in logs.items():
+        out = tmp_path / logger
+        train(*prepared_split, "linear_additive", out, seed=0, config={**config, "logger": logger})
+        assert list(out.glob(pattern)), logger
+        steps = pd.read_csv(out / "train_steps.csv")
+        assert list(steps.columns) == ["step", "epoch", "loss", "grad_norm", "lr"]
+        assert steps["step"].tolist() == list(range(1, len(steps) + 1)) and (steps["grad_norm"] > 0).all()
+    with pytest.raises(StormError, match="logger must be one of tensorboard, wandb, none"):
+        get_model_class("linear_additive").resolve_config({"logger": "mlflow"})
