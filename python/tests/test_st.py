@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from storm.models import get_model_class
-from storm.models.st_net import HyperResidual, sinkhorn
+from storm.models.st_net import Backbone, HyperResidual, sinkhorn
 from storm.predict import predict, write_real
 from storm.spec import DatasetSpec
 from storm.synth import TIME_COURSE_SPEC, TimeCourseConfig, make_time_course
@@ -86,11 +86,16 @@ def test_mhc_mixing_is_doubly_stochastic_and_starts_as_a_plain_residual():
     logits = torch.randn(4, 4) * 3
     m = sinkhorn(logits, 50)
     assert torch.allclose(m.sum(0), torch.ones(4), atol=1e-5) and torch.allclose(m.sum(1), torch.ones(4), atol=1e-5)
-    block = HyperResidual(torch.nn.Linear(8, 8), dim=8, streams=4, sinkhorn_iters=20)
+    block = HyperResidual(torch.nn.Linear(8, 8), dim=8, streams=4, sinkhorn_iters=20, index=1)
     x = torch.randn(2, 3, 8)
     streams = x.unsqueeze(2).expand(-1, -1, 4, -1)
     plain = x + block.branch(block.norm(x))
     assert torch.allclose(block(streams).mean(dim=2), plain, atol=1e-3)
+    # branches read different streams, so the streams' gradients differ and they stop being copies
+    backbone = Backbone(8, layers=2, heads=2, intermediate=16, streams=4)
+    backbone(x).pow(2).sum().backward()
+    post = backbone.blocks[0].post.grad
+    assert not torch.allclose(post, post[0].expand_as(post))
 
 
 def test_storm_velocity_recovers_a_known_velocity(tmp_path, run_cli):

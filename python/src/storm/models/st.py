@@ -183,8 +183,8 @@ class ST(PerturbationModel):
         if int(c["hidden_dim"]) % heads:
             raise StormError(f"hidden_dim ({c['hidden_dim']}) must be a multiple of "
                              f"transformer_backbone_kwargs.num_attention_heads ({heads})")
-        if c["mhc"]["enable"] and int(c["mhc"]["streams"]) < 2:
-            raise StormError(f"mhc.streams must be 2 or more, got {c['mhc']['streams']}")
+        if c["mhc"]["enable"] and not 2 <= int(c["mhc"]["streams"]) <= 16:
+            raise StormError(f"mhc.streams must be between 2 and 16, got {c['mhc']['streams']}")
         if c["zero_shot"] and not c["init_from"]:
             raise StormError("zero_shot predicts with a pretrained model: set init_from to an st model folder")
         if c["gene_decoder_bool"] not in ("auto", True, False):

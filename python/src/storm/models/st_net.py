@@ -14,8 +14,6 @@ signal up over depth. storm keeps mHC's static matrices and leaves out its input
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -73,16 +71,24 @@ class PlainResidual(nn.Module):
         return x + self.branch(self.norm(x))
 
 
+#: at initialisation a branch reads its own stream with weight 1 - (streams - 1) * OTHER_STREAMS
+OTHER_STREAMS = 0.05
+
+
 class HyperResidual(nn.Module):
     """mHC over ``streams`` residual streams (batch, set, streams, dim):
-    ``X' = H_res X + H_post^T branch(norm(H_pre X))``. It starts as a plain residual connection:
-    ``H_pre`` averages the streams, ``H_post`` writes the branch into each, ``H_res`` is near the
-    identity."""
+    ``X' = H_res X + H_post^T branch(norm(H_pre X))``. It starts as a plain residual connection
+    (the streams are copies, ``H_pre`` sums to one, ``H_post`` writes the branch into each,
+    ``H_res`` is near the identity), but branch ``index`` reads mostly stream ``index mod
+    streams``, as Hyper-Connections initialise it: with every branch reading every stream alike,
+    the streams would get the same gradients and stay copies for ever."""
 
-    def __init__(self, branch: nn.Module, dim: int, streams: int, sinkhorn_iters: int):
+    def __init__(self, branch: nn.Module, dim: int, streams: int, sinkhorn_iters: int, index: int = 0):
         super().__init__()
         self.norm, self.branch, self.iters = nn.LayerNorm(dim), branch, sinkhorn_iters
-        self.pre = nn.Parameter(torch.full((streams,), math.log(1.0 / (streams - 1))))  # sigmoid: 1/streams
+        weights = torch.full((streams,), OTHER_STREAMS)
+        weights[index % streams] = 1 - (streams - 1) * OTHER_STREAMS
+        self.pre = nn.Parameter(torch.logit(weights))  # sigmoid(pre) = weights
         self.post = nn.Parameter(torch.zeros(streams))  # 2 sigmoid(0) = 1
         self.res = nn.Parameter(4.0 * torch.eye(streams))
 
@@ -104,12 +110,14 @@ class Backbone(nn.Module):
         super().__init__()
         self.streams = streams
 
-        def residual(branch: nn.Module) -> nn.Module:
-            return HyperResidual(branch, dim, streams, sinkhorn_iters) if streams else PlainResidual(branch, dim)
+        def residual(branch: nn.Module, index: int) -> nn.Module:
+            if streams:
+                return HyperResidual(branch, dim, streams, sinkhorn_iters, index)
+            return PlainResidual(branch, dim)
 
-        self.blocks = nn.ModuleList(
-            residual(branch) for _ in range(layers)
-            for branch in (Attention(dim, heads, attention_dropout), FeedForward(dim, intermediate, hidden_dropout)))
+        branches = [branch for _ in range(layers) for branch in
+                    (Attention(dim, heads, attention_dropout), FeedForward(dim, intermediate, hidden_dropout))]
+        self.blocks = nn.ModuleList(residual(branch, index) for index, branch in enumerate(branches))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
