@@ -32,12 +32,17 @@ def test_outputs_laid_out(test_profile_run):
             assert set(metrics["model"]) == {model} and {"pearson_delta", "vcc_score"} <= set(metrics["metric"])
             pred = ad.read_h5ad(folder / "pred.h5ad")
             assert list(pred.var_names) == list(real.var_names)
+            cells = ad.read_h5ad(folder / "cells.h5ad")  # the report's map of real and predicted cells
+            assert cells.uns["sample"]["model"] == model and list(cells.var_names) == list(real.var_names)
     assert (out / "synthetic" / "seed0" / "linear_additive" / "model" / "train_log.csv").is_file()
     report = out / "report"
-    for name in ("report.html", "summary.csv", "comparisons.csv", "leaders.txt"):
+    for name in ("report.html", "summary.csv", "comparisons.csv", "leaders.txt", "training_stability.csv"):
         assert (report / name).is_file()
-    for name in ("synthetic_models.png", "synthetic_phenotypes.png", "training_curves.png", "task_resources.png"):
+    for name in ("synthetic_models.png", "synthetic_phenotypes.png", "synthetic_cells.png", "training_curves.png",
+                 "training_steps.png", "task_resources.png"):
         assert (report / "figures" / name).is_file()
+    # the Lightning models log every step (state trains with arc-state's own trainer)
+    assert set(pd.read_csv(report / "training_stability.csv")["model"]) == {"linear_additive", "decoder_only"}
     info = out / "pipeline_info"
     for prefix in ("execution_trace_", "execution_timeline_", "execution_report_"):
         assert list(info.glob(f"{prefix}*")), prefix
