@@ -82,23 +82,21 @@ class SetBatches(IterableDataset):
             if controls.size:
                 self.groups.append((ct, pert, np.flatnonzero(targets & data.mask(cell_type=ct, perturbation=pert)),
                                     controls))
+        # each group's index once per set its perturbed cells fill
+        self.sets = [g for g, group in enumerate(self.groups) for _ in range(math.ceil(group[2].size / self.set_len))]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _sets(self) -> list[int]:
-        """Each group's index once per set it fills."""
-        return [g for g, group in enumerate(self.groups) for _ in range(math.ceil(group[2].size / self.set_len))]
-
     def __len__(self) -> int:
-        return math.ceil(len(self._sets()) / self.batch)
+        return math.ceil(len(self.sets) / self.batch)
 
     def _draw(self, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(pool, size=self.set_len, replace=pool.size < self.set_len)
 
     def __iter__(self):
         rng = np.random.default_rng([self.model.seed, self.epoch])
-        order = rng.permutation(self._sets())
+        order = rng.permutation(self.sets)
         for start in range(0, order.size, self.batch):
             chosen = [self.groups[g] for g in order[start:start + self.batch]]
             targets = np.concatenate([self._draw(cells, rng) for _, _, cells, _ in chosen])
@@ -118,51 +116,49 @@ def velocity_of(data: PerturbationData, key: str, cells: np.ndarray) -> np.ndarr
     return (data.layers[key] if key in data.layers else data.obsm[key])[cells]
 
 
-class SetTrainer:
-    """Builds the Lightning module lazily (Lightning is imported only to train)."""
+def set_trainer(net: torch.nn.Module, config: dict):
+    """The Lightning module that trains ``net`` on sets (built here: Lightning is imported only to
+    train)."""
+    import lightning as L
 
-    @staticmethod
-    def build(net: torch.nn.Module, config: dict):
-        import lightning as L
+    distance = set_distance(str(config["loss"]), float(config["blur"]))
+    velocity, decoder_weight = config["velocity"], float(config["decoder_loss_weight"])
 
-        distance = set_distance(str(config["loss"]), float(config["blur"]))
-        velocity, decoder_weight = config["velocity"], float(config["decoder_loss_weight"])
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = net
 
-        class Module(L.LightningModule):
-            def __init__(self):
-                super().__init__()
-                self.net = net
+        def losses(self, batch: dict, with_velocity: bool) -> dict[str, torch.Tensor]:
+            pred = self.net(batch["control"], batch["pert"], batch["cov"])
+            parts = {"distribution": distance(pred, batch["target"])}
+            if self.net.gene_decoder is not None:
+                parts["decoder"] = decoder_weight * distance(self.net.genes(pred), batch["genes"])
+            if with_velocity:
+                ramp = min(1.0, (self.global_step + 1) / max(int(velocity["warmup_steps"]), 1))
+                parts["velocity"] = float(velocity["lambda"]) * ramp * velocity_alignment(
+                    pred - batch["control"], batch["velocity"], float(velocity["beta"]))
+            return parts
 
-            def losses(self, batch: dict, with_velocity: bool) -> dict[str, torch.Tensor]:
-                pred = self.net(batch["control"], batch["pert"], batch["cov"])
-                parts = {"distribution": distance(pred, batch["target"])}
-                if self.net.gene_decoder is not None:
-                    parts["decoder"] = decoder_weight * distance(self.net.genes(pred), batch["genes"])
-                if with_velocity:
-                    ramp = min(1.0, (self.global_step + 1) / max(int(velocity["warmup_steps"]), 1))
-                    parts["velocity"] = float(velocity["lambda"]) * ramp * velocity_alignment(
-                        pred - batch["control"], batch["velocity"], float(velocity["beta"]))
-                return parts
+        def training_step(self, batch, batch_idx):
+            parts = self.losses(batch, "velocity" in batch)
+            for name, value in parts.items():
+                self.log(f"train_{name}_loss", value, on_step=False, on_epoch=True)
+            loss = sum(parts.values())
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            return loss
 
-            def training_step(self, batch, batch_idx):
-                parts = self.losses(batch, "velocity" in batch)
-                for name, value in parts.items():
-                    self.log(f"train_{name}_loss", value, on_step=False, on_epoch=True)
-                loss = sum(parts.values())
-                self.log("train_loss", loss, on_step=False, on_epoch=True)
-                return loss
+        def validation_step(self, batch, batch_idx):
+            # the distribution losses only: early stopping compares variants on the same measure
+            self.log("val_loss", sum(self.losses(batch, False).values()), on_step=False, on_epoch=True)
 
-            def validation_step(self, batch, batch_idx):
-                # the distribution losses only: early stopping compares variants on the same measure
-                self.log("val_loss", sum(self.losses(batch, False).values()), on_step=False, on_epoch=True)
+        def configure_optimizers(self):
+            trainable = [p for p in self.parameters() if p.requires_grad]
+            # foreach: one fused update over all tensors, not a Python loop per tensor (CPU's default)
+            return torch.optim.Adam(trainable, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]),
+                                    foreach=True)
 
-            def configure_optimizers(self):
-                trainable = [p for p in self.parameters() if p.requires_grad]
-                # foreach: one fused update over all tensors, not a Python loop per tensor (CPU's default)
-                return torch.optim.Adam(trainable, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]),
-                                        foreach=True)
-
-        return Module()
+    return Module()
 
 
 class ST(PerturbationModel):
@@ -274,7 +270,7 @@ class ST(PerturbationModel):
         if not train.groups:
             raise InputError("st found no training set: no perturbed training cells with controls of their cell type")
         val = SetBatches(self, data, "val", None)
-        fit_with_resume(SetTrainer.build(self.net, self.config), DataLoader(train, batch_size=None),
+        fit_with_resume(set_trainer(self.net, self.config), DataLoader(train, batch_size=None),
                         DataLoader(val, batch_size=None) if val.groups else None, out_dir,
                         Budget.from_config(self.config), str(self.config["accelerator"]), self.seed,
                         ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
