@@ -197,8 +197,66 @@ def test_bad_inputs(prediction, tmp_path):
             evaluate(_write(bad, tmp_path / f"{len(message)}.h5ad"), prediction / "real.h5ad", "d", 0, "m",
                      with_vcc=False)
     no_ctrl = real[real.obs["perturbation"] != "control"].copy()
-    with pytest.raises(InputError, match="no control cells"):
+    with pytest.raises(InputError, match="no cell has perturbation = 'control'"):
         evaluate(prediction / "pred.h5ad", _write(no_ctrl, tmp_path / "noctrl.h5ad"), "d", 0, "m", with_vcc=False)
+
+
+def _foreign(adata: ad.AnnData, path: Path, genes: list[str]) -> Path:
+    """``adata`` as another tool writes it: its own column names and control label, its own gene
+    order, no storm metadata."""
+    obs = pd.DataFrame({"target_gene": adata.obs["perturbation"].astype(str).replace("control", "non-targeting"),
+                        "celltype": adata.obs["cell_type"].astype(str)}, index=adata.obs_names)
+    foreign = ad.AnnData(X=adata[:, genes].X, obs=obs, var=pd.DataFrame(index=genes))
+    foreign.write_h5ad(path)
+    return path
+
+
+def test_predictions_from_another_tool_score_as_cell_eval_does(prediction, tmp_path, run_cli):
+    """A pred/real pair storm did not write (cell-eval's default column names, genes in another
+    order in each file) scored by `storm evaluate` with cell-eval's options: the same numbers as
+    `cell-eval run` on every metric both compute, and storm's own metrics beside them. (cell-eval
+    needs pred's genes in real's order: it gets a copy so ordered.)"""
+    pred, real = ad.read_h5ad(prediction / "pred.h5ad"), ad.read_h5ad(prediction / "real.h5ad")
+    genes = list(real.var_names)
+    real_path = _foreign(real, tmp_path / "real.h5ad", genes[::-1])
+    pred_path = _foreign(pred, tmp_path / "pred.h5ad", list(np.random.default_rng(0).permutation(genes)))
+    columns = ["--pert-col", "target_gene", "--control-pert", "non-targeting", "--celltype-col", "celltype"]
+    done = run_cli("evaluate", "--pred", str(pred_path), "--real", str(real_path), "--out", str(tmp_path / "m.csv"),
+                   *columns)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours = pd.read_csv(tmp_path / "m.csv")
+    assert set(ours["model"]) == {"pred"} and set(ours["dataset"]) == {"real"}  # named after the files
+    assert {"pearson_delta", "discrimination_score_l1", "energy_distance_pca"} <= set(ours["metric"])
+    cli = tmp_path / "cli"
+    aligned = _foreign(pred, tmp_path / "pred_aligned.h5ad", genes[::-1])
+    theirs_run = subprocess.run([str(Path(sys.executable).parent / "cell-eval"), "run", "-ap", str(aligned),
+                                 "-ar", str(real_path), *columns, "-o", str(cli)], capture_output=True, text=True)
+    assert theirs_run.returncode == 0, theirs_run.stderr[-2000:]
+    compared = 0
+    for path in cli.glob("*_results.csv"):
+        if path.name.endswith("_agg_results.csv"):
+            continue
+        theirs = pd.read_csv(path).rename(columns={"target_gene": "perturbation"}) \
+            .melt(id_vars="perturbation", var_name="metric", value_name="theirs")
+        mine = ours[ours["cell_type"] == path.name[: -len("_results.csv")]].merge(theirs, on=["perturbation", "metric"])
+        assert len(mine) == len(theirs), f"{path.name}: storm lacks some of cell-eval's metrics"
+        np.testing.assert_allclose(mine["value"], mine["theirs"], rtol=1e-6, atol=1e-9, equal_nan=True)
+        compared += len(mine)
+    assert compared >= 3 * 25
+
+
+def test_foreign_files_without_their_columns_named_get_one_line(prediction, tmp_path, run_cli):
+    real = ad.read_h5ad(prediction / "real.h5ad")
+    real_path = _foreign(real, tmp_path / "real.h5ad", list(real.var_names))
+    base = ["evaluate", "--pred", str(real_path), "--real", str(real_path), "--out", str(tmp_path / "m.csv")]
+    cases = {(): "name its control with --control-pert",
+             ("--control-pert", "non-targeting"): "lacks obs column(s) perturbation",
+             ("--control-pert", "ctrl", "--pert-col", "target_gene"): "no cell has target_gene = 'ctrl'"}
+    for options, message in cases.items():
+        done = run_cli(*base, *options)
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-1000:]
+        assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "m.csv").exists()
 
 
 def _with_value(adata, value):

@@ -15,7 +15,7 @@ import yaml
 
 from . import __version__
 from .errors import InputError, Interrupted, StormError
-from .spec import SPLIT_STRATEGIES, DatasetSpec
+from .spec import METRIC_PROFILES, SPLIT_STRATEGIES, DatasetSpec
 
 log = logging.getLogger("storm")
 _versions_file: list[Path] = []  # written by main() when the step succeeded
@@ -521,12 +521,22 @@ def reference(prepared: Path, split_csv: Path, genes_csv: Path, out_dir: Path, e
 
 
 @cli.command()
-@click.option("--pred", required=True, type=click.Path(path_type=Path), help="pred.h5ad.")
-@click.option("--real", required=True, type=click.Path(path_type=Path), help="real.h5ad.")
+@click.option("--pred", required=True, type=click.Path(path_type=Path),
+              help="Predicted cells (h5ad): storm predict's pred.h5ad, or any tool's with --pert-col etc.")
+@click.option("--real", required=True, type=click.Path(path_type=Path),
+              help="Real cells (h5ad): storm reference's real.h5ad, or any with the same genes.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="metrics.csv to write.")
-@click.option("--dataset", required=True, help="Dataset name for the table.")
-@click.option("--seed", required=True, type=int, help="Split seed for the table.")
-@click.option("--model", required=True, help="Model name for the table.")
+@click.option("--pert-col", help="obs column of the perturbation in both files (cell-eval's --pert-col) "
+                                 "[default: storm's perturbation].")
+@click.option("--control-pert", help="Its value on control cells (cell-eval's --control-pert) "
+                                     "[default: the one storm recorded in real.h5ad].")
+@click.option("--celltype-col", help="obs column of the cell type, scored apart (cell-eval's --celltype-col) "
+                                     "[default: storm's cell_type when present, else all cells together].")
+@click.option("--profile", default="full", show_default=True, type=click.Choice(METRIC_PROFILES),
+              help="cell-eval's metric profile (cell-eval's --profile); storm's own metrics come with each.")
+@click.option("--dataset", help="Dataset name for the table [default: the real file's name].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Split seed for the table.")
+@click.option("--model", help="Model name for the table [default: the pred file's name].")
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder from `storm reference` for the same real.h5ad: reuses its DE, adds vcc_score.")
 @click.option("--no-vcc", is_flag=True, help="Skip the cell-eval (VCC) metrics.")
@@ -536,18 +546,27 @@ def reference(prepared: Path, split_csv: Path, genes_csv: Path, out_dir: Path, e
               help="The k of the top-k DEG R² metrics (per pair, and per drug in a chemical screen), comma-separated.")
 @_threads_option
 @_quadratic_option
-def evaluate(pred: Path, real: Path, out: Path, dataset: str, seed: int, model: str, reference_dir: Path | None,
-             no_vcc: bool, cells_out: Path | None, deg_k: str, threads: int, quadratic: str) -> None:
+def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pert: str | None,
+             celltype_col: str | None, profile: str, dataset: str | None, seed: int, model: str | None,
+             reference_dir: Path | None, no_vcc: bool, cells_out: Path | None, deg_k: str, threads: int,
+             quadratic: str) -> None:
     """Score predictions per (cell type, perturbation): VCC metrics through cell-eval, PerturBench
-    metrics with rank partners, distribution and direction metrics; write long-form metrics.csv."""
+    metrics with rank partners, distribution and direction metrics; write long-form metrics.csv.
+    Files from other tools are scored too: name their columns as for `cell-eval run`."""
     ks = _floats(deg_k)
     if not ks or any(k < 1 or k != int(k) for k in ks):
         raise InputError(f"--deg-k: expected comma-separated whole numbers of genes, got '{deg_k}'")
+    for path in (pred, real):
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
     from . import io
     from .evaluate import evaluate as run
+    from .evaluate.pairs import Columns
 
+    dataset, model = dataset or real.stem, model or pred.stem
     table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
-                with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks))
+                with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks),
+                columns=Columns(pert_col, control_pert, celltype_col), profile=profile)
     if cells_out:
         from .evaluate.cells import sample_cells
 

@@ -27,6 +27,9 @@ CONDITION_SEPARATOR = "|"
 #: else "cells"; evaluation skips the metrics that need single cells on bulk data
 PROFILES = "profiles"
 
+#: cell-eval's metric profiles storm scores with (``cell-eval run --profile``) and the report shows: every
+#: metric, the Virtual Cell Challenge's three with what they need, or the cheap ones
+METRIC_PROFILES = ("full", "vcc", "minimal")
 #: how ``storm split`` can choose held-out pairs (see storm.split.strategies)
 SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "unseen_drug", "unseen_dose", "manual", "file")
 

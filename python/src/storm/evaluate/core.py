@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import perturbench, vcc
 from .drugs import drug_metrics
-from .pairs import load_pair, long_rows
+from .pairs import Columns, load_pair, long_rows
 from .time_course import time_course_metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def is_pair_row(perturbation: pd.Series) -> pd.Series:
 
 def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset: str, seed: int, model: str,
              reference: str | os.PathLike | None = None, threads: int = 1, quadratic: str = "auto",
-             with_vcc: bool = True, deg_k: tuple[int, ...] = perturbench.DEG_K) -> pd.DataFrame:
+             with_vcc: bool = True, deg_k: tuple[int, ...] = perturbench.DEG_K, columns: Columns = Columns(),
+             profile: str = "full") -> pd.DataFrame:
     """Long-form metrics (see ``COLUMNS``) of one prediction against its real cells.
 
     Parameters
@@ -51,8 +52,12 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         compute the cell-eval metrics (off: storm's own metrics only).
     deg_k
         the k of the top-k DEG R² metrics.
+    columns
+        the obs columns and control value of files storm did not write (``cell-eval run``'s options).
+    profile
+        cell-eval's metric profile (``spec.METRIC_PROFILES``).
     """
-    groups, control, bulk = load_pair(pred_path, real_path)
+    groups, control, bulk = load_pair(pred_path, real_path, columns)
     if bulk:
         log.info("bulk profiles: metrics that need single cells (DE tests, distributions) are skipped")
     baseline = pd.read_csv(Path(reference) / vcc.BASELINE_FILE) if with_vcc and reference else None
@@ -72,7 +77,7 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         aggregate = {"genewise_pearson": [perturbench.genewise_pearson(pred_delta, real_delta)]}
         if with_vcc:
             de = None if bulk else vcc.read_de(reference, group.cell_type)
-            results, agg = vcc.vcc_metrics(group, control, de, threads, quadratic, bulk)
+            results, agg = vcc.vcc_metrics(group, control, de, threads, quadratic, bulk, profile)
             table = results.set_index("perturbation").reindex(group.perturbations)
             frames.append(long_rows(group.cell_type, group.perturbations,
                                     {m: table[m].to_numpy() for m in table.columns}))

@@ -1,4 +1,9 @@
-"""Load a prediction and its real cells, check them, and cut them into per-cell-type groups."""
+"""Load a prediction and its real cells, check them, and cut them into per-cell-type groups.
+
+Files ``storm predict`` wrote carry their columns and control in ``uns['storm']['spec']``; files
+another tool wrote (``state tx infer``, a colleague's script) name them with :class:`Columns`, as
+``cell-eval run`` takes them (``--pert-col``, ``--control-pert``, ``--celltype-col``).
+"""
 
 from __future__ import annotations
 
@@ -38,10 +43,64 @@ class CellTypeGroup:
         return self.controls.mean(axis=0)
 
 
+#: the cell type of files without one (scored as one group, as cell-eval does without --celltype-col)
+ONE_CELL_TYPE = "all"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where pred and real keep the perturbation and the cell type, and which value is the control.
+    Unset fields fall back to storm's (``perturbation``, ``cell_type``, the spec's control)."""
+
+    pert_col: str | None = None
+    control: str | None = None
+    celltype_col: str | None = None
+
+    def standardise(self, adata: ad.AnnData, path) -> ad.AnnData:
+        """``adata`` with storm's obs columns (the cell type constant when there is none)."""
+        pert_col = self.pert_col or PERTURBATION
+        celltype_col = self.celltype_col or (CELL_TYPE if CELL_TYPE in adata.obs else None)
+        missing = [c for c in (pert_col, celltype_col) if c and c not in adata.obs]
+        if missing:
+            raise InputError(f"{path} lacks obs column(s) {', '.join(missing)} (obs holds: "
+                             f"{', '.join(map(str, adata.obs.columns[:12])) or 'nothing'}); name them with "
+                             f"--pert-col / --celltype-col")
+        if pert_col == PERTURBATION and celltype_col == CELL_TYPE:
+            return adata
+        obs = pd.DataFrame(index=adata.obs_names)
+        obs[PERTURBATION] = adata.obs[pert_col].astype(str).to_numpy()
+        obs[CELL_TYPE] = adata.obs[celltype_col].astype(str).to_numpy() if celltype_col else ONE_CELL_TYPE
+        return ad.AnnData(X=adata.X, obs=obs, var=adata.var, uns=adata.uns)
+
+    def check_control(self, adata: ad.AnnData, path, control: str) -> None:
+        values = adata.obs[PERTURBATION].astype(str)
+        if not (values == control).any():
+            frequent = ", ".join(values.value_counts().index[:5])
+            raise InputError(f"{path}: no cell has {self.pert_col or PERTURBATION} = '{control}' (the control); "
+                             f"most frequent values: {frequent}; name the control with --control-pert")
+
+    def control_of(self, real: ad.AnnData, real_path) -> str:
+        if self.control is not None:
+            return self.control
+        try:
+            return real.uns["storm"]["spec"]["control_value"]
+        except KeyError as exc:
+            raise InputError(f"{real_path} was not written by storm (no uns['storm']['spec']): name its control "
+                             f"with --control-pert (and its columns with --pert-col, --celltype-col)") from exc
+
+
+def _aligned_genes(pred: ad.AnnData, real: ad.AnnData, pred_path, real_path) -> ad.AnnData:
+    """``pred`` with ``real``'s genes in ``real``'s order (tools order genes as they like)."""
+    if pred.var_names.equals(real.var_names):
+        return pred
+    if not pred.var_names.is_unique or set(pred.var_names) != set(real.var_names):
+        only = sorted(set(real.var_names) - set(pred.var_names)) or sorted(set(pred.var_names) - set(real.var_names))
+        raise InputError(f"{pred_path} and {real_path} have different genes (var_names), e.g. "
+                         f"{only[0] if only else 'duplicates'}")
+    return pred[:, real.var_names]
+
+
 def _check(adata: ad.AnnData, path) -> None:
-    missing = [k for k in (PERTURBATION, CELL_TYPE) if k not in adata.obs]
-    if missing:
-        raise InputError(f"{path} lacks obs column(s) {', '.join(missing)}")
     values = stored_values(adata.X)
     if not np.all(np.isfinite(values)):
         raise InputError(f"{path} holds NaN or infinite values")
@@ -49,18 +108,17 @@ def _check(adata: ad.AnnData, path) -> None:
         raise InputError(f"{path} holds negative values; expected log-normalised expression")
 
 
-def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike) -> tuple[list[CellTypeGroup], str, bool]:
+def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike, columns: Columns = Columns()
+              ) -> tuple[list[CellTypeGroup], str, bool]:
     """Read and check pred/real; return the groups per cell type, the control value and whether
     the real data are bulk profiles."""
     real = io.read_h5ad(real_path)
+    control = columns.control_of(real, real_path)
+    real = columns.standardise(real, real_path)
     # `storm reference` passes the real cells as both sides: read them once
-    pred = real if Path(pred_path) == Path(real_path) else io.read_h5ad(pred_path)
-    try:
-        control = real.uns["storm"]["spec"]["control_value"]
-    except KeyError as exc:
-        raise InputError(f"{real_path} has no uns['storm']['spec']; write it with `storm predict`") from exc
-    if not pred.var_names.equals(real.var_names):
-        raise InputError(f"{pred_path} and {real_path} have different genes (var_names)")
+    pred = real if Path(pred_path) == Path(real_path) else columns.standardise(io.read_h5ad(pred_path), pred_path)
+    columns.check_control(real, real_path, control)
+    pred = _aligned_genes(pred, real, pred_path, real_path)
     _check(pred, pred_path)
     _check(real, real_path)
     groups = []

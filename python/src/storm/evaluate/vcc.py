@@ -100,8 +100,8 @@ class _FailedMetrics(logging.Handler):
 
 
 def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, threads: int,
-                quadratic: str = "auto", bulk: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """cell-eval's full profile for one cell type: (per-perturbation table, aggregate table); on
+                quadratic: str = "auto", bulk: bool = False, profile: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cell-eval's ``profile`` (default: full) for one cell type: (per-perturbation table, aggregate table); on
     bulk profiles its metrics of means only (no DE, nothing over single cells).
 
     A metric cell-eval fails to compute (it only logs that) becomes a NaN column, logged as a
@@ -115,7 +115,7 @@ def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, thr
     try:
         with tempfile.TemporaryDirectory() as tmp:
             evaluator = _evaluator(group.pred_adata, group.real_adata, de, control, threads, tmp, bulk)
-            results, agg = evaluator.compute(profile="anndata" if bulk else "full", skip_metrics=skip or None,
+            results, agg = evaluator.compute(profile="anndata" if bulk else profile, skip_metrics=skip or None,
                                              write_csv=False)
     finally:
         runner_log.removeHandler(handler)
