@@ -100,9 +100,10 @@ class _FailedMetrics(logging.Handler):
 
 
 def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, threads: int,
-                quadratic: str = "auto", bulk: bool = False, profile: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """cell-eval's ``profile`` (default: full) for one cell type: (per-perturbation table, aggregate table); on
-    bulk profiles its metrics of means only (no DE, nothing over single cells).
+                quadratic: str = "auto", bulk: bool = False, profile: str = "full"
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cell-eval's ``profile`` for one cell type: (per-perturbation table, aggregate table); on bulk
+    profiles its metrics of means only (no DE, nothing over single cells).
 
     A metric cell-eval fails to compute (it only logs that) becomes a NaN column, logged as a
     warning, so it is counted as missing rather than silently absent.
