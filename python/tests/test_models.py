@@ -91,6 +91,24 @@ def test_resumes_from_checkpoint_to_the_same_weights(prepared_split, tmp_path, n
         assert torch.equal(resumed[key], value), key
 
 
+def test_a_run_killed_after_early_stopping_resumes_to_its_end(prepared_split, tmp_path):
+    """Killed after early stopping's last checkpoint but before the model was written, the next
+    attempt trains no further epoch and ends with the same weights."""
+    config = {"max_epochs": 60, "min_steps": 1, "patience": 2, "lr": 0.5, "accelerator": "cpu"}  # lr: soon noisy
+    out = tmp_path / "model"
+    train(*prepared_split, "linear_additive", out, seed=0, config=config)
+    epochs = pd.read_csv(out / "train_log.csv")["epoch"].tolist()
+    assert len(epochs) < 60  # it stopped early
+    finished = torch.load(out / "weights.pt", weights_only=True)["state_dict"]
+    for name in ("weights.pt", "model.json"):
+        (out / name).unlink()
+    train(*prepared_split, "linear_additive", out, seed=0, config=config)
+    assert pd.read_csv(out / "train_log.csv")["epoch"].tolist() == epochs
+    resumed = torch.load(out / "weights.pt", weights_only=True)["state_dict"]
+    for key, value in finished.items():
+        assert torch.equal(resumed[key], value), key
+
+
 def test_linear_additive_learns_effects(split_data, tmp_path):
     model = get_model_class("linear_additive")(split_data.spec, max_epochs=20, accelerator="cpu")
     model.fit(split_data, tmp_path)

@@ -106,16 +106,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         Path(str(path) + io.CHECKSUM_SUFFIX).unlink(missing_ok=True)
 
 
-class RngState(L.Callback):
-    """Keeps torch's random state in each checkpoint and restores it on resume, so dropout draws
-    the same masks after a resume as in a run that never stopped."""
+class ResumeState(L.Callback):
+    """What a checkpoint must carry besides Lightning's own for a resume to go on exactly as the run
+    that never stopped: torch's random state (dropout draws the same masks) and whether training
+    had decided to stop (Lightning forgets it: a task killed after early stopping's last checkpoint
+    would otherwise train on past it)."""
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["storm_torch_rng"] = torch.get_rng_state()
+        checkpoint["storm_should_stop"] = bool(trainer.should_stop)
 
     def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         if "storm_torch_rng" in checkpoint:
             torch.set_rng_state(checkpoint["storm_torch_rng"])
+        trainer.should_stop = bool(checkpoint.get("storm_should_stop", False))
 
 
 class BestWeights(L.Callback):
@@ -133,7 +137,8 @@ class BestWeights(L.Callback):
         self.best = float(loss)
         self.weights = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # not on_train_end: a resume from the checkpoint that decided to stop skips the training loop
         if self.weights is not None:
             module.load_state_dict(self.weights)
             log.info("restored the weights of the best validation loss (%.4g)", self.best)
@@ -287,7 +292,7 @@ def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelera
         gradient_clip_val=gradient_clip_val,
         log_every_n_steps=1,  # StepLog writes every step itself; this only quiets a warning on short epochs
         # the logs live beside the checkpoints, so a resumed attempt keeps the earlier epochs' rows
-        callbacks=[checkpoint, RngState(), EpochLog(ckpt_dir / EPOCH_LOG), StepLog(ckpt_dir / STEP_LOG),
+        callbacks=[checkpoint, ResumeState(), EpochLog(ckpt_dir / EPOCH_LOG), StepLog(ckpt_dir / STEP_LOG),
                    *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=sys.stderr.isatty(),
