@@ -133,7 +133,8 @@ workflow {
         EVALUATE.out.cells.collect(sort: true),
         launch.runInfo(),
         softwareVersions(versions, P.outdir),
-        file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString()
+        file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString(),
+        launch.store() ?: ''
     )
 }
 
@@ -169,6 +170,14 @@ workflow.onComplete {
         def sync = ['storm', 'sync', file(P.outdir).toString(), P.sync_to.toString()].execute()
         sync.consumeProcessOutput(System.out, System.err)
         if (sync.waitFor() != 0) log.error "storm: sync to ${P.sync_to} failed; run it again to resume"
+        // the results store beside the synced runs, so collaborators query every run there
+        def store = launch.store()
+        if (store && !store.startsWith('s3://') && new File(store, 'runs').isDirectory()) {
+            def remote = P.sync_to.toString().replaceAll('/+$', '').replaceAll('/[^/]+$', '') + '/storm-store'
+            def push = ['storm', 'results', 'push', remote, '--store', store].execute()
+            push.consumeProcessOutput(System.out, System.err)
+            if (push.waitFor() != 0) log.error "storm: pushing the results store to ${remote} failed; run it again"
+        }
     }
     if (!workflow.success) {
         def first = workflow.errorMessage?.readLines()?.find { it.startsWith('error: ') }

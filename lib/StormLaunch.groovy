@@ -70,7 +70,8 @@ class StormLaunch {
             System.exit(2)
         }
         def provenance = [storm: workflow.manifest.version, commit: commit(projectDir),
-                          nextflow: workflow.nextflow.version.toString()]
+                          nextflow: workflow.nextflow.version.toString(), session: workflow.sessionId.toString(),
+                          profile: workflow.profile]   // what a -resume keeps: REPORT's inputs stay cached
         def launch = new StormLaunch(schema, values, datasets, seeds, models, provenance)
         log.info launch.summary(workflow)
         if (!workflow.preview) launch.writeParams()
@@ -145,6 +146,16 @@ class StormLaunch {
         def file = nextflow.Nextflow.file("${values.outdir}/pipeline_info/params.json")
         def text = JsonOutput.prettyPrint(JsonOutput.toJson(values.findAll { k, v -> k != 'help' })) + '\n'
         if (!file.exists() || file.text != text) file.text = text
+    }
+
+    /** The results store this run appends to (absolute), or null for `--store none`. */
+    String store() {
+        def given = values.store?.toString()
+        if (given == 'none') return null
+        if (given) return given.startsWith('s3://') ? given : new File(given).absoluteFile.toString()
+        def outdir = values.outdir.toString().replaceAll('/+$', '')
+        if (outdir.startsWith('s3://')) return outdir.substring(0, outdir.lastIndexOf('/')) + '/storm-store'
+        return new File(outdir).absoluteFile.parentFile.toPath().resolve('storm-store').toString()
     }
 
     /** What a report cites about this run: versions, commit, parameters and datasets, as JSON. */

@@ -9,6 +9,7 @@ process REPORT {
     val(run_info)         // storm and Nextflow versions, commit, parameters, datasets (JSON)
     val(versions)         // what every step ran, one YAML block per process
     val(pipeline_info)    // read in place for the trace, when the filesystem is shared
+    val(store)            // the results store the run is appended to ('' for none)
 
     output:
     path("report"), emit: report
@@ -17,6 +18,7 @@ process REPORT {
     def model_args = [models].flatten().collect { "--model-dir ${it}" }.join(' ')
     def qc_args = [qc].flatten().collect { "--qc ${it}" }.join(' ')
     def cell_args = [cells].flatten().collect { "--cells ${it}" }.join(' ')
+    def store_arg = store ? "--store '${store}'" : ''
     """
     cat > run_info.json <<'STORM_RUN_INFO'
 ${run_info}
@@ -27,7 +29,7 @@ STORM_VERSIONS
     mkdir -p report
     ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
-        --out-dir report --pipeline-info '${pipeline_info}'
+        --out-dir report --pipeline-info '${pipeline_info}' ${store_arg}
     """
 
     stub:
