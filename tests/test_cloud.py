@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import boto3
+import pandas as pd
 import pytest
 
 from harness import SECRET, run_pipeline
@@ -134,6 +135,27 @@ def test_pipeline_syncs_results_when_it_ends(moto_server, tmp_path):
     body = boto3.client("s3").get_object(Bucket="runs", Key="results/stub1/manifest.json")["Body"].read()
     manifest = json.loads(body)
     assert "report/report.html" in manifest["files"]
+
+
+def test_results_store_pushed_to_s3_reads_the_same(moto_server, tmp_path):
+    """A local store pushed to S3 answers the same leaderboard there; a run appended straight to
+    the S3 store shows up at the next query, a second push copies only what is new."""
+    boto3.client("s3").create_bucket(Bucket="lab")
+    metrics = tmp_path / "metrics.csv"
+    rows = [{"dataset": "d", "seed": 0, "model": model, "cell_type": "A", "perturbation": f"P{i}",
+             "metric": "pearson_delta", "value": level + 0.01 * i} for model, level in (("a", 0.2), ("b", 0.6))
+            for i in range(6)]
+    pd.DataFrame(rows).to_csv(metrics, index=False)
+    local, remote = tmp_path / "store", "s3://lab/storm-store"
+    assert storm("results", "add", metrics, "--store", local, "--run-name", "one").returncode == 0
+    pushed = storm("results", "push", remote, "--store", local)
+    assert pushed.returncode == 0 and "file(s) copied" in pushed.stdout, pushed.stderr
+    board = [storm("results", "leaderboard", "--csv", "--store", where).stdout for where in (local, remote)]
+    assert board[0] == board[1] and board[0].splitlines()[1].split(",")[3] == "b"
+    assert storm("results", "add", metrics, "--store", remote, "--run-name", "two").returncode == 0
+    assert "two" in storm("results", "runs", "--store", remote).stdout
+    again = storm("results", "push", remote, "--store", local)
+    assert again.stdout.startswith(f"{remote}: 1 file(s)")  # only the run's commit row again
 
 
 class AsyncBatch:

@@ -1,7 +1,9 @@
 """The pipeline end to end on real Nextflow: the test profile, -resume, -stub-run, bad input."""
 
+import io
 import json
 import subprocess
+import sys
 
 import anndata as ad
 import pandas as pd
@@ -108,6 +110,33 @@ def test_resume_runs_no_task(test_profile_run):
     rows = again.trace()
     assert rows and all(row["status"] == "CACHED" for row in rows), [r["name"] for r in rows if r["status"] != "CACHED"]
     assert len(rows) == len(test_profile_run.trace())
+
+
+def test_two_runs_land_in_one_store(test_profile_run, tmp_path):
+    """A second run (elsewhere, sharing the first's store) on seed 0 of the same data: the
+    leaderboard ranks every model of both runs, counting the shared models' runs and splits once
+    each, and tests each against the leader on the pairs both scored."""
+    store = test_profile_run.cwd / "storm-store"  # the default: beside --outdir
+    second = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0",
+                          "--models", "context_mean,linear_additive", "--store", str(store))
+    assert second.result.returncode == 0, second.output[-3000:]
+
+    def results(*args):  # every command's table as CSV (export writes nothing else)
+        csv = [] if args[0] == "export" else ["--csv"]
+        done = subprocess.run([sys.executable, "-m", "storm", "results", *args, "--store", str(store), *csv],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return pd.read_csv(io.StringIO(done.stdout))
+
+    assert len(results("runs")) == 2
+    board = results("leaderboard", "--metric", "pearson_delta").set_index("model")
+    assert set(board.index) == set(MODELS)
+    assert board.loc["context_mean", "n_runs"] == 2 and board.loc["control_mean", "n_runs"] == 1
+    assert board.loc["context_mean", "n_splits"] == len(SEEDS)  # seed 0 is one split, whichever run scored it
+    assert board.loc["linear_additive", "n_pairs"] > board.loc["decoder_only", "n_pairs"]  # two runs' seed-0 pairs
+    assert board["p_vs_leader"].notna().sum() == len(MODELS) - 1
+    tasks = results("export", "tasks")
+    assert {"TRAIN", "EVALUATE", "REFERENCE"} <= set(tasks["process"])
 
 
 def test_stub_run(tmp_path):
