@@ -16,6 +16,10 @@ include { REFERENCE } from './modules/reference'
 include { TRAIN     } from './modules/train'
 include { PREDICT   } from './modules/predict'
 include { EVALUATE  } from './modules/evaluate'
+// a sweep's configurations are also scored on the validation pairs, where the report chooses
+include { REFERENCE as REFERENCE_VAL } from './modules/reference'
+include { PREDICT   as PREDICT_VAL   } from './modules/predict'
+include { EVALUATE  as EVALUATE_VAL  } from './modules/evaluate'
 include { REPORT    } from './modules/report'
 include { LOADER_SYNTH  } from './modules/loader_synth'
 include { LOADER_TRAIN  } from './modules/loader_train'
@@ -28,6 +32,14 @@ launch = StormLaunch.start(params, workflow, log, projectDir, launchDir)
 // what identifies a split of a dataset, whatever the model
 def splitKey(meta) {
     return meta.subMap(['id', 'seed', 'split'])
+}
+
+// each prediction with its split's real cells and reference: [meta, pred, real, reference]
+def withReference(predictions, references) {
+    return predictions
+        .map { meta, pred -> [splitKey(meta), meta, pred] }
+        .combine(references.map { meta, real, reference -> [splitKey(meta), real, reference] }, by: 0)
+        .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
 }
 
 // What the tasks ran, one YAML block per process (the packages any of its tasks imported), written
@@ -113,15 +125,16 @@ workflow {
         .combine(environments)
         .map { meta, prepared, dir, genes, name, envs ->
             def model = launch.modelOf[name]
-            [meta + [model: name, base: model, env: envs[model]], prepared, dir, genes] }
+            [meta + [model: name, base: model, env: envs[model], sweep: launch.sweepOf[name]], prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
+    EVALUATE(withReference(PREDICT.out.prediction, REFERENCE.out.reference))
 
-    evaluate_in = PREDICT.out.prediction
-        .map { meta, pred -> [splitKey(meta), meta, pred] }
-        .combine(REFERENCE.out.reference.map { meta, real, reference -> [splitKey(meta), real, reference] }, by: 0)
-        .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
-    EVALUATE(evaluate_in)
+    // sweeps: each configuration also predicts the validation pairs; the report chooses on them
+    REFERENCE_VAL(split_data.filter { launch.sweepOf })
+    swept = train_in.join(TRAIN.out.model).filter { meta, prepared, dir, genes, model -> meta.sweep }
+    PREDICT_VAL(swept)
+    EVALUATE_VAL(withReference(PREDICT_VAL.out.prediction, REFERENCE_VAL.out.reference))
 
     versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, SPLIT.out.versions,
                             PREPARE.out.versions, GENES.out.versions, REFERENCE.out.versions, TRAIN.out.versions,
@@ -134,7 +147,8 @@ workflow {
         launch.runInfo(),
         softwareVersions(versions, P.outdir),
         file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString(),
-        launch.store() ?: ''
+        launch.store() ?: '',
+        EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
     )
 }
 

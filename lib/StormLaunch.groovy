@@ -14,19 +14,48 @@ class StormLaunch {
     final Map values        // every parameter, typed (see StormSchema.check)
     final List<Map> datasets
     final List<Integer> seeds
-    final List<String> models   // the names models run under: `name`, or `name=model` for a variant
+    final List<String> models   // the names models run under: `name`, `name=model` for a variant, a sweep's configurations
     final Map<String, String> modelOf   // name -> the installed model it runs
+    final Map<String, Map> sweepOf      // a sweep's configuration -> [group: the name swept, set: ['key=value', ...]]
     final Map provenance    // storm and Nextflow versions, commit: what the report cites
 
     private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds,
                         List<String> models, Map provenance) {
         this.schema = schema; this.values = values; this.datasets = datasets
         this.seeds = seeds; this.provenance = provenance
-        this.modelOf = models.collectEntries { entry ->
+        def named = models.collectEntries { entry ->
             def (name, model) = entry.tokenize('=')*.trim()
             [name, model ?: name]
         }
+        def swept = sweeps(values.model_set?.toString() ?: '')
+        this.sweepOf = [:]
+        this.modelOf = [:]
+        named.each { name, model ->
+            if (!swept[name]) { modelOf[name] = model; return }
+            swept[name].each { List<String> set ->
+                def config = "${name}@${set.join(',')}".toString()
+                modelOf[config] = model
+                sweepOf[config] = [group: name, set: set]
+            }
+        }
         this.models = this.modelOf.keySet() as List
+    }
+
+    /**
+     * The sweeps of --model_set: items `model.key=a|b|c` (no spaces) -> per model, its configurations,
+     * the product of its swept keys' values (`linear_additive.lr=1e-3|1e-4 linear_additive.batch_size=64|128`:
+     * four), each a list of `key=value` settings. A configuration trains under the name
+     * `model@key=value,...`; the report picks each model's best configuration on the validation pairs.
+     */
+    static Map<String, List<List<String>>> sweeps(String modelSet) {
+        def axes = [:]
+        modelSet.split(/\s+/).findAll { it.contains('|') }.each { item ->
+            def matcher = item =~ /^([^.=]+)\.([^=]+)=(.*)$/
+            if (!matcher.matches()) return   // CHECK names a malformed item
+            def (all, model, key, values) = matcher[0]
+            axes.get(model, []) << values.split(/\|/, -1).collect { "${key}=${it}".toString() }
+        }
+        axes.collectEntries { model, keys -> [model, keys.combinations()*.collect { it.toString() }] }
     }
 
     static StormLaunch start(Map params, workflow, log, Path projectDir, Path launchDir) {

@@ -15,7 +15,7 @@ process EVALUATE {
     def args = task.ext.args ?: ''
     """
     ${StormCli.call('evaluate')} --pred ${pred} --real ${real} --reference ${reference} --out metrics.csv --cells-out cells.h5ad \\
-        --dataset ${meta.id} --seed ${meta.seed} --model ${meta.model} --threads ${task.cpus} ${args}
+        --dataset ${meta.id} --seed ${meta.seed} --model '${meta.model}' --threads ${task.cpus} ${args}
     """
 
     stub:

@@ -10,6 +10,7 @@ process REPORT {
     val(versions)         // what every step ran, one YAML block per process
     val(pipeline_info)    // read in place for the trace, when the filesystem is shared
     val(store)            // the results store the run is appended to ('' for none)
+    path(val_metrics, stageAs: 'val/metrics*.csv')   // a sweep's configurations on the validation pairs
 
     output:
     path("report"), emit: report
@@ -19,6 +20,7 @@ process REPORT {
     def qc_args = [qc].flatten().collect { "--qc ${it}" }.join(' ')
     def cell_args = [cells].flatten().collect { "--cells ${it}" }.join(' ')
     def store_arg = store ? "--store '${store}'" : ''
+    def val_args = [val_metrics].flatten().collect { "--val-metrics ${it}" }.join(' ')
     """
     cat > run_info.json <<'STORM_RUN_INFO'
 ${run_info}
@@ -29,7 +31,7 @@ STORM_VERSIONS
     mkdir -p report
     ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
-        --out-dir report --pipeline-info '${pipeline_info}' ${store_arg}
+        --out-dir report --pipeline-info '${pipeline_info}' ${store_arg} ${val_args} ${task.ext.args ?: ''}
     """
 
     stub:

@@ -16,7 +16,7 @@ process TRAIN {
     """
     export OMP_NUM_THREADS=${task.cpus}
     ${StormCli.call('train')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
-        --model ${meta.base} --name ${meta.model} --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
+        --model ${meta.base} --name '${meta.model}' --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
     """
 
     stub:

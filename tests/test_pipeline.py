@@ -7,6 +7,7 @@ import sys
 
 import anndata as ad
 import pandas as pd
+import pytest
 
 from harness import REPO, nextflow_bin, run_pipeline
 
@@ -112,14 +113,44 @@ def test_resume_runs_no_task(test_profile_run):
     assert len(rows) == len(test_profile_run.trace())
 
 
-def test_two_runs_land_in_one_store(test_profile_run, tmp_path):
-    """A second run (elsewhere, sharing the first's store) on seed 0 of the same data: the
-    leaderboard ranks every model of both runs, counting the shared models' runs and splits once
-    each, and tests each against the leader on the pairs both scored."""
+SWEEP = ["linear_additive@lr=1e-3", "linear_additive@lr=5e-2"]
+
+
+@pytest.fixture(scope="module")
+def sweep_run(test_profile_run, tmp_path_factory):
+    """A second run, elsewhere, into the first run's store: seed 0 of the same data, context_mean
+    and a sweep of linear_additive's learning rate."""
+    run = run_pipeline(tmp_path_factory.mktemp("sweep"), "-profile", "test", "--split_seeds", "0",
+                       "--models", "context_mean,linear_additive", "--store", str(test_profile_run.cwd / "storm-store"),
+                       "--model_set", "linear_additive.max_epochs=15 linear_additive.lr=1e-3|5e-2")
+    assert run.result.returncode == 0, run.output[-3000:]
+    return run
+
+
+def test_a_sweep_chooses_each_split_s_configuration_on_its_validation_pairs(sweep_run):
+    trained = {row["tag"].split()[-1] for row in sweep_run.trace() if row["process"] == "TRAIN"}
+    assert trained == {"context_mean", *SWEEP}  # each configuration its own task
+    choices = pd.read_csv(sweep_run.outdir / "report" / "sweeps.csv")
+    assert set(choices["configuration"]) == set(SWEEP) and choices["chosen"].sum() == 1
+    best = choices.loc[choices["val_mean"].idxmax()]
+    assert best["chosen"] and best["val_pairs"] > 0
+    val = pd.read_csv(sweep_run.outdir / "synthetic" / "seed0" / best["configuration"] / "val" / "metrics.csv")
+    assert val.loc[val["metric"] == "pearson_delta", "value"].mean() == pytest.approx(best["val_mean"])
+    # the report shows the chosen configuration's test metrics under the model's name, and only those
+    summary = pd.read_csv(sweep_run.outdir / "report" / "summary.csv")
+    assert set(summary["model"]) == {"context_mean", "linear_additive"}
+    test = pd.read_csv(sweep_run.outdir / "synthetic" / "seed0" / best["configuration"] / "metrics.csv")
+    shown = summary.set_index(["model", "metric"]).loc[("linear_additive", "pearson_delta"), "mean"]
+    assert shown == pytest.approx(test.loc[test["metric"] == "pearson_delta", "value"].mean())
+    page = (sweep_run.outdir / "report" / "report.html").read_text()
+    assert "<h2>Sweeps</h2>" in page and all(name in page for name in SWEEP)
+
+
+def test_two_runs_land_in_one_store(test_profile_run, sweep_run):
+    """The sweep run went into the first run's store: the leaderboard ranks every model and
+    configuration of both, counting a shared model's runs and splits once each, and tests each
+    against the leader on the pairs both scored."""
     store = test_profile_run.cwd / "storm-store"  # the default: beside --outdir
-    second = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0",
-                          "--models", "context_mean,linear_additive", "--store", str(store))
-    assert second.result.returncode == 0, second.output[-3000:]
 
     def results(*args):  # every command's table as CSV (export writes nothing else)
         csv = [] if args[0] == "export" else ["--csv"]
@@ -130,11 +161,11 @@ def test_two_runs_land_in_one_store(test_profile_run, tmp_path):
 
     assert len(results("runs")) == 2
     board = results("leaderboard", "--metric", "pearson_delta").set_index("model")
-    assert set(board.index) == set(MODELS)
+    assert set(board.index) == set(MODELS) | set(SWEEP)
     assert board.loc["context_mean", "n_runs"] == 2 and board.loc["control_mean", "n_runs"] == 1
     assert board.loc["context_mean", "n_splits"] == len(SEEDS)  # seed 0 is one split, whichever run scored it
-    assert board.loc["linear_additive", "n_pairs"] > board.loc["decoder_only", "n_pairs"]  # two runs' seed-0 pairs
-    assert board["p_vs_leader"].notna().sum() == len(MODELS) - 1
+    assert board.loc["context_mean", "n_pairs"] > board.loc["control_mean", "n_pairs"]  # two runs' seed-0 pairs
+    assert board["p_vs_leader"].notna().sum() == len(board) - 1
     tasks = results("export", "tasks")
     assert {"TRAIN", "EVALUATE", "REFERENCE"} <= set(tasks["process"])
 

@@ -24,6 +24,9 @@ def test_checks_pass_on_good_input(small_h5ad, run_cli):
     (["--models", "latent_additive", "--set", "latent_additive.embed_key=X_scvi"],
      "error: model latent_additive: embedding 'X_scvi' (embed_key) is not in obsm"),
     (["--models", "nope"], "error: unknown model 'nope'"),
+    (["--models", "linear_additive", "--set", "linear_additive.lr=1e-3|[oops"],
+     "error: --model_set lr=1e-3|[oops: the value is not valid YAML"),
+    (["--models", "linear_additive", "--sweep-metric", "n_cells"], "error: --sweep_metric n_cells: not a metric"),
     (["--perturbation-key", "gene"], "error: obs column 'gene' not found"),
     (["--", "--strategy", "transfer", "--test-fraction", "1.5"], "error: test_fraction must be between 0 and 1"),
     (["--", "--covariate-keys", "cell_type,dose"], "error: obs column 'dose' not found"),
@@ -35,6 +38,16 @@ def test_each_problem_is_one_line(small_h5ad, run_cli, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_sweep_is_every_configuration_of_its_swept_keys():
+    from storm.check import sweep_configurations
+
+    configurations = sweep_configurations({"lr": "1e-3|1e-4", "hidden": "[64]|[32, 32]", "max_epochs": 5})
+    assert configurations == [{"lr": 1e-3, "hidden": [64], "max_epochs": 5}, {"lr": 1e-3, "hidden": [32, 32],
+                              "max_epochs": 5}, {"lr": 1e-4, "hidden": [64], "max_epochs": 5},
+                              {"lr": 1e-4, "hidden": [32, 32], "max_epochs": 5}]
+    assert sweep_configurations({"lr": 0.1}) == [{"lr": 0.1}]
 
 
 def test_malformed_holdout_yaml_is_one_line(tmp_path, small_h5ad, run_cli):

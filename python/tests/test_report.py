@@ -105,3 +105,30 @@ def test_report_rejects_foreign_table(tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(bad, index=False)
     with pytest.raises(InputError, match="not a storm metrics table"):
         build_report([bad], tmp_path / "out")
+
+
+def test_a_sweep_picks_each_split_s_best_configuration_on_validation_only():
+    """Per seed, the configuration best on the validation pairs stands for its model on the test
+    pairs, even where another configuration is better on test (test never chooses); models
+    that were not swept pass through."""
+    from storm.report import sweeps
+
+    def rows(model, seed, value, n=4, metric="pearson_delta"):
+        return [("ds", seed, model, "T", f"p{i}", metric, value) for i in range(n)]
+
+    columns = ["dataset", "seed", "model", "cell_type", "perturbation", "metric", "value"]
+    val = pd.DataFrame(rows("m@lr=1", 0, 0.9) + rows("m@lr=2", 0, 0.5) + rows("m@lr=1", 1, 0.1) + rows("m@lr=2", 1, 0.6)
+                       + [("ds", 0, "m@lr=2", "T", "(all)", "pearson_delta", 5.0)], columns=columns)
+    choices = sweeps.choose(val, "pearson_delta")
+    chosen = choices[choices["chosen"]].set_index("seed")["configuration"]
+    assert chosen.to_dict() == {0: "m@lr=1", 1: "m@lr=2"}
+    assert (choices["val_pairs"] == 4).all()  # the (all) row is no pair
+    assert sweeps.choose(val.assign(metric="mse", value=-val["value"]), "mse").query("chosen")["configuration"] \
+        .tolist() == ["m@lr=1", "m@lr=2"]  # lower is better: the same choice on negated values
+    test = pd.DataFrame(rows("m@lr=1", 0, 0.2) + rows("m@lr=2", 0, 0.99) + rows("m@lr=1", 1, 0.3)
+                        + rows("m@lr=2", 1, 0.4) + rows("other", 0, 0.5), columns=columns)
+    shown = sweeps.apply(test, choices)
+    by = shown.groupby(["model", "seed"])["value"].mean()
+    assert by.to_dict() == {("m", 0): 0.2, ("m", 1): 0.4, ("other", 0): 0.5}
+    with pytest.raises(InputError, match="no better direction|not a metric"):
+        sweeps.choose(val, "n_cells")

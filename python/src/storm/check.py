@@ -7,6 +7,7 @@ model's embedding input is in the data.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import defaultdict
@@ -91,11 +92,25 @@ def check_models(models: list[str], overrides: dict, spec: DatasetSpec, stored: 
         environments[name] = cls.environment
         if require_environments:
             require(name, cls)
-        config = cls.resolve_config(per_model.get(name, {}))
-        try:
-            reads = cls.data_keys(config, spec, stored)
-        except StormError as exc:
-            raise SpecError(f"model {name}: {exc}") from exc
+        configurations = sweep_configurations(per_model.get(name, {}))
+        for overrides_of_one in configurations:
+            config = cls.resolve_config(overrides_of_one)
+            try:
+                reads = cls.data_keys(config, spec, stored)
+            except StormError as exc:
+                raise SpecError(f"model {name}: {exc}") from exc
         also = [f"{slot}['{key}']" for slot in ("obsm", "layers") for key in reads[slot]]
-        log.info("model %s: config checks out%s", name, f", reads {', '.join(also)}" if also else "")
+        swept = f", {len(configurations)} configurations swept" if len(configurations) > 1 else ""
+        log.info("model %s: config checks out%s%s", name, swept, f", reads {', '.join(also)}" if also else "")
     return environments
+
+
+def sweep_configurations(overrides: dict) -> list[dict]:
+    """A model's overrides with a sweep's values (``lr: "1e-3|1e-4"``, from ``--model_set
+    linear_additive.lr=1e-3|1e-4``) as every configuration they make (the pipeline trains each,
+    StormLaunch.sweeps names them): the product over the swept keys, each value parsed alone."""
+    from .models.config import parse_value
+
+    axes = [[(key, parse_value(v, f"--model_set {key}={value}")) for v in value.split("|")]
+            if isinstance(value, str) and "|" in value else [(key, value)] for key, value in overrides.items()]
+    return [dict(choice) for choice in itertools.product(*axes)]

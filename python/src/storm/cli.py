@@ -61,21 +61,14 @@ def spec_options(func):
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict:
     """``key=value`` pairs to a dict; values are parsed as YAML (numbers, booleans, strings)."""
+    from .models.config import parse_value
+
     config = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise StormError(f"--set expects key=value, got '{pair}'")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise StormError(f"--set {pair}: the value is not valid YAML ({exc.problem})") from exc
-        if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string
-            try:
-                parsed = float(parsed)
-            except ValueError:
-                pass
-        config[key.strip()] = parsed
+        config[key.strip()] = parse_value(value, f"--set {pair}")
     return config
 
 
@@ -217,10 +210,11 @@ def import_command(input_path: Path, out: Path, fmt: str, metadata: str, genes: 
               help="A model config override to check, as the pipeline's --model_set passes it (repeatable).")
 @click.option("--require-environments", is_flag=True,
               help="Each model's environment must be installed here (runs without containers).")
+@click.option("--sweep-metric", help="The metric that will choose a sweep's configuration: it needs a direction.")
 @spec_options
 @click.argument("split_args", nargs=-1, type=click.UNPROCESSED)
 def check(input_path: Path, models: str, overrides: tuple[str, ...], require_environments: bool,
-          spec: DatasetSpec, split_args: tuple[str, ...]) -> None:
+          sweep_metric: str | None, spec: DatasetSpec, split_args: tuple[str, ...]) -> None:
     """Check what can be checked without reading X, in seconds: the dataset's columns and
     embeddings, every model and its config overrides, and `storm split` options given after `--`.
 
@@ -228,6 +222,10 @@ def check(input_path: Path, models: str, overrides: tuple[str, ...], require_env
     """
     from .check import check_dataset, check_models
 
+    if sweep_metric:
+        from .report.sweeps import check_metric
+
+        check_metric(sweep_metric)
     keys = check_dataset(input_path, spec)
     check_models(_names(models), parse_overrides(overrides), spec, keys, require_environments)
     if split_args:
@@ -591,17 +589,24 @@ def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pe
 @click.option("--cells", "cell_samples", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A model's cell sample (`storm evaluate --cells-out`; repeatable): the map of real and predicted "
                    "cells.")
+@click.option("--val-metrics", "val_metrics", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A sweep configuration's metrics on the validation pairs (repeatable): each swept model's "
+                   "configuration is chosen on these.")
+@click.option("--sweep-metric", default="pearson_delta", show_default=True,
+              help="The validation metric that chooses a sweep's configuration (in its better direction).")
 @click.option("--store", help="Also append the run to this results store (a folder or s3:// prefix; "
                               "`storm results` queries it).")
 def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
            run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None,
-           cell_samples: tuple[Path, ...], store: str | None) -> None:
+           cell_samples: tuple[Path, ...], val_metrics: tuple[Path, ...], sweep_metric: str,
+           store: str | None) -> None:
     """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
     with the run's provenance and closing with a glossary of the metrics."""
     from .report import Provenance, build_report
 
     provenance = Provenance.read(run_info, list(qc_files), versions_file)
-    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance, list(cell_samples))
+    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance, list(cell_samples),
+                 list(val_metrics), sweep_metric)
     if store:
         from .results import Store, run_tables
 

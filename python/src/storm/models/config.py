@@ -17,6 +17,21 @@ import yaml
 from ..errors import InputError, StormError
 
 
+def parse_value(text: str, where: str) -> Any:
+    """A setting's value written as text (``--set``, ``--model_set``), read as YAML: numbers,
+    booleans, lists, strings; ``1e-3`` is a number (YAML 1.1 would read a string)."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StormError(f"{where}: the value is not valid YAML ({exc.problem})") from exc
+    if isinstance(parsed, str):
+        try:
+            return float(parsed)
+        except ValueError:
+            pass
+    return parsed
+
+
 def load_defaults(model_name: str, base: tuple[str, ...] = ()) -> dict[str, Any]:
     """The defaults shipped in ``storm/models/configs/<model_name>.yaml``, over those of the
     ``base`` YAMLs (keys a family of models shares), later ones over earlier ones."""

@@ -15,7 +15,7 @@ from .. import io
 from ..errors import InputError
 from ..evaluate import ALL, is_pair_row
 from ..models.base import EPOCH_LOG, STEP_LOG
-from . import figures
+from . import figures, sweeps
 from .glossary import describe
 from .provenance import Provenance
 from .stats import MEAN_SD, STABILITY_WINDOW, higher_is_better, paired_comparisons, summarise, training_stability
@@ -127,6 +127,16 @@ def leaders(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _sweeps_html(choices: pd.DataFrame) -> str:
+    """Each swept model's configurations on the validation pairs, per split, and the one chosen."""
+    table = choices.assign(chosen=choices["chosen"].map({True: "✓", False: ""}))
+    metric = choices["metric"].iloc[0] if len(choices) else HEADLINE
+    return ("<h2>Sweeps</h2><p>Each configuration of a swept model was trained and scored on the split's validation "
+            f"pairs; the best by {html.escape(metric)} there (✓) stands for the model on the test pairs in the rest of "
+            "this report, per split. The test pairs never chose. Every configuration's test metrics are in its "
+            "metrics.csv and the results store; sweeps.csv holds this table.</p>" + _table_html(table))
+
+
 def _glossary_html(metric_names: list[str]) -> str:
     rows = []
     for metric in sorted(metric_names):
@@ -157,13 +167,20 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
                  model_dirs: list[str | os.PathLike] = (),
                  pipeline_info: str | os.PathLike | None = None,
                  provenance: Provenance | None = None,
-                 cell_samples: list[str | os.PathLike] = ()) -> pd.DataFrame:
+                 cell_samples: list[str | os.PathLike] = (),
+                 val_metric_paths: list[str | os.PathLike] = (), sweep_metric: str = HEADLINE) -> pd.DataFrame:
     """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``figures/*.png`` and
     ``report.html`` (provenance first, the glossary last). ``cell_samples`` (``storm evaluate
-    --cells-out``) give each dataset a map of real against predicted cells."""
-    metrics = read_metrics(metric_paths)
-    samples = read_cell_samples(cell_samples)
+    --cells-out``) give each dataset a map of real against predicted cells. ``val_metric_paths``
+    (a sweep's configurations scored on the validation pairs) choose each swept model's
+    configuration by ``sweep_metric`` (``sweeps.csv``); the rest of the report shows the chosen."""
     out = Path(out_dir)
+    choices = sweeps.choose(read_metrics(list(val_metric_paths)), sweep_metric) if val_metric_paths else None
+    metrics = read_metrics(metric_paths)
+    if choices is not None:
+        io.write_csv(choices, out / "sweeps.csv")
+        metrics = sweeps.apply(metrics, choices)
+    samples = read_cell_samples(cell_samples)
     summary = summarise(metrics)
     io.write_csv(summary, out / "summary.csv")
     comparisons = paired_comparisons(metrics[metrics["perturbation"] != ALL])
@@ -176,6 +193,8 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         return png
 
     sections = [(provenance or Provenance()).html()]
+    if choices is not None:
+        sections.append(_sweeps_html(choices))
     for dataset in sorted(metrics["dataset"].unique()):
         data = metrics[metrics["dataset"] == dataset]
         keys = [m for m in KEY_METRICS if m in set(data["metric"])]
