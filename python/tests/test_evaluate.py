@@ -245,6 +245,19 @@ def test_predictions_from_another_tool_score_as_cell_eval_does(prediction, tmp_p
     assert compared >= 3 * 25
 
 
+def test_another_tool_s_prediction_against_storm_s_real_cells(prediction, tmp_path):
+    """The pipeline's --predictions case: a foreign pred (its own columns, control label and gene
+    order) against storm's real.h5ad scores exactly as storm's own pred of the same values."""
+    from storm.evaluate.pairs import Columns
+
+    pred = ad.read_h5ad(prediction / "pred.h5ad")
+    foreign = _foreign(pred, tmp_path / "pred.h5ad", list(pred.var_names[::-1]))
+    theirs = evaluate(foreign, prediction / "real.h5ad", "d", 0, "m", with_vcc=False,
+                      columns=Columns("target_gene", "non-targeting", "celltype"))
+    ours = evaluate(prediction / "pred.h5ad", prediction / "real.h5ad", "d", 0, "m", with_vcc=False)
+    pd.testing.assert_frame_equal(theirs, ours)
+
+
 def test_foreign_files_without_their_columns_named_get_one_line(prediction, tmp_path, run_cli):
     real = ad.read_h5ad(prediction / "real.h5ad")
     real_path = _foreign(real, tmp_path / "real.h5ad", list(real.var_names))

@@ -47,28 +47,42 @@ class CellTypeGroup:
 ONE_CELL_TYPE = "all"
 
 
+def _storm_control(adata: ad.AnnData) -> str | None:
+    """The control value of a file storm wrote (its spec in uns), else None."""
+    try:
+        return adata.uns["storm"]["spec"]["control_value"]
+    except (KeyError, TypeError):
+        return None
+
+
 @dataclass(frozen=True)
 class Columns:
-    """Where pred and real keep the perturbation and the cell type, and which value is the control.
-    Unset fields fall back to storm's (``perturbation``, ``cell_type``, the spec's control)."""
+    """Where another tool's files keep the perturbation and the cell type, and which value is their
+    control. A file storm wrote keeps its own (its spec in uns); unset fields fall back to storm's
+    names (``perturbation``, ``cell_type``) and to the real file's control."""
 
     pert_col: str | None = None
     control: str | None = None
     celltype_col: str | None = None
 
-    def standardise(self, adata: ad.AnnData, path) -> ad.AnnData:
-        """``adata`` with storm's obs columns (the cell type constant when there is none)."""
-        pert_col = self.pert_col or PERTURBATION
-        celltype_col = self.celltype_col or (CELL_TYPE if CELL_TYPE in adata.obs else None)
+    def standardise(self, adata: ad.AnnData, path, control: str) -> ad.AnnData:
+        """``adata`` with storm's obs columns and ``control`` marking its controls (the cell type
+        constant when there is none)."""
+        own = _storm_control(adata)
+        if own is not None:
+            pert_col, celltype_col, its_control = PERTURBATION, CELL_TYPE, own
+        else:
+            pert_col, its_control = self.pert_col or PERTURBATION, self.control or control
+            celltype_col = self.celltype_col or (CELL_TYPE if CELL_TYPE in adata.obs else None)
         missing = [c for c in (pert_col, celltype_col) if c and c not in adata.obs]
         if missing:
             raise InputError(f"{path} lacks obs column(s) {', '.join(missing)} (obs holds: "
                              f"{', '.join(map(str, adata.obs.columns[:12])) or 'nothing'}); name them with "
                              f"--pert-col / --celltype-col")
-        if pert_col == PERTURBATION and celltype_col == CELL_TYPE:
+        if pert_col == PERTURBATION and celltype_col == CELL_TYPE and its_control == control:
             return adata
         obs = pd.DataFrame(index=adata.obs_names)
-        obs[PERTURBATION] = adata.obs[pert_col].astype(str).to_numpy()
+        obs[PERTURBATION] = adata.obs[pert_col].astype(str).replace(its_control, control).to_numpy()
         obs[CELL_TYPE] = adata.obs[celltype_col].astype(str).to_numpy() if celltype_col else ONE_CELL_TYPE
         return ad.AnnData(X=adata.X, obs=obs, var=adata.var, uns=adata.uns)
 
@@ -76,17 +90,17 @@ class Columns:
         values = adata.obs[PERTURBATION].astype(str)
         if not (values == control).any():
             frequent = ", ".join(values.value_counts().index[:5])
-            raise InputError(f"{path}: no cell has {self.pert_col or PERTURBATION} = '{control}' (the control); "
-                             f"most frequent values: {frequent}; name the control with --control-pert")
+            raise InputError(f"{path}: no cell has {self.pert_col or PERTURBATION} = '{self.control or control}' "
+                             f"(the control); most frequent values: {frequent}; name the control with --control-pert")
 
     def control_of(self, real: ad.AnnData, real_path) -> str:
+        own = _storm_control(real)
+        if own is not None:
+            return own
         if self.control is not None:
             return self.control
-        try:
-            return real.uns["storm"]["spec"]["control_value"]
-        except KeyError as exc:
-            raise InputError(f"{real_path} was not written by storm (no uns['storm']['spec']): name its control "
-                             f"with --control-pert (and its columns with --pert-col, --celltype-col)") from exc
+        raise InputError(f"{real_path} was not written by storm (no uns['storm']['spec']): name its control "
+                         f"with --control-pert (and its columns with --pert-col, --celltype-col)")
 
 
 def _aligned_genes(pred: ad.AnnData, real: ad.AnnData, pred_path, real_path) -> ad.AnnData:
@@ -114,10 +128,11 @@ def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike, column
     the real data are bulk profiles."""
     real = io.read_h5ad(real_path)
     control = columns.control_of(real, real_path)
-    real = columns.standardise(real, real_path)
-    # `storm reference` passes the real cells as both sides: read them once
-    pred = real if Path(pred_path) == Path(real_path) else columns.standardise(io.read_h5ad(pred_path), pred_path)
+    real = columns.standardise(real, real_path, control)
     columns.check_control(real, real_path, control)
+    # `storm reference` passes the real cells as both sides: read them once
+    pred = real if Path(pred_path) == Path(real_path) else \
+        columns.standardise(io.read_h5ad(pred_path), pred_path, control)
     pred = _aligned_genes(pred, real, pred_path, real_path)
     _check(pred, pred_path)
     _check(real, real_path)
