@@ -128,7 +128,12 @@ workflow {
             [meta + [model: name, base: model, env: envs[model], sweep: launch.sweepOf[name]], prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
-    EVALUATE(withReference(PREDICT.out.prediction, REFERENCE.out.reference))
+    // other tools' predictions (--predictions), scored on the same real cells as the models
+    external = Channel.fromList(launch.predictions)
+        .map { p -> [[p.meta.id, p.meta.seed], p.meta, file(p.path, checkIfExists: true)] }
+        .combine(REFERENCE.out.reference.map { meta, real, reference -> [[meta.id, meta.seed], meta.split] }, by: 0)
+        .map { key, meta, pred, split -> [meta + [split: split], pred] }
+    EVALUATE(withReference(PREDICT.out.prediction.mix(external), REFERENCE.out.reference))
 
     // sweeps: each configuration also predicts the validation pairs; the report chooses on them
     REFERENCE_VAL(split_data.filter { launch.sweepOf })

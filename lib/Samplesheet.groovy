@@ -100,6 +100,52 @@ class Samplesheet {
         return [value, error ? error.replaceFirst(/^--/, '') : null]
     }
 
+    static final List<String> PREDICTION_COLUMNS = ['dataset', 'seed', 'model', 'path', 'pert_col', 'control_pert', 'celltype_col']
+
+    /**
+     * `--predictions`: predictions another tool made on storm's splits, scored beside storm's models.
+     * One row per (dataset, seed, model) with the pred h5ad's path; `pert_col`, `control_pert` and
+     * `celltype_col` name its columns where they are not storm's (as `cell-eval run` takes them).
+     * [predictions: [[meta: [id, seed, model, columns], path]], errors: [line]]
+     */
+    static Map readPredictions(String sheetName, List<String> datasetIds, List<Integer> seeds, List<String> models,
+                               Path launchDir) {
+        def sheet = launchDir.resolve(sheetName)
+        if (!Files.isRegularFile(sheet)) return [predictions: [], errors: ["--predictions: no such samplesheet: ${sheetName}".toString()]]
+        def rows
+        try {
+            rows = sheetName ==~ /(?i).*\.ya?ml$/ ? yamlRows(sheet) : tableRows(sheet, sheetName ==~ /(?i).*\.tsv$/ ? '\t' : ',')
+        } catch (Exception e) {
+            return [predictions: [], errors: ["--predictions ${sheetName}: cannot read it: ${e.message}".toString()]]
+        }
+        def errors = []
+        def columns = rows*.keySet().flatten().unique()
+        columns.findAll { !(it in PREDICTION_COLUMNS) }.each {
+            errors << "--predictions ${sheetName}: unknown column '${it}'; columns: ${PREDICTION_COLUMNS.join(', ')}".toString()
+        }
+        ['dataset', 'seed', 'model', 'path'].findAll { !(it in columns) }.each {
+            errors << "--predictions ${sheetName} has no '${it}' column".toString()
+        }
+        if (!rows) errors << "--predictions ${sheetName} has no rows".toString()
+        if (errors) return [predictions: [], errors: errors]
+        def predictions = []
+        def seen = [] as Set
+        rows.eachWithIndex { row, i ->
+            def where = "--predictions ${sheet.fileName} row ${i + 1}"
+            def (id, seed, model, path) = ['dataset', 'seed', 'model', 'path'].collect { text(row[it]) }
+            if (!(id in datasetIds)) errors << "${where}: dataset '${id}' is not one of this run's (${datasetIds.join(', ')})".toString()
+            if (!(seed ==~ /\d+/) || !(seed.toInteger() in seeds)) errors << "${where}: seed '${seed}' is not one of --split_seeds (${seeds.join(', ')})".toString()
+            if (!(model ==~ ID_PATTERN)) errors << "${where}: model '${model}' may hold only letters, digits, '_', '.' and '-'".toString()
+            else if (model in models) errors << "${where}: model '${model}' is also trained by this run (--models); name the prediction otherwise".toString()
+            if (!seen.add([id, seed, model])) errors << "${where}: ${id} seed ${seed} ${model} is listed twice".toString()
+            def file = path ? sheet.parent.resolve(path) : null
+            if (!file || !Files.isRegularFile(file)) errors << "${where}: no such file: ${path}".toString()
+            def named = ['pert_col', 'control_pert', 'celltype_col'].collectEntries { [it, text(row[it])] }.findAll { k, v -> v }
+            if (!errors) predictions << [meta: [id: id, seed: seed.toInteger(), model: model, columns: named], path: file.toString()]
+        }
+        return [predictions: errors ? [] : predictions, errors: errors]
+    }
+
     private static String text(value) {
         value == null || value instanceof Boolean ? '' : value.toString().trim()
     }

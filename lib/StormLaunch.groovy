@@ -18,6 +18,7 @@ class StormLaunch {
     final Map<String, String> modelOf   // name -> the installed model it runs
     final Map<String, Map> sweepOf      // a sweep's configuration -> [group: the name swept, set: ['key=value', ...]]
     final Map provenance    // storm and Nextflow versions, commit: what the report cites
+    List<Map> predictions = []   // --predictions: other tools' predictions, scored beside the models
 
     private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds,
                         List<String> models, Map provenance) {
@@ -67,7 +68,7 @@ class StormLaunch {
         def checked = schema.check(params, launchDir)
         def values = checked.values
         def errors = checked.errors
-        def seeds = [], models = [], datasets = []
+        def seeds = [], models = [], datasets = [], predictions = []
         if (!errors) {
             if (values.workflow == 'perturbation') {
                 seeds = list(values, 'split_seeds', errors)*.toInteger()
@@ -77,6 +78,12 @@ class StormLaunch {
                     def read = Samplesheet.read(values.input, values, schema, launchDir)
                     errors.addAll(read.errors)
                     datasets = read.datasets
+                }
+                if (values.predictions && !errors) {
+                    def read = Samplesheet.readPredictions(values.predictions.toString(), datasets*.meta*.id, seeds,
+                                                           models*.tokenize('=')*.first()*.trim(), launchDir)
+                    errors.addAll(read.errors)
+                    predictions = read.predictions
                 }
                 def strategies = datasets*.split_strategy.unique()
                 ['manual': 'manual_holdout', 'file': 'split_file'].each { strategy, param ->
@@ -102,6 +109,7 @@ class StormLaunch {
                           nextflow: workflow.nextflow.version.toString(), session: workflow.sessionId.toString(),
                           profile: workflow.profile]   // what a -resume keeps: REPORT's inputs stay cached
         def launch = new StormLaunch(schema, values, datasets, seeds, models, provenance)
+        launch.predictions = predictions
         log.info launch.summary(workflow)
         if (!workflow.preview) launch.writeParams()
         return launch

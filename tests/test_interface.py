@@ -170,6 +170,27 @@ def test_bad_samplesheet_fails_at_launch(tmp_path, sheet, messages):
         assert any(message in line for line in errors), message
 
 
+def test_bad_predictions_sheet_fails_at_launch(tmp_path):
+    """Every row's mistake at once, before any task: an unknown dataset, a seed not split, a name
+    a trained model has, a missing file, a row twice; an unknown column alone."""
+    (tmp_path / "p.h5ad").write_text("")
+    (tmp_path / "preds.csv").write_text("dataset,seed,model,path\nsynthetic,0,tool,p.h5ad\nother,0,tool2,p.h5ad\n"
+                                        "synthetic,7,tool3,p.h5ad\nsynthetic,0,context_mean,p.h5ad\n"
+                                        "synthetic,1,tool4,missing.h5ad\nsynthetic,0,tool,p.h5ad\n")
+    code, out = launch(tmp_path, "-profile", "test", "--predictions", "preds.csv")
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    messages = ["row 2: dataset 'other' is not one of this run's (synthetic)",
+                "row 3: seed '7' is not one of --split_seeds (0, 1)",
+                "row 4: model 'context_mean' is also trained by this run", "row 5: no such file: missing.h5ad",
+                "row 6: synthetic seed 0 tool is listed twice"]
+    assert code == 2 and len(errors) == len(messages), out[-2000:]
+    for message in messages:
+        assert any(message in line for line in errors), message
+    (tmp_path / "preds.csv").write_text("dataset,seed,model,path,pertcol\nsynthetic,0,tool,p.h5ad,gene\n")
+    code, out = launch(tmp_path, "-profile", "test", "--predictions", "preds.csv")
+    assert code == 2 and "error: --predictions preds.csv: unknown column 'pertcol'" in out
+
+
 def test_yaml_samplesheet(tmp_path):
     write_screen(tmp_path / "screen.h5ad", {"perturbation": "gene", "control": "NT"}, seed=4)
     (tmp_path / "samples.yaml").write_text(

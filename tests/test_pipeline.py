@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
 import pandas as pd
@@ -116,15 +117,41 @@ def test_resume_runs_no_task(test_profile_run):
 SWEEP = ["linear_additive@lr=1e-3", "linear_additive@lr=5e-2"]
 
 
+def foreign_prediction(pred: Path, out: Path) -> Path:
+    """storm's pred.h5ad as another tool writes one: its own column names and control label, genes
+    in another order, no storm metadata."""
+    adata = ad.read_h5ad(pred)
+    obs = pd.DataFrame({"target_gene": adata.obs["perturbation"].astype(str).replace("control", "non-targeting"),
+                        "celltype": adata.obs["cell_type"].astype(str)}, index=adata.obs_names)
+    genes = list(adata.var_names[::-1])
+    ad.AnnData(X=adata[:, genes].X, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def sweep_run(test_profile_run, tmp_path_factory):
-    """A second run, elsewhere, into the first run's store: seed 0 of the same data, context_mean
-    and a sweep of linear_additive's learning rate."""
-    run = run_pipeline(tmp_path_factory.mktemp("sweep"), "-profile", "test", "--split_seeds", "0",
+    """A second run, elsewhere, into the first run's store: seed 0 of the same data, context_mean,
+    a sweep of linear_additive's learning rate, and the first run's context_mean prediction of
+    seed 0 rewritten as another tool's (--predictions)."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    pred = foreign_prediction(test_profile_run.outdir / "synthetic" / "seed0" / "context_mean" / "pred.h5ad",
+                              cwd / "tool_pred.h5ad")
+    (cwd / "predictions.csv").write_text("dataset,seed,model,path,pert_col,control_pert,celltype_col\n"
+                                         f"synthetic,0,other_tool,{pred.name},target_gene,non-targeting,celltype\n")
+    run = run_pipeline(cwd, "-profile", "test", "--split_seeds", "0", "--predictions", "predictions.csv",
                        "--models", "context_mean,linear_additive", "--store", str(test_profile_run.cwd / "storm-store"),
                        "--model_set", "linear_additive.max_epochs=15 linear_additive.lr=1e-3|5e-2")
     assert run.result.returncode == 0, run.output[-3000:]
     return run
+
+
+def test_another_tool_s_predictions_score_beside_the_models(sweep_run, test_profile_run):
+    """The foreign copy of context_mean's prediction scores exactly as context_mean did, in the
+    same report."""
+    theirs = pd.read_csv(sweep_run.outdir / "synthetic" / "seed0" / "other_tool" / "metrics.csv")
+    ours = pd.read_csv(test_profile_run.outdir / "synthetic" / "seed0" / "context_mean" / "metrics.csv")
+    pd.testing.assert_frame_equal(theirs.drop(columns="model"), ours.drop(columns="model"), atol=1e-9, rtol=1e-9)
+    assert "other_tool" in set(pd.read_csv(sweep_run.outdir / "report" / "summary.csv")["model"])
 
 
 def test_a_sweep_chooses_each_split_s_configuration_on_its_validation_pairs(sweep_run):
@@ -138,7 +165,7 @@ def test_a_sweep_chooses_each_split_s_configuration_on_its_validation_pairs(swee
     assert val.loc[val["metric"] == "pearson_delta", "value"].mean() == pytest.approx(best["val_mean"])
     # the report shows the chosen configuration's test metrics under the model's name, and only those
     summary = pd.read_csv(sweep_run.outdir / "report" / "summary.csv")
-    assert set(summary["model"]) == {"context_mean", "linear_additive"}
+    assert set(summary["model"]) == {"context_mean", "linear_additive", "other_tool"}
     test = pd.read_csv(sweep_run.outdir / "synthetic" / "seed0" / best["configuration"] / "metrics.csv")
     shown = summary.set_index(["model", "metric"]).loc[("linear_additive", "pearson_delta"), "mean"]
     assert shown == pytest.approx(test.loc[test["metric"] == "pearson_delta", "value"].mean())
@@ -161,7 +188,7 @@ def test_two_runs_land_in_one_store(test_profile_run, sweep_run):
 
     assert len(results("runs")) == 2
     board = results("leaderboard", "--metric", "pearson_delta").set_index("model")
-    assert set(board.index) == set(MODELS) | set(SWEEP)
+    assert set(board.index) == set(MODELS) | set(SWEEP) | {"other_tool"}
     assert board.loc["context_mean", "n_runs"] == 2 and board.loc["control_mean", "n_runs"] == 1
     assert board.loc["context_mean", "n_splits"] == len(SEEDS)  # seed 0 is one split, whichever run scored it
     assert board.loc["context_mean", "n_pairs"] > board.loc["control_mean", "n_pairs"]  # two runs' seed-0 pairs

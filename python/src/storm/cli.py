@@ -562,13 +562,13 @@ def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pe
     from .evaluate.pairs import Columns
 
     dataset, model = dataset or real.stem, model or pred.stem
+    columns = Columns(pert_col, control_pert, celltype_col)
     table = run(pred, real, dataset, seed, model, reference=reference_dir, threads=threads, quadratic=quadratic,
-                with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks),
-                columns=Columns(pert_col, control_pert, celltype_col), profile=profile)
+                with_vcc=not no_vcc, deg_k=tuple(int(k) for k in ks), columns=columns, profile=profile)
     if cells_out:
         from .evaluate.cells import sample_cells
 
-        io.write_h5ad(sample_cells(pred, real, dataset, seed, model), cells_out)
+        io.write_h5ad(sample_cells(pred, real, dataset, seed, model, columns=columns), cells_out)
     io.write_csv(table, out, checksum=True)
 
 

@@ -65,9 +65,9 @@ class Columns:
     control: str | None = None
     celltype_col: str | None = None
 
-    def standardise(self, adata: ad.AnnData, path, control: str) -> ad.AnnData:
-        """``adata`` with storm's obs columns and ``control`` marking its controls (the cell type
-        constant when there is none)."""
+    def labels(self, adata: ad.AnnData, path, control: str) -> pd.DataFrame:
+        """``adata``'s obs as storm's columns (``perturbation``, ``cell_type``), ``control`` marking
+        its controls, the cell type constant when there is none."""
         own = _storm_control(adata)
         if own is not None:
             pert_col, celltype_col, its_control = PERTURBATION, CELL_TYPE, own
@@ -79,12 +79,14 @@ class Columns:
             raise InputError(f"{path} lacks obs column(s) {', '.join(missing)} (obs holds: "
                              f"{', '.join(map(str, adata.obs.columns[:12])) or 'nothing'}); name them with "
                              f"--pert-col / --celltype-col")
-        if pert_col == PERTURBATION and celltype_col == CELL_TYPE and its_control == control:
-            return adata
         obs = pd.DataFrame(index=adata.obs_names)
         obs[PERTURBATION] = adata.obs[pert_col].astype(str).replace(its_control, control).to_numpy()
         obs[CELL_TYPE] = adata.obs[celltype_col].astype(str).to_numpy() if celltype_col else ONE_CELL_TYPE
-        return ad.AnnData(X=adata.X, obs=obs, var=adata.var, uns=adata.uns)
+        return obs
+
+    def standardise(self, adata: ad.AnnData, path, control: str) -> ad.AnnData:
+        """``adata`` with the obs of :meth:`labels`."""
+        return ad.AnnData(X=adata.X, obs=self.labels(adata, path, control), var=adata.var, uns=adata.uns)
 
     def check_control(self, adata: ad.AnnData, path, control: str) -> None:
         values = adata.obs[PERTURBATION].astype(str)
