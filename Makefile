@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install install-models install-env demo test test-deps lint slurm clean
+.PHONY: install install-models install-env demo test test-deps lint slurm browser clean
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -63,7 +63,13 @@ demo: install
 # everything the tests need, side by side: the standalone environments' downloads and the SLURM
 # packages overlap the core's install
 test-deps:
-	$(MAKE) -j4 install slurm $(ENV_STAMPS)
+	$(MAKE) -j4 install slurm browser $(ENV_STAMPS)
+
+# the report's browser test renders report.html in headless Chromium (Debian's; Playwright drives it);
+# after slurm: one apt at a time
+browser: slurm
+	@command -v chromium-headless-shell >/dev/null || { apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
 
 test: test-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)

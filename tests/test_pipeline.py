@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,8 @@ def test_outputs_laid_out(test_profile_run):
     report = out / "report"
     for name in ("report.html", "summary.csv", "comparisons.csv", "leaders.txt", "training_stability.csv"):
         assert (report / name).is_file()
-    for name in ("synthetic_models.png", "synthetic_phenotypes.png", "synthetic_cells.png", "training_curves.png",
-                 "training_steps.png", "task_resources.png"):
+    for name in ("synthetic_models.png", "synthetic_phenotypes_pearson_delta.png", "synthetic_cells.png",
+                 "training_curves.png", "training_steps.png", "task_resources.png"):
         assert (report / "figures" / name).is_file()
     # the Lightning models log every step (state trains with arc-state's own trainer)
     assert set(pd.read_csv(report / "training_stability.csv")["model"]) == {"linear_additive", "decoder_only"}
@@ -171,6 +172,58 @@ def test_a_sweep_chooses_each_split_s_configuration_on_its_validation_pairs(swee
     assert shown == pytest.approx(test.loc[test["metric"] == "pearson_delta", "value"].mean())
     page = (sweep_run.outdir / "report" / "report.html").read_text()
     assert "<h2>Sweeps</h2>" in page and all(name in page for name in SWEEP)
+
+
+#: what a panel must show to count as drawn: more than this share of its pixels off its commonest colour
+DRAWN = 0.005
+IMAGES = """() => Array.from(document.images).map(img => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const context = canvas.getContext('2d');
+    let off = 0;
+    if (img.naturalWidth) {
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data, counts = new Map();
+        for (let i = 0; i < pixels.length; i += 4) {
+            const key = pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2];
+            counts.set(key, (counts.get(key) || 0) + 1);
+        }
+        off = 1 - Math.max(...counts.values()) / (pixels.length / 4);
+    }
+    return {alt: img.alt, complete: img.complete, width: img.naturalWidth, off: off};
+})"""
+
+
+def test_the_report_renders_in_a_browser(sweep_run):
+    """report.html in headless Chromium: every image loads and draws something, every section has
+    content, nothing fails in the page's console."""
+    from playwright.sync_api import sync_playwright
+
+    browser_bin = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    assert browser_bin, "no Chromium: `make test-deps` installs chromium-headless-shell"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_bin, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto((sweep_run.outdir / "report" / "report.html").as_uri())
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+        images = page.evaluate(IMAGES)
+        sections = page.evaluate("""() => Array.from(document.querySelectorAll('h2')).map(h => {
+            let text = '', node = h.nextElementSibling;
+            while (node && node.tagName !== 'H2') {
+                text += node.innerText + (node.tagName === 'IMG' || node.querySelector('img') ? 'img' : '');
+                                                   node = node.nextElementSibling; }
+            return [h.innerText, text.trim().length]; })""")
+        browser.close()
+    assert len(images) >= 8 and not errors, errors
+    for image in images:
+        assert image["complete"] and image["width"] > 0, image["alt"]
+        assert image["off"] > DRAWN, f"{image['alt']} is blank"
+    titles = [title for title, _ in sections]
+    for title in ("Provenance", "Sweeps", "synthetic", "Time and cost", "Glossary"):
+        assert title in titles
+    assert all(length > 0 for _, length in sections), sections
 
 
 def test_two_runs_land_in_one_store(test_profile_run, sweep_run):

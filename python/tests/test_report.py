@@ -85,19 +85,26 @@ def test_build_report(tmp_path):
         model_dir / "train_log.csv", index=False)
     info = tmp_path / "pipeline_info"
     info.mkdir()
-    pd.DataFrame({"process": ["TRAIN", "EVALUATE"], "status": ["COMPLETED", "COMPLETED"],
+    pd.DataFrame({"process": ["TRAIN", "EVALUATE"], "tag": ["ds seed0 good", "ds seed0 good"],
+                  "status": ["COMPLETED", "COMPLETED"],
                   "realtime": ["3.2s", "1m 2s"], "duration": ["4s", "1m 3s"], "peak_rss": ["1.2 GB", "300 MB"]}
                  ).to_csv(info / "execution_trace_2026-01-01_00-00-00.txt", sep="\t", index=False)
-    build_report(paths, tmp_path / "out", [model_dir], info)
+    from storm.report.cost import Prices, read_tasks
+
+    tasks = read_tasks(info, Prices(cpu_hour=0.05, gpu_hour=1.0, gpu_processes=("TRAIN",)))
+    assert tasks["cost_usd"].round(6).tolist() == [round(3.2 / 3600 * 1.05, 6), round(62 / 3600 * 0.05, 6)]
+    build_report(paths, tmp_path / "out", [model_dir], tasks)
     out = tmp_path / "out"
     assert set(pd.read_csv(out / "summary.csv")["model"]) == {"good", "floor", "twin"}
     assert (pd.read_csv(out / "comparisons.csv")["winner"].fillna("") == "good").any()
     page = (out / "report.html").read_text()
-    for name in ("ds_models.png", "ds_phenotypes.png", "training_curves.png", "task_resources.png"):
+    for name in ("ds_models.png", "ds_phenotypes_pearson_delta.png", "ds_phenotypes_mse.png", "training_curves.png",
+                 "task_resources.png"):
         png = (out / "figures" / name).read_bytes()
         assert png.startswith(b"\x89PNG")
         assert base64.b64encode(png).decode() in page  # self-contained
     assert page.count("class='best'") == 2  # the good model, best on both metrics
+    assert "<h2>Time and cost</h2>" in page and "<td>0.001794</td>" in page  # 3.2 s × $1.05/h + 62 s × $0.05/h
 
 
 def test_report_rejects_foreign_table(tmp_path):
@@ -132,3 +139,36 @@ def test_a_sweep_picks_each_split_s_best_configuration_on_validation_only():
     assert by.to_dict() == {("m", 0): 0.2, ("m", 1): 0.4, ("other", 0): 0.5}
     with pytest.raises(InputError, match="no better direction|not a metric"):
         sweeps.choose(val, "n_cells")
+
+
+def test_metrics_that_cannot_tell_models_apart_are_flagged_and_never_win(tmp_path):
+    """One held-out perturbation per cell type (Kang's design): discrimination is 1 for every
+    model and is flagged; a metric the no-change floor wins is flagged; neither is bold, a
+    winner or a leader. A pair held out in one seed shows n = 1, and the header counts pairs and
+    (seed, pair) scores apart."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed, cell_types in ((0, ["A", "B", "C"]), (1, ["A", "D", "E"])):
+        for ct in cell_types:
+            for model, quality in (("control_mean", 0.0), ("good", 0.9), ("meh", 0.4)):
+                noise = rng.normal(0, 0.01)
+                rows += [("ds", seed, model, ct, "stim", "pearson_delta", quality + noise),
+                         ("ds", seed, model, ct, "stim", "discrimination_score_l1", 1.0),
+                         ("ds", seed, model, ct, "stim", "overlap_at_N", 0.02 if model == "control_mean" else 0.0)]
+    path = tmp_path / "m.csv"
+    pd.DataFrame(rows, columns=["dataset", "seed", "model", "cell_type", "perturbation", "metric", "value"]) \
+        .to_csv(path, index=False)
+    summary = build_report([path], tmp_path / "out").set_index(["metric", "model"])
+    assert summary.loc[("discrimination_score_l1", "good"), "flag"].startswith("one held-out perturbation")
+    assert "no-change floor" in summary.loc[("overlap_at_N", "good"), "flag"]
+    assert summary.loc[("pearson_delta", "good"), "flag"] == "" and summary.loc[("pearson_delta", "good"), "rank"] == 1
+    assert summary.loc[("overlap_at_N", "control_mean"), "rank"] is pd.NA
+    comparisons = pd.read_csv(tmp_path / "out" / "comparisons.csv").fillna("")
+    assert set(comparisons.loc[comparisons["metric"] != "pearson_delta", "winner"]) == {""}
+    leaders = (tmp_path / "out" / "leaders.txt").read_text()
+    assert "pearson_delta good" in leaders and "overlap_at_N" not in leaders and "discrimination" not in leaders
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("class='best'") == 1  # pearson_delta's good only
+    assert "5 held-out (cell type, perturbation) pairs, scored 6 times" in page
+    assert "n = 1" not in page.split("<table>")[1]  # A is held out in both seeds: the headline means have sd
+    assert "<th>wins</th>" in page

@@ -594,23 +594,33 @@ def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pe
                    "configuration is chosen on these.")
 @click.option("--sweep-metric", default="pearson_delta", show_default=True,
               help="The validation metric that chooses a sweep's configuration (in its better direction).")
+@click.option("--profile", default="full", show_default=True, type=click.Choice(METRIC_PROFILES),
+              help="The key metrics the report leads with (cell-eval's profiles).")
+@click.option("--price-cpu-hour", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="USD per CPU-hour, to price each task's run time (the pipeline passes its --price_cpu_hour).")
+@click.option("--price-gpu-hour", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="USD per GPU-hour, on top, for the tasks of --gpu-process.")
+@click.option("--gpu-process", "gpu_processes", multiple=True,
+              help="A process whose tasks held a GPU (repeatable; -profile gpu: TRAIN).")
 @click.option("--store", help="Also append the run to this results store (a folder or s3:// prefix; "
                               "`storm results` queries it).")
 def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
            run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None,
-           cell_samples: tuple[Path, ...], val_metrics: tuple[Path, ...], sweep_metric: str,
-           store: str | None) -> None:
+           cell_samples: tuple[Path, ...], val_metrics: tuple[Path, ...], sweep_metric: str, profile: str,
+           price_cpu_hour: float, price_gpu_hour: float, gpu_processes: tuple[str, ...], store: str | None) -> None:
     """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
     with the run's provenance and closing with a glossary of the metrics."""
     from .report import Provenance, build_report
+    from .report.cost import Prices, read_tasks
 
     provenance = Provenance.read(run_info, list(qc_files), versions_file)
-    build_report(list(metrics), out_dir, list(model_dirs), pipeline_info, provenance, list(cell_samples),
-                 list(val_metrics), sweep_metric)
+    tasks = read_tasks(pipeline_info, Prices(price_cpu_hour, price_gpu_hour, gpu_processes))
+    build_report(list(metrics), out_dir, list(model_dirs), tasks, provenance, list(cell_samples),
+                 list(val_metrics), sweep_metric, profile)
     if store:
         from .results import Store, run_tables
 
-        run_id, tables = run_tables(list(metrics), list(model_dirs), provenance, pipeline_info)
+        run_id, tables = run_tables(list(metrics), list(model_dirs), provenance, pipeline_info, tasks)
         Store(store).append(run_id, tables)
         log.info("appended run %s (%d metric values) to the results store %s", tables["runs"]["run_name"].iloc[0],
                  len(tables["metrics"]), store)

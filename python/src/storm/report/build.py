@@ -16,16 +16,30 @@ from ..errors import InputError
 from ..evaluate import ALL, is_pair_row
 from ..models.base import EPOCH_LOG, STEP_LOG
 from . import figures, sweeps
+from .cost import model_costs
 from .glossary import describe
 from .provenance import Provenance
-from .stats import MEAN_SD, STABILITY_WINDOW, higher_is_better, paired_comparisons, summarise, training_stability
-from .trace import newest_trace, read_trace
+from .stats import (
+    MEAN_SD,
+    STABILITY_WINDOW,
+    higher_is_better,
+    metric_flags,
+    paired_comparisons,
+    summarise,
+    training_stability,
+    win_matrix,
+)
 
 log = logging.getLogger(__name__)
 
 #: the metrics the headline table and figure show, when present (all are in summary.csv)
 KEY_METRICS = ["pearson_delta", "mse", "cosine_logfc", "rank_rmse", "discrimination_score_l1", "overlap_at_N",
                "de_direction_match", "energy_distance_pca", "genewise_pearson", "vcc_score"]
+#: the key metrics of each metric profile (spec.METRIC_PROFILES, as cell-eval's): all of them, the
+#: Virtual Cell Challenge's three (DE overlap, discrimination, MAE) with its score, or a cheap few
+PROFILE_METRICS = {"full": KEY_METRICS,
+                   "vcc": ["overlap_at_N", "discrimination_score_l1", "mae", "vcc_score"],
+                   "minimal": ["pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N"]}
 HEADLINE = "pearson_delta"
 
 
@@ -95,12 +109,13 @@ def _table_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _headline_html(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> str:
-    """Models x key metrics: mean ± sd as in summary.csv (see MEAN_SD); the best (rank 1) in bold."""
+def _headline_html(summary: pd.DataFrame, dataset: str, metrics: list[str], flags: dict) -> str:
+    """Models x key metrics: mean ± sd as in summary.csv (see MEAN_SD); the best (rank 1) in bold,
+    except on a metric that cannot tell models apart here (marked †, never bold)."""
     sub = summary[summary["dataset"] == dataset].set_index(["model", "metric"])
     arrows = {"higher": "↑", "lower": "↓"}
-    head = "".join(f"<th>{html.escape(m)}<br><small>{arrows.get(sub.xs(m, level='metric')['better'].iloc[0], '')}"
-                   f"</small></th>" for m in metrics)
+    head = "".join(f"<th>{html.escape(m)}{'†' if (dataset, m) in flags else ''}<br><small>"
+                   f"{arrows.get(sub.xs(m, level='metric')['better'].iloc[0], '')}</small></th>" for m in metrics)
     rows = []
     for model in sorted(sub.index.get_level_values("model").unique()):
         cells = [f"<th>{html.escape(model)}</th>"]
@@ -109,16 +124,47 @@ def _headline_html(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> s
             if row is None or pd.isna(row["mean"]):
                 cells.append("<td>–</td>")
                 continue
-            sd = 0.0 if pd.isna(row["sd"]) else row["sd"]
-            cells.append(f"<td class='{'best' if row['rank'] == 1 else ''}'>{row['mean']:.3f} ± {sd:.3f}</td>")
+            sd = "n = 1" if row["n_seeds"] < 2 else f"± {row['sd']:.3f}"
+            best = (dataset, metric) not in flags and row["rank"] == 1
+            cells.append(f"<td class='{'best' if best else ''}'>{row['mean']:.3f} {sd}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+    notes = "".join(f"<li>{html.escape(m)}: {html.escape(flags[(dataset, m)])}</li>" for m in metrics
+                    if (dataset, m) in flags)
+    note = f"<p>† cannot tell the models apart on this run's design, so never counted as a win:</p><ul>{notes}</ul>" \
+        if notes else ""
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>{note}"
+
+
+def _wins_html(comparisons: pd.DataFrame, dataset: str, metrics: list[str], models: list[str], flags: dict) -> str:
+    """Model x model: on how many of the key metrics the row model significantly beat the column one."""
+    counted = [m for m in metrics if (dataset, m) not in flags]
+    if len(models) < 2 or not counted:
+        return "<p>No win matrix: it needs two models and a key metric that can tell them apart.</p>"
+    wins = win_matrix(comparisons[comparisons["dataset"] == dataset], counted, models)
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    rows = []
+    for model in models:
+        cells = []
+        for other in models:
+            if model == other:
+                cells.append("<td>–</td>")
+                continue
+            n = int(wins.loc[model, other])
+            shade = int(235 - 120 * n / len(counted))
+            cells.append(f"<td style='background:rgb({shade},{245},{shade})'>{n}</td>" if n else "<td>0</td>")
+        rows.append(f"<tr><th>{html.escape(model)}</th>{''.join(cells)}</tr>")
+    return (f"<p>Row beats column on this many of the {len(counted)} key metrics that can tell models apart "
+            f"({html.escape(', '.join(counted))}): a paired Wilcoxon signed-rank test over seeds and pairs, "
+            "Benjamini-Hochberg q &lt; 0.05 over all tests of the dataset. Every test, on every metric, is in "
+            f"comparisons.csv.</p><table><tr><th>wins</th>{head}</tr>{''.join(rows)}</table>")
 
 
 def leaders(summary: pd.DataFrame) -> str:
-    """One line per dataset: the best model on each key metric, as the run's last words."""
+    """One line per dataset: the best model on each key metric that can tell models apart, as the
+    run's last words."""
     lines = []
-    for dataset, sub in summary[summary["metric"].isin(KEY_METRICS) & (summary["rank"] == 1)].groupby("dataset"):
+    eligible = summary[summary["metric"].isin(KEY_METRICS) & (summary["rank"] == 1) & (summary["flag"] == "")]
+    for dataset, sub in eligible.groupby("dataset"):
         best = []
         for metric in [m for m in KEY_METRICS if m in set(sub["metric"])]:
             tied = sub[sub["metric"] == metric]
@@ -163,17 +209,44 @@ def _img(png: bytes, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
+def _phenotypes_html(data: pd.DataFrame, dataset: str, keys: list[str], headline: str, save) -> str:
+    """The per-phenotype dot plot of the headline metric, and of every other key metric folded."""
+    def plot(metric):
+        return _img(save(figures.phenotype_dotplot(data, metric), f"{dataset}_phenotypes_{metric}.png"),
+                    f"{metric} per phenotype")
+
+    others = "".join(f"<details><summary>{html.escape(m)}</summary>{plot(m)}</details>" for m in keys if m != headline)
+    return (f"<h3>Per phenotype</h3><p>Colour: the mean over seeds; dot size shrinks as seeds disagree; a hollow "
+            f"dot marked n = 1 is a pair held out in one seed only (no spread to show). {html.escape(headline)} first, "
+            f"then every key metric.</p>" + plot(headline) + others)
+
+
+def _cost_html(tasks: pd.DataFrame | None, save) -> str:
+    if tasks is None or tasks.empty:
+        return ""
+    costs = model_costs(tasks)
+    table = _table_html(costs, "{:.4g}") if len(costs) else "<p>No model tasks in the trace yet.</p>"
+    return ("<h2>Time and cost</h2><p>Per model: its tasks (train, predict, evaluate; over seeds), their summed run "
+            "time from the Nextflow trace and its price: CPU-hours × --price_cpu_hour, + GPU-hours × --price_gpu_hour "
+            f"for tasks on a GPU. The whole run: {tasks['realtime_s'].sum() / 3600:.3g} task-hours, "
+            f"${tasks['cost_usd'].sum():.3g}.</p>" + table
+            + _img(save(figures.task_resources(tasks), "task_resources.png"), "resources"))
+
+
 def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                  model_dirs: list[str | os.PathLike] = (),
-                 pipeline_info: str | os.PathLike | None = None,
+                 tasks: pd.DataFrame | None = None,
                  provenance: Provenance | None = None,
                  cell_samples: list[str | os.PathLike] = (),
-                 val_metric_paths: list[str | os.PathLike] = (), sweep_metric: str = HEADLINE) -> pd.DataFrame:
+                 val_metric_paths: list[str | os.PathLike] = (), sweep_metric: str = HEADLINE,
+                 profile: str = "full") -> pd.DataFrame:
     """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``figures/*.png`` and
-    ``report.html`` (provenance first, the glossary last). ``cell_samples`` (``storm evaluate
-    --cells-out``) give each dataset a map of real against predicted cells. ``val_metric_paths``
-    (a sweep's configurations scored on the validation pairs) choose each swept model's
-    configuration by ``sweep_metric`` (``sweeps.csv``); the rest of the report shows the chosen."""
+    ``report.html`` (provenance first, the glossary last). ``tasks``: the trace's, priced
+    (:func:`storm.report.cost.task_costs`). ``cell_samples`` (``storm evaluate --cells-out``) give
+    each dataset a map of real against predicted cells. ``val_metric_paths`` (a sweep's
+    configurations scored on the validation pairs) choose each swept model's configuration by
+    ``sweep_metric`` (``sweeps.csv``); the rest of the report shows the chosen. ``profile`` picks
+    the key metrics (:data:`PROFILE_METRICS`)."""
     out = Path(out_dir)
     choices = sweeps.choose(read_metrics(list(val_metric_paths)), sweep_metric) if val_metric_paths else None
     metrics = read_metrics(metric_paths)
@@ -182,8 +255,13 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         metrics = sweeps.apply(metrics, choices)
     samples = read_cell_samples(cell_samples)
     summary = summarise(metrics)
+    flags = metric_flags(metrics, summary)
+    summary["flag"] = [flags.get(key, "") for key in zip(summary["dataset"], summary["metric"])]
+    summary.loc[summary["flag"] != "", "rank"] = pd.NA
     io.write_csv(summary, out / "summary.csv")
     comparisons = paired_comparisons(metrics[metrics["perturbation"] != ALL])
+    flagged = [(d, m) in flags for d, m in zip(comparisons["dataset"], comparisons["metric"])]
+    comparisons.loc[flagged, "winner"] = ""  # a metric that cannot tell models apart names no winner
     io.write_csv(comparisons, out / "comparisons.csv")
     io.write_text(leaders(summary) + "\n", out / "leaders.txt")
 
@@ -197,25 +275,25 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         sections.append(_sweeps_html(choices))
     for dataset in sorted(metrics["dataset"].unique()):
         data = metrics[metrics["dataset"] == dataset]
-        keys = [m for m in KEY_METRICS if m in set(data["metric"])]
-        n_pairs = data[is_pair_row(data["perturbation"])].groupby(["cell_type", "perturbation"]).ngroups
+        keys = [m for m in PROFILE_METRICS[profile] if m in set(data["metric"])] or sorted(set(data["metric"]))[:8]
+        pair_rows = data[is_pair_row(data["perturbation"])]
+        n_pairs = pair_rows.groupby(["cell_type", "perturbation"]).ngroups
+        n_scored = pair_rows.groupby(["seed", "cell_type", "perturbation"]).ngroups
         bulk = "energy_distance_pca" not in set(data["metric"])  # storm skips its distributions on bulk alone
         n_seeds = data["seed"].nunique()
-        comp = comparisons[(comparisons["dataset"] == dataset) & comparisons["metric"].isin(keys)]
-        comp = comp[["metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "q_value", "winner"]]
+        models = sorted(data["model"].unique())
         headline = HEADLINE if HEADLINE in keys else keys[0]
         sections.append(
-            f"<h2>{html.escape(dataset)}</h2><p>{n_seeds} seed(s), {n_pairs} held-out (cell type, perturbation) "
-            f"pairs. Mean ± sd over seeds (each seed: the mean over its pairs), as in summary.csv; best in bold; "
-            f"every metric in summary.csv, each defined in the glossary below.</p>"
+            f"<h2>{html.escape(dataset)}</h2><p>{n_seeds} seed(s); {n_pairs} held-out (cell type, perturbation) "
+            f"pairs, scored {n_scored} times over the seeds (a pair held out in several seeds counts once per seed: "
+            f"the n of the paired tests). Mean ± sd over seeds (each seed: the mean over its pairs; n = 1: one seed, "
+            f"no spread), as in summary.csv; best in bold; every metric in summary.csv, each defined in the glossary "
+            f"below.</p>"
             + (BULK_NOTE if bulk else "")
-            + _headline_html(summary, dataset, keys)
+            + _headline_html(summary, dataset, keys, flags)
             + _img(save(figures.model_comparison(data, keys), f"{dataset}_models.png"), "model comparison")
-            + "<h3>Which model is better, and how sure</h3><p>Paired over seeds and pairs: Wilcoxon signed-rank, "
-              "Benjamini-Hochberg q-values over all tests of the dataset; a winner where q &lt; 0.05.</p>"
-            + _table_html(comp)
-            + f"<h3>Per phenotype: {html.escape(headline)}</h3>"
-            + _img(save(figures.phenotype_dotplot(data, headline), f"{dataset}_phenotypes.png"), "per phenotype")
+            + "<h3>Which model is better, and how sure</h3>" + _wins_html(comparisons, dataset, keys, models, flags)
+            + _phenotypes_html(data, dataset, keys, headline, save)
             + _cell_map_html(samples.get(dataset), dataset, save)
         )
     logs = read_training_logs(list(model_dirs))
@@ -234,12 +312,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
             "seeds; training_stability.csv holds the table.</p>"
             + _table_html(stability)
             + _img(save(figures.step_curves(steps, STABILITY_WINDOW), "training_steps.png"), "training steps"))
-    trace_file = newest_trace(pipeline_info) if pipeline_info else None
-    if trace_file is not None:
-        trace = read_trace(trace_file)
-        if not trace.empty:
-            sections.append("<h2>Time and memory per task</h2>"
-                            + _img(save(figures.task_resources(trace), "task_resources.png"), "resources"))
+    sections.append(_cost_html(tasks, save))
     sections.append(_glossary_html(sorted(metrics["metric"].unique())))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>storm report</title>"
             f"<style>{STYLE}</style></head><body><h1>storm report</h1>{''.join(sections)}</body></html>")

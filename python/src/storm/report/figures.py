@@ -54,30 +54,47 @@ def model_comparison(metrics: pd.DataFrame, metric_names: list[str]) -> bytes:
 
 def phenotype_dotplot(metrics: pd.DataFrame, metric: str) -> bytes:
     """Cell type x perturbation per model: colour is the mean over seeds, dot size shrinks as
-    the seeds disagree (sd), so seed variance is visible."""
+    the seeds disagree (sd). A pair scored in one seed only is a hollow dot marked "n = 1" (it has
+    no spread to show, which is not zero spread); a model without values says why."""
     sub = metrics[(metrics["metric"] == metric) & is_pair_row(metrics["perturbation"])]
-    stats = sub.groupby(["model", "cell_type", "perturbation"])["value"].agg(["mean", "std"]).reset_index()
-    stats["std"] = stats["std"].fillna(0)
-    models = sorted(stats["model"].unique())
-    perts = sorted(stats["perturbation"].unique())
-    cts = sorted(stats["cell_type"].unique())
-    lo, hi = np.nanpercentile(stats["mean"], [2, 98]) if len(stats) else (0, 1)
-    spread = max(float(stats["std"].max()), 1e-9)
+    stats = sub.groupby(["model", "cell_type", "perturbation"])["value"].agg(["mean", "std", "count"]).reset_index()
+    models = sorted(metrics["model"].unique())
+    perts = sorted(stats["perturbation"].unique()) or ["–"]
+    cts = sorted(stats["cell_type"].unique()) or ["–"]
+    finite = stats["mean"].dropna()
+    lo, hi = np.nanpercentile(finite, [2, 98]) if len(finite) else (0, 1)
+    spread = max(float(stats["std"].max()) if stats["std"].notna().any() else 0.0, 1e-9)
     fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 0.45 * len(cts) * len(models) + 1.5,
                                                       1.5 + 0.14 * len(perts)), squeeze=False, sharey=True)
+    points = None
     for ax, model in zip(axes[0], models):
-        m = stats[stats["model"] == model]
-        points = ax.scatter(m["cell_type"].map(cts.index), m["perturbation"].map(perts.index), c=m["mean"],
-                            s=10 + 70 * (1 - m["std"] / spread), cmap="viridis", vmin=lo, vmax=hi)
-        ax.set_xticks(range(len(cts)), cts, rotation=90, fontsize=7)
+        m = stats[(stats["model"] == model) & stats["mean"].notna()]
         ax.set_title(model, fontsize=9)
+        ax.set_xticks(range(len(cts)), cts, rotation=90, fontsize=7)
         ax.set_xlim(-0.7, len(cts) - 0.3)
+        if m.empty:
+            ax.text(0.5, 0.5, f"no {metric} values:\nnot computed for this model", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=7, color="0.4")
+            continue
+        x, y = m["cell_type"].map(cts.index), m["perturbation"].map(perts.index)
+        several = (m["count"] > 1).to_numpy()
+        size = 10 + 70 * (1 - m["std"].fillna(0) / spread)
+        points = ax.scatter(x[several], y[several], c=m["mean"][several], s=size[several], cmap="viridis",
+                            vmin=lo, vmax=hi)
+        single = ax.scatter(x[~several], y[~several], s=45, facecolors="none",
+                            edgecolors=plt.get_cmap("viridis")((m["mean"][~several] - lo) / max(hi - lo, 1e-12)))
+        points = points if several.any() else single
+        for xi, yi in zip(x[~several], y[~several]):
+            ax.annotate("n = 1", (xi, yi), xytext=(5, -2), textcoords="offset points", fontsize=5, color="0.3")
     axes[0][0].set_yticks(range(len(perts)), perts, fontsize=6)
     axes[0][0].set_ylim(len(perts) - 0.5, -0.5)
     width = fig.get_size_inches()[0]
     fig.subplots_adjust(left=min(0.5, (0.3 + 0.06 * max(map(len, perts), default=4)) / width), bottom=0.2)
-    fig.colorbar(points, ax=axes[0].tolist(), label=f"{metric} (mean over seeds)", shrink=0.6)
-    fig.suptitle(f"{metric} per (cell type, perturbation); smaller dots: more variance across seeds", fontsize=9)
+    if points is not None:
+        fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(lo, hi), cmap="viridis"), ax=axes[0].tolist(),
+                     label=f"{metric} (mean over seeds)", shrink=0.6)
+    fig.suptitle(f"{metric} per (cell type, perturbation); smaller dots: more variance across seeds; "
+                 f"hollow, n = 1: one seed", fontsize=9)
     return _png(fig)
 
 

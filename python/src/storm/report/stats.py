@@ -112,6 +112,50 @@ def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: metrics that compare a cell type's held-out perturbations with each other (ranks, discrimination,
+#: correlations across perturbations; vcc_score's cell-mean baseline is the mean of them all): with one
+#: perturbation per cell type they measure nothing
+CROSS_PERTURBATION = {"discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine",
+                      "rank_rmse", "rank_cosine_logfc", "pearson_edistance", "clustering_agreement",
+                      "genewise_pearson", "vcc_score", "de_spearman_sig"}
+#: the no-change prediction: a metric it wins does not reward predicting the response
+FLOOR_MODEL = "control_mean"
+
+
+def metric_flags(metrics: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(dataset, metric) -> why the metric cannot tell models apart on this run's design: every
+    cell type has one held-out perturbation (for :data:`CROSS_PERTURBATION` metrics), every model
+    scores the same, or the no-change floor (``control_mean``) scores best. A flagged metric is
+    shown, marked, and never counted as a win."""
+    flags = {}
+    pairs = metrics[metrics["perturbation"].astype(str).str.match(r"^[^(]")]
+    for dataset, data in pairs.groupby("dataset"):
+        single = data.groupby(["seed", "cell_type"])["perturbation"].nunique().max() <= 1
+        board = summary[summary["dataset"] == dataset]
+        for metric, rows in board.groupby("metric"):
+            means = rows["mean"].dropna()
+            if single and metric in CROSS_PERTURBATION:
+                flags[(dataset, metric)] = "one held-out perturbation per cell type: nothing to compare it with"
+            elif len(means) > 1 and means.max() - means.min() <= 1e-9 * max(1.0, means.abs().max()):
+                flags[(dataset, metric)] = "the same for every model"
+            elif len(means) > 1 and (rows.loc[rows["model"] == FLOOR_MODEL, "rank"] == 1).fillna(False).any():
+                flags[(dataset, metric)] = f"the no-change floor ({FLOOR_MODEL}) scores best: it does not reward " \
+                                           f"predicting the response here"
+    return flags
+
+
+def win_matrix(comparisons: pd.DataFrame, metrics: list[str], models: list[str]) -> pd.DataFrame:
+    """Row model x column model: on how many of ``metrics`` the row model won the paired test
+    against the column model (q < 0.05; see :func:`paired_comparisons`)."""
+    table = pd.DataFrame(0, index=models, columns=models, dtype=int)
+    for row in comparisons[comparisons["metric"].isin(metrics)].itertuples():
+        if row.winner:
+            loser = row.model_b if row.winner == row.model_a else row.model_a
+            if row.winner in table.index and loser in table.columns:
+                table.loc[row.winner, loser] += 1
+    return table
+
+
 #: steps of the sliding window over which the loss's variance is taken (fewer on short runs)
 STABILITY_WINDOW = 50
 
