@@ -15,7 +15,7 @@ process GENES {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('genes')} --prepared ${prepared} --split ${split}/split.csv --out genes.csv ${args}
+    ${StormCli.call('genes')} --prepared ${prepared} --split ${split}/split.parquet --out genes.csv ${args}
     """
 
     stub:

@@ -14,7 +14,7 @@ process PREDICT {
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    ${StormCli.call('predict')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
+    ${StormCli.call('predict')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
         --model-dir ${model} --out pred.h5ad --seed ${meta.seed} ${args}
     """
 

@@ -15,7 +15,7 @@ process REFERENCE {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('reference')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
+    ${StormCli.call('reference')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
         --out-dir . --threads ${task.cpus} ${args}
     """
 

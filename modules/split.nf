@@ -21,7 +21,7 @@ process SPLIT {
     def name = meta.strategy == 'transfer' ? "seed${meta.seed}" : "seed${meta.seed}_${meta.strategy}"
     """
     mkdir ${name}
-    touch ${name}/split.csv ${name}/pairs.csv ${name}/summary.json ${name}/state.toml ${name}/split.png ${name}/split.log
+    touch ${name}/split.parquet ${name}/pairs.csv ${name}/summary.json ${name}/split.png ${name}/split.log
     ${StormCli.stubFiles('split')}
     """
 }

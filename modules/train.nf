@@ -15,7 +15,7 @@ process TRAIN {
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    ${StormCli.call('train')} --prepared ${prepared} --split ${split}/split.csv --genes ${genes} \\
+    ${StormCli.call('train')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
         --model ${meta.base} --name '${meta.model}' --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
     """
 

@@ -120,7 +120,7 @@ def test_split_reads_s3_and_no_credentials_leak(moto_server, tmp_path):
     boto3.client("s3").upload_file(str(small_h5ad), "obs", "datasets/small.h5ad")
     done = storm("split", "--input", "s3://obs/datasets/small.h5ad", "--out-dir", tmp_path / "out")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "out" / "seed0" / "split.csv").is_file()
+    assert (tmp_path / "out" / "seed0" / "split.parquet").is_file()
     setup = storm("aws", "setup", "--deployment", "leak", "--bucket", "leak-bucket", "--out", tmp_path / "aws.config")
     written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 5e6]
     for text in [done.stdout, done.stderr, setup.stdout, setup.stderr, *written]:

@@ -23,9 +23,10 @@ def test_outputs_laid_out(test_profile_run):
         assert (out / "synthetic" / name).is_file(), name
     for seed in SEEDS:
         split = out / "synthetic" / seed
-        for name in ("split.csv", "perturbench_split.csv", "pairs.csv", "summary.json", "state.toml", "split.png",
+        for name in ("split.parquet", "pairs.csv", "summary.json", "state.toml", "state_tx_train.sh", "split.png",
                      "genes.csv", "real.h5ad", "split.log", "genes.log", "reference.log"):
             assert (split / name).is_file(), name
+        assert not (split / "perturbench_split.csv").exists()  # the big export only when asked for
         real = ad.read_h5ad(split / "real.h5ad")  # written once per split, shared by every model
         assert list(real.var_names) == pd.read_csv(split / "genes.csv")["gene"].tolist()
         for model in MODELS:

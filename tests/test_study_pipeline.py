@@ -27,9 +27,9 @@ def test_st_finetune_study(tmp_path):
     pre = tmp_path / "pretrain"
     storm("prepare", "--input", str(course), "--out", str(pre / "prepared.h5ad"), "--spec", SPEC)
     storm("split", "--input", str(course), "--out-dir", str(pre), "--spec", SPEC, "--min-cells", "5")
-    storm("genes", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.csv"),
+    storm("genes", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.parquet"),
           "--n-top-genes", "100", "--out", str(pre / "genes.csv"))
-    storm("train", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.csv"),
+    storm("train", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.parquet"),
           "--genes", str(pre / "genes.csv"), "--model", "st", "--out-dir", str(pre / "st"),
           "--set", "min_steps=30", "--set", "cell_set_len=8", "--set", "hidden_dim=32", "--set", "logger=none")
 

@@ -41,7 +41,7 @@ def test_usage_error_exit_2(run_cli):
 def test_steps_chain_through_the_cli(tmp_path, run_cli):
     """synth -> validate -> split -> prepare -> train -> predict -> evaluate -> report, as the pipeline calls them."""
     data = tmp_path / "d.h5ad"
-    split, genes = tmp_path / "seed0" / "split.csv", tmp_path / "genes.csv"
+    split, genes = tmp_path / "seed0" / "split.parquet", tmp_path / "genes.csv"
     steps = [
         ("synth", "--out", data, "--n-genes", "80", "--n-perturbations", "4", "--n-cell-types", "2",
          "--cells-per-pair", "12", "--controls-per-cell-type", "30"),

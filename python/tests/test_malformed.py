@@ -87,11 +87,11 @@ def test_validate_accepts_and_the_steps_run_or_rejects_in_one_line(tmp_path_fact
     steps = [
         ("split", "--input", path, "--out-dir", folder, "--min-cells", "3"),
         ("prepare", "--input", path, "--out", folder / "prepared.h5ad"),
-        ("genes", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.csv",
+        ("genes", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.parquet",
          "--n-top-genes", "30", "--out", folder / "genes.csv"),
-        ("train", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.csv",
+        ("train", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.parquet",
          "--genes", folder / "genes.csv", "--model", "context_mean", "--out-dir", folder / "model"),
-        ("predict", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.csv",
+        ("predict", "--prepared", folder / "prepared.h5ad", "--split", folder / "seed0" / "split.parquet",
          "--genes", folder / "genes.csv", "--model-dir", folder / "model", "--out", folder / "pred.h5ad"),
     ]
     for step in steps:

@@ -1,8 +1,11 @@
 """The splitter: every strategy, every invariant (property-based), every export, bad inputs."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +14,8 @@ from storm.spec import DatasetSpec
 from storm.split import SplitInvariantError, SplitParams, make_split, read_coded_obs, write_split
 from storm.split.core import SPLITS
 from storm.split.obs import coded_from_frame
+
+SPEC = DatasetSpec()
 
 KEYS = ["cell_type", "perturbation"]
 
@@ -168,8 +173,8 @@ def test_awkward_names(tmp_path):
     result = split_of(obs)
     check_rules(obs, result)
     coded = coded_from_frame(obs, KEYS)
-    write_split(result, coded.cell_ids, tmp_path, ["cell_type"], "control", "my.data", "/data/x.h5ad")
-    back = pd.read_csv(tmp_path / "split.csv")
+    write_split(result, coded.cell_ids, tmp_path, ["cell_type"], SPEC, "my.data", "/data/x.h5ad", exports=["state"])
+    back = pd.read_parquet(tmp_path / "split.parquet")
     assert back["split"].tolist() == labels(result).tolist()
     pairs = pd.read_csv(tmp_path / "pairs.csv")
     assert set(rename.values()) <= set(pairs["perturbation"])
@@ -184,19 +189,41 @@ def test_awkward_names(tmp_path):
 
 
 def test_exports(tmp_path):
+    """Only what is asked for: split.parquet always; State's TOML (cell-load loads it) and a
+    `state tx train` command on it; PerturBench's headerless CSV (the same rows) and an experiment
+    config naming the dataset, its columns and that CSV."""
+    import shlex
+
     obs = make_obs()
     result = split_of(obs, strategy="zeroshot", zeroshot_covariates=["CT3"])
     coded = coded_from_frame(obs, KEYS)
-    write_split(result, coded.cell_ids, tmp_path, ["cell_type"], "control", "ds", "/data/ds.h5ad")
-    lines = (tmp_path / "split.csv").read_text().splitlines()
-    assert lines[0] == "cell_id,split"
-    assert (tmp_path / "perturbench_split.csv").read_text().splitlines() == lines[1:]
+    write_split(result, coded.cell_ids, tmp_path / "lean", ["cell_type"], SPEC, "ds", "/data/ds.h5ad")
+    lean = sorted(p.name for p in (tmp_path / "lean").iterdir())
+    assert lean == ["pairs.csv", "split.parquet", "split.parquet.sha256", "split.png", "summary.json"]
+    write_split(result, coded.cell_ids, tmp_path, ["cell_type"], SPEC, "ds", "/data/ds.h5ad", seed=3,
+                exports=["state", "perturbench"])
+    table = pd.read_parquet(tmp_path / "split.parquet")
+    rows = [f"{c},{s}" for c, s in zip(table["cell_id"], table["split"].astype(str))]
+    assert (tmp_path / "perturbench_split.csv").read_text().splitlines() == rows
     assert (tmp_path / "split.png").read_bytes().startswith(b"\x89PNG")
     from cell_load.config import ExperimentConfig
 
     config = ExperimentConfig.from_toml(str(tmp_path / "state.toml"))
     assert config.get_zeroshot_celltypes("ds") == {"CT3": "test"}
     assert config.datasets == {"ds": "/data/ds.h5ad"}
+    command = [line for line in (tmp_path / "state_tx_train.sh").read_text().splitlines() if not line.startswith("#")]
+    args = shlex.split(command[0])
+    settings = dict(a.split("=", 1) for a in args[3:])
+    assert args[:3] == ["state", "tx", "train"] and settings["name"] == "ds_" + result.name
+    assert Path(settings["data.kwargs.toml_config_path"]) == (tmp_path / "state.toml").resolve()
+    assert (settings["data.kwargs.pert_col"], settings["data.kwargs.cell_type_key"],
+            settings["data.kwargs.control_pert"]) == ("perturbation", "cell_type", "control")
+    experiment = yaml.safe_load((tmp_path / "perturbench_experiment.yaml").read_text())
+    assert {"override /data/splitter": "saved_split"} in experiment["defaults"] and experiment["seed"] == 3
+    data = experiment["data"]
+    assert Path(data["splitter"]["split_path"]) == (tmp_path / "perturbench_split.csv").resolve()
+    assert (data["datapath"], data["perturbation_key"], data["perturbation_control_value"],
+            data["covariate_keys"]) == ("/data/ds.h5ad", "perturbation", "control", ["cell_type"])
 
 
 def test_zeroshot_holds_out_cell_type_with_controls():
@@ -272,11 +299,11 @@ def test_file_strategy_roundtrip(tmp_path):
     obs = make_obs()
     original = split_of(obs, seed=4)
     coded = coded_from_frame(obs, KEYS)
-    write_split(original, coded.cell_ids, tmp_path, ["cell_type"], "control", "ds", "ds.h5ad")
-    for name in ("split.csv", "perturbench_split.csv"):
+    write_split(original, coded.cell_ids, tmp_path, ["cell_type"], SPEC, "ds", "ds.h5ad", exports=["perturbench"])
+    for name in ("split.parquet", "perturbench_split.csv"):
         again = split_of(obs, strategy="file", split_file=tmp_path / name)
         assert np.array_equal(again.cell_split, original.cell_split)
-    shuffled = pd.read_csv(tmp_path / "split.csv").sample(frac=1, random_state=0)
+    shuffled = pd.read_parquet(tmp_path / "split.parquet").sample(frac=1, random_state=0)
     shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
     assert np.array_equal(split_of(obs, strategy="file", split_file=tmp_path / "shuffled.csv").cell_split,
                           original.cell_split)
@@ -359,8 +386,10 @@ def test_cell_ids_that_need_quotes_round_trip(tmp_path):
     obs = make_obs(n_ct=2, n_pert=3)
     obs.index = [f'cell,{i}"x' if i % 7 == 0 else f"cell{i}" for i in range(len(obs))]
     result = split_of(obs)
-    write_split(result, coded_from_frame(obs, KEYS).cell_ids, tmp_path, ["cell_type"], "control", "ds", "ds.h5ad")
-    back = pd.read_csv(tmp_path / "split.csv")
+    write_split(result, coded_from_frame(obs, KEYS).cell_ids, tmp_path, ["cell_type"], SPEC, "ds", "ds.h5ad",
+                exports=["perturbench"])
+    back = pd.read_parquet(tmp_path / "split.parquet")
     assert back["cell_id"].tolist() == list(obs.index)
-    again = split_of(obs, strategy="file", split_file=tmp_path / "split.csv")
-    assert np.array_equal(again.cell_split, result.cell_split)
+    for name in ("split.parquet", "perturbench_split.csv"):
+        again = split_of(obs, strategy="file", split_file=tmp_path / name)
+        assert np.array_equal(again.cell_split, result.cell_split)

@@ -64,7 +64,7 @@ def main() -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     data, prepared, genes = out / "data.h5ad", out / "prepared.h5ad", out / "genes.csv"
-    split = out / "seed0" / "split.csv"
+    split = out / "seed0" / "split.parquet"
     if not genes.is_file():
         storm("synth", "--out", str(data))  # the demo dataset: 600 genes, 4 cell types, 24 perturbations
         storm("prepare", "--input", str(data), "--out", str(prepared))

@@ -47,9 +47,9 @@ def main() -> None:
         run(*STORM, "synth", *COURSE, "--seed", "1", "--out", str(pre / "course.h5ad"))
         run(*STORM, "prepare", "--input", str(pre / "course.h5ad"), "--out", str(pre / "prepared.h5ad"), "--spec", SPEC)
         run(*STORM, "split", "--input", str(pre / "course.h5ad"), "--out-dir", str(pre), "--spec", SPEC)
-        run(*STORM, "genes", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.csv"),
+        run(*STORM, "genes", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.parquet"),
             "--n-top-genes", "300", "--out", str(pre / "genes.csv"))
-        run(*STORM, "train", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.csv"),
+        run(*STORM, "train", "--prepared", str(pre / "prepared.h5ad"), "--split", str(pre / "seed0" / "split.parquet"),
             "--genes", str(pre / "genes.csv"), "--model", "st", "--out-dir", str(pre / "st"),
             *[a for s in sizes for a in ("--set", s)])
     course = out / "course.h5ad"

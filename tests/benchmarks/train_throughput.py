@@ -39,7 +39,7 @@ def n_pairs(data_dir: Path) -> int:
 
 
 def inputs(data_dir: Path) -> tuple[Path, Path, Path]:
-    return data_dir / "prepared.h5ad", data_dir / "seed0" / "split.csv", data_dir / "genes.csv"
+    return data_dir / "prepared.h5ad", data_dir / "seed0" / "split.parquet", data_dir / "genes.csv"
 
 
 def build(data_dir: Path, cells_per_pair: int, genes: int) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from . import __version__
 from .errors import InputError, Interrupted, StormError
-from .spec import METRIC_PROFILES, SPLIT_STRATEGIES, DatasetSpec
+from .spec import METRIC_PROFILES, SPLIT_EXPORTS, SPLIT_STRATEGIES, DatasetSpec
 
 log = logging.getLogger("storm")
 _versions_file: list[Path] = []  # written by main() when the step succeeded
@@ -320,18 +320,23 @@ def _names(text: str) -> list[str]:
 @click.option("--zeroshot-cell-types", default="", help="zeroshot: comma-separated cell types to hold out.")
 @click.option("--n-zeroshot", default=1, help="zeroshot: cell types drawn by the seed when none are named.")
 @click.option("--manual-holdout", type=click.Path(path_type=Path), help="manual: YAML or CSV of holdouts.")
-@click.option("--split-file", type=click.Path(path_type=Path), help="file: a cell_id,split CSV (header optional).")
-@click.option("--dataset-name", default="", help="Dataset name in state.toml (default: the input's file name).")
-@click.option("--dataset-path", default="", help="Dataset path in state.toml (default: the input path).")
+@click.option("--split-file", type=click.Path(path_type=Path),
+              help="file: a cell_id,split CSV (header optional; PerturBench's) or a storm split.parquet.")
+@click.option("--export", "exports", multiple=True, type=click.Choice(SPLIT_EXPORTS),
+              help="Also write what reproduces the split in another tool (repeatable): state (cell-load's "
+                   "state.toml and a `state tx train` command, state_tx_train.sh), perturbench "
+                   "(perturbench_split.csv and perturbench_experiment.yaml).")
+@click.option("--dataset-name", default="", help="Dataset name in the exports (default: the input's file name).")
+@click.option("--dataset-path", default="", help="Dataset path in the exports (default: the input path).")
 @click.option("--check", "check_only", is_flag=True,
               help="Only check the options, the columns they name and the holdout or split file; split nothing.")
 @spec_options
-def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_path: str, check_only: bool,
-          spec: DatasetSpec, **options) -> None:
+def split(input_path: str, out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str, dataset_path: str,
+          check_only: bool, spec: DatasetSpec, **options) -> None:
     """Split cells at the (covariates, perturbation) pair level, reading only obs.
 
-    Writes split.csv, perturbench_split.csv, pairs.csv, summary.json, state.toml and split.png,
-    after checking every invariant (a violation is an error).
+    Writes split.parquet (every cell's split), pairs.csv, summary.json and split.png, and the
+    --export files, after checking every invariant (a violation is an error).
     """
     from .split import make_split, write_split
     from .split.obs import read_split_obs
@@ -349,8 +354,8 @@ def split(input_path: str, out_dir: Path, seed: int, dataset_name: str, dataset_
     result = make_split(obs, params, **holdouts)
     default_name = input_path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
     default_path = input_path if remote else str(Path(input_path).resolve())
-    write_split(result, obs.cell_ids, out_dir / result.name, params.covariate_keys, spec.control_value,
-                dataset_name or default_name, dataset_path or default_path)
+    write_split(result, obs.cell_ids, out_dir / result.name, params.covariate_keys, spec,
+                dataset_name or default_name, dataset_path or default_path, seed, list(exports))
     click.echo(result.name)
 
 
@@ -401,7 +406,8 @@ def prepare(input_path: Path, out: Path, molecule_embeddings: Path | None, spec:
 def _split_options(func):
     for option in reversed([
         click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad."),
-        click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path), help="split.csv."),
+        click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path),
+                     help="split.parquet (or a cell_id,split CSV)."),
         click.option("--genes", "genes_csv", required=True, type=click.Path(path_type=Path),
                      help="genes.csv of the split (`storm genes`)."),
     ]):
@@ -411,7 +417,8 @@ def _split_options(func):
 
 @cli.command()
 @click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad.")
-@click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path), help="split.csv.")
+@click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path),
+              help="split.parquet (or a cell_id,split CSV).")
 @click.option("--n-top-genes", default=2000, type=click.IntRange(min=1), help="Highly variable genes to keep.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="genes.csv to write.")
 def genes(prepared: Path, split_csv: Path, n_top_genes: int, out: Path) -> None:

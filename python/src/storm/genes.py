@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def read_split(split_csv: str | os.PathLike, cell_ids: pd.Index) -> np.ndarray:
-    """The split label of every cell of ``cell_ids``, from a ``cell_id,split`` CSV."""
-    table = io.read_csv(split_csv, dtype={"cell_id": str, "split": str})
+    """The split label of every cell of ``cell_ids``, from ``storm split``'s split.parquet or a
+    ``cell_id,split`` CSV."""
+    if str(split_csv).endswith(".parquet"):
+        table = pd.read_parquet(io.require_file(split_csv, "split")).astype({"cell_id": str, "split": str})
+    else:
+        table = io.read_csv(split_csv, dtype={"cell_id": str, "split": str})
     if list(table.columns[:2]) != ["cell_id", "split"]:
         raise InputError(f"{split_csv} is not a split table (columns cell_id, split)")
     split = table.set_index("cell_id")["split"].reindex(cell_ids.astype(str))

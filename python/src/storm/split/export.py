@@ -1,18 +1,27 @@
-"""Write a split: split.csv, the PerturBench CSV, pairs.csv, summary.json, state.toml, split.png."""
+"""Write a split: split.parquet (every cell's split, compact), pairs.csv, summary.json, split.png,
+and, when asked, the files that reproduce it in other tools: for Arc's State, cell-load's TOML and
+a ready `state tx train` command; for PerturBench, its headerless split CSV and an experiment
+config that loads it (the CSV is as large as the cell ids: at 100M cells, gigabytes, so only on
+request)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
 
 from .. import io
+from ..spec import DatasetSpec
 from .core import PERTURBATION, SPLITS, Split
+
+SPLIT_FILE = "split.parquet"
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#C44E52"}
 
@@ -29,21 +38,63 @@ def _holds_csv_specials(strings: pa.StringArray) -> bool:
 
 
 def write_cell_splits(cell_ids: pa.Array, split: Split, out: Path) -> None:
-    """``split.csv`` (cell_id,split) and ``perturbench_split.csv`` (the same, headerless)."""
+    """``split.parquet``: cell_id and split, dictionary-coded (a byte a cell besides its id)."""
     labels = pa.DictionaryArray.from_arrays(pa.array(split.cell_split, type=pa.int8()), pa.array(list(SPLITS)))
-    table = pa.table({"cell_id": cell_ids, "split": labels})
+    with io.atomic_path(out / SPLIT_FILE) as tmp:
+        pq.write_table(pa.table({"cell_id": cell_ids, "split": labels}), tmp, compression="zstd")
+    io.write_checksum(out / SPLIT_FILE)
+
+
+def perturbench_split_csv(out: Path) -> Path:
+    """PerturBench's saved split: headerless cell_id,split rows, from ``split.parquet``."""
+    table = pq.read_table(out / SPLIT_FILE)
+    table = table.set_column(1, "split", table["split"].cast(pa.string()))
     # plain rows as PerturBench writes them, unless an id holds a character CSV must quote
-    needs_quotes = any(_holds_csv_specials(chunk) for chunk in pa.chunked_array(cell_ids).chunks)
+    needs_quotes = any(_holds_csv_specials(chunk) for chunk in table["cell_id"].cast(pa.string()).chunks)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed" if needs_quotes else "none")
-    with io.atomic_path(out / "split.csv") as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink:
-            sink.write(b"cell_id,split\n")
-            pacsv.write_csv(table, sink, write_options=options)
-    io.write_checksum(out / "split.csv")
-    with io.atomic_path(out / "perturbench_split.csv") as tmp:
-        with open(out / "split.csv", "rb") as src, open(tmp, "wb") as dst:
-            src.readline()  # drop the header
-            shutil.copyfileobj(src, dst, 16 << 20)
+    path = out / "perturbench_split.csv"
+    with io.atomic_path(path) as tmp:
+        pacsv.write_csv(table, str(tmp), write_options=options)
+    return path
+
+
+def perturbench_config(out: Path, spec: DatasetSpec, covariate_keys: list[str], dataset_path: str,
+                       seed: int) -> dict:
+    """A PerturBench experiment (Hydra, `python train.py experiment=<this>`): the dataset with its
+    columns and the saved split storm made; pick the model with `model=...`."""
+    return {"defaults": [{"override /data/splitter": "saved_split"}], "seed": seed,
+            "data": {"datapath": dataset_path, "perturbation_key": spec.perturbation_key,
+                     "perturbation_combination_delimiter": spec.combo_delimiter,
+                     "perturbation_control_value": spec.control_value, "covariate_keys": list(covariate_keys),
+                     "embedding_key": spec.embed_key,
+                     "splitter": {"split_path": str((out / "perturbench_split.csv").resolve())}}}
+
+
+def state_command(out: Path, spec: DatasetSpec, covariate_keys: list[str], run_name: str) -> str:
+    """`state tx train` on the split's cell-load TOML with the dataset's own columns (Arc's CLI,
+    arc-state 0.11; its other settings at their defaults)."""
+    args = ["state", "tx", "train", f"data.kwargs.toml_config_path={(out / 'state.toml').resolve()}",
+            f"data.kwargs.pert_col={spec.perturbation_key}", f"data.kwargs.cell_type_key={covariate_keys[0]}",
+            f"data.kwargs.control_pert={spec.control_value}", "data.kwargs.output_space=gene",
+            f"data.kwargs.embed_key={spec.embed_key or 'X_hvg'}", "model=state_sm", "training.max_steps=40000",
+            "output_dir=state_runs", f"name={run_name}"]
+    if spec.batch_key:
+        args.insert(7, f"data.kwargs.batch_col={spec.batch_key}")
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def write_exports(split: Split, out: Path, exports: list[str], spec: DatasetSpec, covariate_keys: list[str],
+                  dataset: str, dataset_path: str, seed: int) -> None:
+    if "state" in exports:
+        io.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]), out / "state.toml")
+        note = ("# Arc's State on this storm split (cell-load reads state.toml); without an embedding (embed_key)\n"
+                "# State reads obsm['X_hvg']: add your highly variable genes there, or set data.kwargs.embed_key.\n")
+        io.write_text(note + state_command(out, spec, covariate_keys, f"{dataset}_{split.name}") + "\n",
+                      out / "state_tx_train.sh")
+    if "perturbench" in exports:
+        perturbench_split_csv(out)
+        io.write_text(yaml.safe_dump(perturbench_config(out, spec, covariate_keys, dataset_path, seed),
+                                     sort_keys=False), out / "perturbench_experiment.yaml")
 
 
 def toml_string(value: str) -> str:
@@ -118,13 +169,12 @@ def split_png(split: Split, out: Path, covariate_keys: list[str], control_value:
 
 
 def write_split(split: Split, cell_ids: pa.Array, out_dir: str | os.PathLike, covariate_keys: list[str],
-                control_value: str, dataset: str, dataset_path: str) -> None:
+                spec: DatasetSpec, dataset: str, dataset_path: str, seed: int = 0, exports: list[str] = ()) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_cell_splits(cell_ids, split, out)
     pairs = split.pairs.rename(columns={covariate_keys[0]: "cell_type"})
     io.write_csv(pairs.drop(columns=["is_control", "pair"]), out / "pairs.csv")
     io.write_json(split.summary, out / "summary.json")
-    io.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]), out / "state.toml")
-    split_png(split, out, covariate_keys, control_value)
-
+    write_exports(split, out, list(exports), spec, covariate_keys, dataset, dataset_path, seed)
+    split_png(split, out, covariate_keys, spec.control_value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import yaml
 
 from ..errors import InputError
@@ -87,10 +89,16 @@ def _holdout_from_yaml(data: dict, path: Path) -> list[list[str]]:
 
 
 def check_split_file(path: str | os.PathLike) -> None:
-    """A split file exists and its first line has a cell id and a split."""
+    """A split file exists and its first line has a cell id and a split (a storm split.parquet:
+    its two columns)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"split file not found: {path}")
+    if path.suffix == ".parquet":
+        names = pq.read_schema(path).names
+        if names[:2] != ["cell_id", "split"]:
+            raise InputError(f"{path}: expected columns cell_id and split, found {', '.join(names[:4])}")
+        return
     with open(path, errors="replace") as fh:
         first = fh.readline()
     if len(first.split(",")) < 2:
@@ -98,16 +106,20 @@ def check_split_file(path: str | os.PathLike) -> None:
 
 
 def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:
-    """Split codes per cell from a ``cell_id,split`` CSV (PerturBench's is headerless)."""
+    """Split codes per cell from a ``cell_id,split`` CSV (PerturBench's is headerless) or a storm
+    split.parquet."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"split file not found: {path}")
-    with open(path) as fh:
-        first = [field.strip('"') for field in fh.readline().strip().split(",")]
-    has_header = len(first) < 2 or first[1] not in SPLITS
-    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
-        column_names=None if has_header else ["cell_id", "split"], skip_rows=0),
-        convert_options=pacsv.ConvertOptions(column_types={"cell_id": pa.string(), "split": pa.string()}))
+    check_split_file(path)
+    if path.suffix == ".parquet":
+        table = pq.read_table(path, columns=["cell_id", "split"])
+        table = pa.table({"cell_id": table["cell_id"].cast(pa.string()), "split": table["split"].cast(pa.string())})
+    else:
+        with open(path, newline="") as fh:
+            first = next(csv.reader(fh), [])  # quoted ids may hold commas
+        has_header = len(first) < 2 or first[1] not in SPLITS
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+            column_names=None if has_header else ["cell_id", "split"], skip_rows=0),
+            convert_options=pacsv.ConvertOptions(column_types={"cell_id": pa.string(), "split": pa.string()}))
     if table.num_columns < 2:
         raise InputError(f"{path}: expected two columns, cell_id and split")
     ids, splits = table.column(0).combine_chunks(), table.column(1).combine_chunks()
