@@ -45,7 +45,10 @@ def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, st
     held = data.mask(eval_split) & ~data.is_control
     pairs = sorted(set(zip(data.cell_type[held], data.perturbation[held])))
     if not pairs:
-        raise InputError(f"the split has no perturbed cells in '{eval_split}'")
+        hint = (": a sweep (--model_set key=a|b) chooses its configuration on validation pairs; hold some out "
+                "(--split_args '--max-heldout-covariates N --test-fraction 0.5', several held-out perturbations)"
+                if eval_split == "val" else "")
+        raise InputError(f"the split has no perturbed cells in '{eval_split}'{hint}")
     found, skipped = [], []
     for ct, pert in pairs:
         pool = np.flatnonzero(data.mask(eval_split, cell_type=ct) & data.is_control)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, wilcoxon
 
+from ..evaluate.core import is_pair_row
 from ..evaluate.perturbench import own_direction
 
 PAIR_KEYS = ["dataset", "seed", "cell_type", "perturbation"]
@@ -123,15 +124,16 @@ FLOOR_MODEL = "control_mean"
 
 
 def metric_flags(metrics: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """(dataset, metric) -> why the metric cannot tell models apart on this run's design: every
+    """(dataset, metric) -> why the metric cannot tell models apart on this design (``metrics``:
+    rows with dataset, seed, cell_type, perturbation; the held-out pairs are read from them): every
     cell type has one held-out perturbation (for :data:`CROSS_PERTURBATION` metrics), every model
     scores the same, or the no-change floor (``control_mean``) scores best. A flagged metric is
     shown, marked, and never counted as a win."""
     flags = {}
-    pairs = metrics[metrics["perturbation"].astype(str).str.match(r"^[^(]")]
-    for dataset, data in pairs.groupby("dataset"):
-        single = data.groupby(["seed", "cell_type"])["perturbation"].nunique().max() <= 1
-        board = summary[summary["dataset"] == dataset]
+    pairs = metrics[is_pair_row(metrics["perturbation"])]
+    held = pairs.groupby(["dataset", "seed", "cell_type"])["perturbation"].nunique().groupby("dataset").max()
+    for dataset, board in summary.groupby("dataset"):
+        single = held.get(dataset, 0) <= 1
         for metric, rows in board.groupby("metric"):
             means = rows["mean"].dropna()
             if single and metric in CROSS_PERTURBATION:
