@@ -143,7 +143,8 @@ workflow {
 
     versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, SPLIT.out.versions,
                             PREPARE.out.versions, GENES.out.versions, REFERENCE.out.versions, TRAIN.out.versions,
-                            PREDICT.out.versions, EVALUATE.out.versions)
+                            PREDICT.out.versions, EVALUATE.out.versions, REFERENCE_VAL.out.versions,
+                            PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions)
     REPORT(
         EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true),
         TRAIN.out.model.map { meta, dir -> dir }.collect(sort: true),
