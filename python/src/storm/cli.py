@@ -770,7 +770,7 @@ def results() -> None:
 
 
 def _store_option(func):
-    return click.option("--store", default="storm-store", show_default=True, envvar="STORM_STORE",
+    return click.option("--store", default="storm-store", show_default=True, envvar="STORM_STORE", show_envvar=True,
                         help="The store: a folder or s3://bucket/prefix (the pipeline's --store).")(func)
 
 
