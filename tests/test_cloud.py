@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -152,8 +153,13 @@ def test_results_store_pushed_to_s3_reads_the_same(moto_server, tmp_path):
     assert pushed.returncode == 0 and "file(s) copied" in pushed.stdout, pushed.stderr
     board = [storm("results", "leaderboard", "--csv", "--store", where).stdout for where in (local, remote)]
     assert board[0] == board[1] and board[0].splitlines()[1].split(",")[3] == "b"
+    # a file the local copy holds that S3 no longer has (an older write, another store) is dropped
+    cache = Path(tempfile.gettempdir()) / "storm-store-cache" / "lab" / "storm-store" / "runs"
+    run_file = next(cache.glob("*.parquet"))
+    (cache / "gone.parquet").write_bytes(run_file.read_bytes().replace(b"one", b"old"))
     assert storm("results", "add", metrics, "--store", remote, "--run-name", "two").returncode == 0
-    assert "two" in storm("results", "runs", "--store", remote).stdout
+    listed = storm("results", "runs", "--csv", "--store", remote).stdout
+    assert "two" in listed and len(listed.strip().splitlines()) == 3 and not (cache / "gone.parquet").exists()
     again = storm("results", "push", remote, "--store", local)
     assert again.stdout.startswith(f"{remote}: 1 file(s)")  # only the run's commit row again
 

@@ -153,7 +153,11 @@ class Store:
         prefix = S3Url.parse(self.location)
         cache = self._cache or Path(tempfile.gettempdir()) / "storm-store-cache" / prefix.bucket / prefix.key
         s3 = client()
-        for name in self._names():
+        names = set(self._names())
+        for stale in cache.glob("*/*.parquet"):  # removed remotely (an older write of a run): gone here too
+            if f"{stale.parent.name}/{stale.name}" not in names:
+                stale.unlink()
+        for name in names:
             target = cache / name
             if target.is_file() and target.parent.name != "runs":
                 continue
