@@ -16,10 +16,12 @@ A store on S3 is read through a local copy of its files (only what changed is fe
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 import uuid
+from io import BytesIO
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +68,18 @@ class Store:
     def __str__(self) -> str:
         return self.location
 
+    @functools.cached_property
+    def _prefix(self):
+        from ..cloud.s3 import S3Url
+
+        return S3Url.parse(self.location)
+
+    @functools.cached_property
+    def _s3(self):
+        from ..cloud.s3 import client
+
+        return client()
+
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, run_id: str, tables: dict[str, pd.DataFrame]) -> str:
@@ -92,27 +106,31 @@ class Store:
 
     def _put(self, local: Path, relative: str) -> None:
         if self.remote:
-            from ..cloud.s3 import S3Url, client
-
-            url = S3Url.parse(self.location).join(relative)
-            client().upload_file(str(local), url.bucket, url.key)  # one PUT: whole or absent
+            self._s3.upload_file(str(local), self._prefix.bucket, self._prefix.join(relative).key)  # one PUT
             return
         with io.atomic_path(Path(self.location) / relative) as tmp:
             shutil.copyfile(local, tmp)
 
     def _committed_write(self, run_id: str) -> str | None:
-        runs = self.frame("runs")
-        match = runs[runs["run_id"] == run_id]
-        return str(match["write_id"].iloc[0]) if len(match) else None
+        """The write its runs row commits, read from that one file (not the whole store)."""
+        relative = f"runs/{run_id}.parquet"
+        if self.remote:
+            try:
+                body = self._s3.get_object(Bucket=self._prefix.bucket, Key=self._prefix.join(relative).key)["Body"]
+            except self._s3.exceptions.NoSuchKey:
+                return None
+            source = BytesIO(body.read())
+        else:
+            source = Path(self.location) / relative
+            if not source.is_file():
+                return None
+        return str(pd.read_parquet(source)["write_id"].iloc[0])
 
     def _remove_write(self, run_id: str, write_id: str) -> None:
         names = [f"{table}/{run_id}.{write_id}.parquet" for table in SCHEMAS if table != "runs"]
         if self.remote:
-            from ..cloud.s3 import S3Url, client
-
-            prefix = S3Url.parse(self.location)
             for name in names:
-                client().delete_object(Bucket=prefix.bucket, Key=prefix.join(name).key)
+                self._s3.delete_object(Bucket=self._prefix.bucket, Key=self._prefix.join(name).key)
             return
         for name in names:
             (Path(self.location) / name).unlink(missing_ok=True)
@@ -135,10 +153,8 @@ class Store:
         if not self.remote:
             root = Path(self.location)
             return [f"{p.parent.name}/{p.name}" for p in root.glob("*/*.parquet")]
-        from ..cloud.s3 import S3Url, client
-
-        prefix = S3Url.parse(self.location)
-        pages = client().get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key + "/")
+        prefix = self._prefix
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key + "/")
         return [obj["Key"][len(prefix.key) + 1:] for page in pages for obj in page.get("Contents", [])]
 
     # -- reading ------------------------------------------------------------------------------
@@ -148,11 +164,8 @@ class Store:
         (data files are never rewritten under one name, so only new ones and runs/ are fetched)."""
         if not self.remote:
             return Path(self.location)
-        from ..cloud.s3 import S3Url, client
-
-        prefix = S3Url.parse(self.location)
+        prefix = self._prefix
         cache = self._cache or Path(tempfile.gettempdir()) / "storm-store-cache" / prefix.bucket / prefix.key
-        s3 = client()
         names = set(self._names())
         for stale in cache.glob("*/*.parquet"):  # removed remotely (an older write of a run): gone here too
             if f"{stale.parent.name}/{stale.name}" not in names:
@@ -162,7 +175,7 @@ class Store:
             if target.is_file() and target.parent.name != "runs":
                 continue
             with io.atomic_path(target) as tmp:
-                s3.download_file(prefix.bucket, prefix.join(name).key, str(tmp))
+                self._s3.download_file(prefix.bucket, prefix.join(name).key, str(tmp))
         return cache
 
     def connect(self):
