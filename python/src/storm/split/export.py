@@ -37,18 +37,22 @@ def _holds_csv_specials(strings: pa.StringArray) -> bool:
     return False
 
 
-def write_cell_splits(cell_ids: pa.Array, split: Split, out: Path) -> None:
-    """``split.parquet``: cell_id and split, dictionary-coded (a byte a cell besides its id)."""
+def cell_splits(cell_ids: pa.Array, split: Split) -> pa.Table:
+    """cell_id and split per cell, the split dictionary-coded (a byte a cell besides its id)."""
     labels = pa.DictionaryArray.from_arrays(pa.array(split.cell_split, type=pa.int8()), pa.array(list(SPLITS)))
+    return pa.table({"cell_id": cell_ids, "split": labels})
+
+
+def write_cell_splits(cells: pa.Table, out: Path) -> None:
+    """``split.parquet``: :func:`cell_splits`, zstd-compressed."""
     with io.atomic_path(out / SPLIT_FILE) as tmp:
-        pq.write_table(pa.table({"cell_id": cell_ids, "split": labels}), tmp, compression="zstd")
+        pq.write_table(cells, tmp, compression="zstd")
     io.write_checksum(out / SPLIT_FILE)
 
 
-def perturbench_split_csv(out: Path) -> Path:
-    """PerturBench's saved split: headerless cell_id,split rows, from ``split.parquet``."""
-    table = pq.read_table(out / SPLIT_FILE)
-    table = table.set_column(1, "split", table["split"].cast(pa.string()))
+def perturbench_split_csv(cells: pa.Table, out: Path) -> Path:
+    """PerturBench's saved split: headerless cell_id,split rows."""
+    table = cells.set_column(1, "split", cells["split"].cast(pa.string()))
     # plain rows as PerturBench writes them, unless an id holds a character CSV must quote
     needs_quotes = any(_holds_csv_specials(chunk) for chunk in table["cell_id"].cast(pa.string()).chunks)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed" if needs_quotes else "none")
@@ -83,8 +87,8 @@ def state_command(out: Path, spec: DatasetSpec, covariate_keys: list[str], run_n
     return " ".join(shlex.quote(a) for a in args)
 
 
-def write_exports(split: Split, out: Path, exports: list[str], spec: DatasetSpec, covariate_keys: list[str],
-                  dataset: str, dataset_path: str, seed: int) -> None:
+def write_exports(split: Split, cells: pa.Table, out: Path, exports: list[str], spec: DatasetSpec,
+                  covariate_keys: list[str], dataset: str, dataset_path: str, seed: int) -> None:
     if "state" in exports:
         io.write_text(state_toml(split, dataset, dataset_path, covariate_keys[0]), out / "state.toml")
         note = ("# Arc's State on this storm split (cell-load reads state.toml); without an embedding (embed_key)\n"
@@ -92,7 +96,7 @@ def write_exports(split: Split, out: Path, exports: list[str], spec: DatasetSpec
         io.write_text(note + state_command(out, spec, covariate_keys, f"{dataset}_{split.name}") + "\n",
                       out / "state_tx_train.sh")
     if "perturbench" in exports:
-        perturbench_split_csv(out)
+        perturbench_split_csv(cells, out)
         io.write_text(yaml.safe_dump(perturbench_config(out, spec, covariate_keys, dataset_path, seed),
                                      sort_keys=False), out / "perturbench_experiment.yaml")
 
@@ -172,9 +176,10 @@ def write_split(split: Split, cell_ids: pa.Array, out_dir: str | os.PathLike, co
                 spec: DatasetSpec, dataset: str, dataset_path: str, seed: int = 0, exports: list[str] = ()) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_cell_splits(cell_ids, split, out)
+    cells = cell_splits(cell_ids, split)
+    write_cell_splits(cells, out)
     pairs = split.pairs.rename(columns={covariate_keys[0]: "cell_type"})
     io.write_csv(pairs.drop(columns=["is_control", "pair"]), out / "pairs.csv")
     io.write_json(split.summary, out / "summary.json")
-    write_exports(split, out, list(exports), spec, covariate_keys, dataset, dataset_path, seed)
+    write_exports(split, cells, out, list(exports), spec, covariate_keys, dataset, dataset_path, seed)
     split_png(split, out, covariate_keys, spec.control_value)
