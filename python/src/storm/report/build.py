@@ -22,12 +22,13 @@ from .provenance import Provenance
 from .stats import (
     MEAN_SD,
     STABILITY_WINDOW,
-    higher_is_better,
+    better_direction,
     metric_flags,
     paired_comparisons,
     summarise,
     training_stability,
     win_matrix,
+    with_flags,
 )
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _wins_html(comparisons: pd.DataFrame, dataset: str, metrics: list[str], mode
                 continue
             n = int(wins.loc[model, other])
             shade = int(235 - 120 * n / len(counted))
-            cells.append(f"<td style='background:rgb({shade},{245},{shade})'>{n}</td>" if n else "<td>0</td>")
+            cells.append(f"<td style='background:rgb({shade},245,{shade})'>{n}</td>" if n else "<td>0</td>")
         rows.append(f"<tr><th>{html.escape(model)}</th>{''.join(cells)}</tr>")
     return (f"<p>Row beats column on this many of the {len(counted)} key metrics that can tell models apart "
             f"({html.escape(', '.join(counted))}): a paired Wilcoxon signed-rank test over seeds and pairs, "
@@ -187,7 +188,7 @@ def _glossary_html(metric_names: list[str]) -> str:
     rows = []
     for metric in sorted(metric_names):
         definition, blind = describe(metric)
-        better = {True: "higher", False: "lower"}.get(higher_is_better(metric), "–")
+        better = better_direction(metric) or "–"
         rows.append(f"<tr><th>{html.escape(metric)}</th><td>{better}</td><td class='text'>{html.escape(definition)}"
                     f"</td><td class='text'>{html.escape(blind)}</td></tr>")
     return ("<h2>Glossary</h2><p>Delta: a pseudobulk mean minus the mean of the same cell type's held-out controls. "
@@ -256,8 +257,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     samples = read_cell_samples(cell_samples)
     summary = summarise(metrics)
     flags = metric_flags(metrics, summary)
-    summary["flag"] = [flags.get(key, "") for key in zip(summary["dataset"], summary["metric"])]
-    summary.loc[summary["flag"] != "", "rank"] = pd.NA
+    summary = with_flags(summary, flags)
     io.write_csv(summary, out / "summary.csv")
     comparisons = paired_comparisons(metrics[metrics["perturbation"] != ALL])
     flagged = [(d, m) in flags for d, m in zip(comparisons["dataset"], comparisons["metric"])]

@@ -39,6 +39,11 @@ def higher_is_better(metric: str) -> bool | None:
     return CELL_EVAL_DIRECTION.get(metric)
 
 
+def better_direction(metric: str) -> str:
+    """"higher" or "lower": which way ``metric`` is better, "" when it has no direction."""
+    return {True: "higher", False: "lower"}.get(higher_is_better(metric), "")
+
+
 #: what the report's and summary.csv's "mean ± sd" are
 MEAN_SD = ("mean: the mean over seeds of each seed's mean over its held-out pairs; sd: the standard deviation of "
            "those per-seed means (how much the result moves with the split); sd_pairs: the standard deviation over "
@@ -57,8 +62,8 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     summary["sd_pairs"] = grouped.std().to_numpy()
     summary["n"] = grouped.count().to_numpy()
     summary["n_missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
-    direction = {m: higher_is_better(m) for m in summary["metric"].unique()}
-    summary["better"] = summary["metric"].map(lambda m: {True: "higher", False: "lower"}.get(direction[m], ""))
+    direction = {m: better_direction(m) for m in summary["metric"].unique()}
+    summary["better"] = summary["metric"].map(direction)
     signed = summary["mean"] * summary["better"].map({"higher": -1.0, "lower": 1.0})
     summary["rank"] = signed.groupby([summary["dataset"], summary["metric"]]).rank(method="min").astype("Int64")
     return summary[["dataset", "model", "metric", "mean", "sd", "sd_pairs", "n", "n_seeds", "n_missing", "better",
@@ -144,6 +149,15 @@ def metric_flags(metrics: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[str
                 flags[(dataset, metric)] = f"the no-change floor ({FLOOR_MODEL}) scores best: it does not reward " \
                                            f"predicting the response here"
     return flags
+
+
+def with_flags(summary: pd.DataFrame, flags: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """``summary`` with each metric's ``flag`` (see :func:`metric_flags`; "" when none) and no rank
+    on a flagged metric: it is never a win."""
+    flagged = summary.assign(flag=[flags.get(key, "") for key in zip(summary["dataset"], summary["metric"])],
+                             rank=summary["rank"].astype("Int64"))
+    flagged.loc[flagged["flag"] != "", "rank"] = pd.NA
+    return flagged
 
 
 def win_matrix(comparisons: pd.DataFrame, metrics: list[str], models: list[str]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evaluate.core import is_pair_row
-from ..report.stats import higher_is_better, metric_flags, paired_comparisons, summarise
+from ..report.stats import better_direction, metric_flags, paired_comparisons, summarise, with_flags
 from .store import SCHEMAS, Store
 
 LEADERBOARD_COLUMNS = ["dataset", "metric", "rank", "model", "mean", "sd", "n_splits", "n_runs", "n_pairs",
@@ -77,12 +77,11 @@ def leaderboard(store: Store, metrics: list[str], dataset: str | None = None) ->
         for row in board.itertuples():
             test = tests[(tests["dataset"] == ds) & (tests["metric"] == metric) &
                          (tests[["model_a", "model_b"]].apply(set, axis=1) == {leader, row.model})]
-            flag = flags.get((ds, metric), "")
-            rows.append({"dataset": ds, "metric": metric, "rank": pd.NA if flag else row.rank, "model": row.model,
-                         "mean": row.mean, "sd": row.sd, "n_splits": row.n_splits, "n_runs": row.n_runs,
-                         "n_pairs": row.n_pairs, "p_vs_leader": test["p_value"].iloc[0] if len(test) else float("nan"),
-                         "q_vs_leader": test["q_value"].iloc[0] if len(test) else float("nan"), "flag": flag})
-    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+            rows.append({"dataset": ds, "metric": metric, "rank": row.rank, "model": row.model, "mean": row.mean,
+                         "sd": row.sd, "n_splits": row.n_splits, "n_runs": row.n_runs, "n_pairs": row.n_pairs,
+                         "p_vs_leader": test["p_value"].iloc[0] if len(test) else float("nan"),
+                         "q_vs_leader": test["q_value"].iloc[0] if len(test) else float("nan")})
+    return with_flags(pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS[:-1]), flags)[LEADERBOARD_COLUMNS]
 
 
 def compare(store: Store, run_a: str, run_b: str, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -104,7 +103,7 @@ def compare(store: Store, run_a: str, run_b: str, metrics: list[str] | None = No
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     table = wide[[a, b]].dropna().rename(columns={a: "a", b: "b"}).rename_axis(columns=None).reset_index()
     table["b_minus_a"] = table["b"] - table["a"]
-    table["better"] = table["metric"].map(lambda m: {True: "higher", False: "lower"}.get(higher_is_better(m), ""))
+    table["better"] = table["metric"].map(better_direction)
     return table[COMPARE_COLUMNS]
 
 
