@@ -78,14 +78,16 @@ workflow {
         versions = Channel.empty()
     }
 
-    // models, their configs, the split options and the dataset's columns: checked before the
-    // expensive steps, in a task of its own (a grown grid re-runs this check, nothing upstream)
+    // the grid (models, variants, settings, sweeps), the split options and the dataset's columns:
+    // checked before the expensive steps, in a task of its own (a grown grid re-runs this check,
+    // nothing upstream); its plan.json is the one reading of the grid
     def holdout_files = [P.manual_holdout, P.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
     CHECK(datasets.map { meta, h5ad -> [meta + [strategy: byId[meta.id].split_strategy], h5ad] }, holdout_files)
     checked = datasets
         .map { meta, h5ad -> [meta.id, meta, h5ad] }
-        .join(CHECK.out.checked.map { meta, models -> [meta.id] })
+        .join(CHECK.out.plan.map { meta, plan -> [meta.id] })
         .map { id, meta, h5ad -> [meta, h5ad] }
+    plan = CHECK.out.plan.first().map { meta, json -> new groovy.json.JsonSlurperClassic().parse(json.toFile()) }
 
     // some cell types, or a seeded sample of a big screen for a pilot
     def sampling = [P.max_cells_per_pair, P.max_controls_per_cell_type, P.subsample_fraction].any { it != null }
@@ -116,16 +118,13 @@ workflow {
 
     REFERENCE(split_data)
 
-    // the grid: split x model, each model with the environment it runs in (its image, in containers)
-    environments = CHECK.out.checked.first().map { meta, models ->
-        new groovy.json.JsonSlurper().parse(models.toFile()).collectEntries { name, about -> [name, about.environment] }
-    }
+    // the grid: split x training run, each with what CHECK planned for it (model, environment,
+    // image, resources, settings), passed through to TRAIN unchanged
     train_in = split_data
-        .combine(Channel.fromList(launch.models))
-        .combine(environments)
-        .map { meta, prepared, dir, genes, name, envs ->
-            def model = launch.modelOf[name]
-            [meta + [model: name, base: model, env: envs[model], sweep: launch.sweepOf[name]], prepared, dir, genes] }
+        .combine(plan.flatMap { it.runs })
+        .map { meta, prepared, dir, genes, run ->
+            [meta + [model: run.name, base: run.model, env: run.environment, image: run.image, sweep: run.sweep,
+                     settings: run.settings, resources: run.resources], prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
     // other tools' predictions (--predictions), scored on the same real cells as the models
@@ -136,7 +135,8 @@ workflow {
     EVALUATE(withReference(PREDICT.out.prediction.mix(external), REFERENCE.out.reference))
 
     // sweeps: each configuration also predicts the validation pairs; the report chooses on them
-    REFERENCE_VAL(split_data.filter { launch.sweepOf })
+    REFERENCE_VAL(split_data.combine(plan.filter { it.sweeps }.map { true })
+                            .map { meta, prepared, dir, genes, swept -> [meta, prepared, dir, genes] })
     swept = train_in.join(TRAIN.out.model).filter { meta, prepared, dir, genes, model -> meta.sweep }
     PREDICT_VAL(swept)
     EVALUATE_VAL(withReference(PREDICT_VAL.out.prediction, REFERENCE_VAL.out.reference))

@@ -14,49 +14,12 @@ class StormLaunch {
     final Map values        // every parameter, typed (see StormSchema.check)
     final List<Map> datasets
     final List<Integer> seeds
-    final List<String> models   // the names models run under: `name`, `name=model` for a variant, a sweep's configurations
-    final Map<String, String> modelOf   // name -> the installed model it runs
-    final Map<String, Map> sweepOf      // a sweep's configuration -> [group: the name swept, set: ['key=value', ...]]
     final Map provenance    // storm and Nextflow versions, commit: what the report cites
     List<Map> predictions = []   // --predictions: other tools' predictions, scored beside the models
 
-    private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds,
-                        List<String> models, Map provenance) {
+    private StormLaunch(StormSchema schema, Map values, List<Map> datasets, List<Integer> seeds, Map provenance) {
         this.schema = schema; this.values = values; this.datasets = datasets
         this.seeds = seeds; this.provenance = provenance
-        def named = models.collectEntries { entry ->
-            def (name, model) = entry.tokenize('=')*.trim()
-            [name, model ?: name]
-        }
-        def swept = sweeps(values.model_set?.toString() ?: '')
-        this.sweepOf = [:]
-        this.modelOf = [:]
-        named.each { name, model ->
-            if (!swept[name]) { modelOf[name] = model; return }
-            swept[name].each { List<String> set ->
-                def config = "${name}@${set.join(',')}".toString()
-                modelOf[config] = model
-                sweepOf[config] = [group: name, set: set]
-            }
-        }
-        this.models = this.modelOf.keySet() as List
-    }
-
-    /**
-     * The sweeps of --model_set: items `model.key=a|b|c` (no spaces) -> per model, its configurations,
-     * the product of its swept keys' values (`linear_additive.lr=1e-3|1e-4 linear_additive.batch_size=64|128`:
-     * four), each a list of `key=value` settings. A configuration trains under the name
-     * `model@key=value,...`; the report picks each model's best configuration on the validation pairs.
-     */
-    static Map<String, List<List<String>>> sweeps(String modelSet) {
-        def axes = [:]
-        modelSet.split(/\s+/).findAll { it.contains('|') }.each { item ->
-            def matcher = item =~ /^([^.=]+)\.([^=]+)=(.*)$/
-            if (!matcher.matches()) return   // CHECK names a malformed item
-            def (all, model, key, values) = matcher[0]
-            axes.get(model, []) << values.split(/\|/, -1).collect { "${key}=${it}".toString() }
-        }
-        axes.collectEntries { model, keys -> [model, keys.combinations()*.collect { it.toString() }] }
     }
 
     static StormLaunch start(Map params, workflow, log, Path projectDir, Path launchDir) {
@@ -108,7 +71,7 @@ class StormLaunch {
         def provenance = [storm: workflow.manifest.version, commit: commit(projectDir),
                           nextflow: workflow.nextflow.version.toString(), session: workflow.sessionId.toString(),
                           profile: workflow.profile]   // what a -resume keeps: REPORT's inputs stay cached
-        def launch = new StormLaunch(schema, values, datasets, seeds, models, provenance)
+        def launch = new StormLaunch(schema, values, datasets, seeds, provenance)
         launch.predictions = predictions
         log.info launch.summary(workflow)
         if (!workflow.preview) launch.writeParams()

@@ -1,7 +1,8 @@
 // Everything that can be checked without reading X, before anything expensive runs: the dataset's
 // columns and embeddings, every requested model and its config overrides, the split options.
 // Its own task, so a grid that grows (a new model) re-runs only this check, not VALIDATE.
-// models.json says where each model trains and predicts (its environment, hence its image).
+// plan.json is the grid (storm.grid): every training run, the model and environment (hence image)
+// it runs in, its resources and the settings it trains with.
 process CHECK {
     tag "${meta.id}"
     label 'process_single'
@@ -11,18 +12,17 @@ process CHECK {
     path(holdout)   // the manual holdout or split file, when the strategy takes one
 
     output:
-    tuple val(meta), path("models.json"), emit: checked
+    tuple val(meta), path("plan.json"), emit: plan
     path("check.log"), emit: log
     tuple val(task.process), eval("cat versions.yml"), emit: versions
 
     script:
     """
-    ${StormCli.call('check')} --input ${h5ad} ${StormCli.spec(meta)} ${task.ext.args}
-    storm models --json > models.json
+    ${StormCli.call('check')} --input ${h5ad} ${StormCli.spec(meta)} ${task.ext.args} --plan plan.json ${task.ext.args2}
     """
 
     stub:
     """
-    storm models --json > models.json; ${StormCli.stubFiles('check')}
+    storm plan ${task.ext.args} --out plan.json; ${StormCli.stubFiles('check')}
     """
 }

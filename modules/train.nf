@@ -20,8 +20,10 @@ process TRAIN {
     """
 
     stub:
+    // the settings' words as storm train would get them, one a line: what a -stub-run shows of the grid
+    def args = task.ext.args ?: ''
     """
     mkdir model
-    echo '{}' > model/model.json; ${StormCli.stubFiles('train')}
+    echo '{}' > model/model.json; printf '%s\\n' ${args} > model/args.txt; ${StormCli.stubFiles('train')}
     """
 }

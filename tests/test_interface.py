@@ -235,3 +235,29 @@ def test_growing_grid_reruns_only_the_new_cells(tmp_path):
     assert preview.result.returncode == 0
     assert "preview only: the pipeline was planned, nothing ran" in preview.output
     assert "report:" not in preview.output and not (tmp_path / "elsewhere").exists()
+
+
+def test_each_train_task_gets_the_settings_the_plan_gives_its_run(tmp_path):
+    """The grid is read once (storm.grid, in CHECK): variants, a sweep, quoted values with spaces,
+    bracketed values and a -params-file's model_configs reach each TRAIN task's command as the
+    plan.json the run publishes says, word for word."""
+    (tmp_path / "params.json").write_text(json.dumps({"model_configs": {
+        "cellot": {"hidden": [16, 16], "steps": 5}, "fast": {"batch_size": 32}}}))
+    run = run_pipeline(tmp_path, "-profile", "test", "-stub-run", "--split_seeds", "0", "-params-file", "params.json",
+                       "--models", "control_mean,cellot,linear_additive,fast=linear_additive",
+                       "--model_set", "linear_additive.max_epochs=3 fast.lr=1e-2|1e-3 'cellot.hidden=[8, 8]' "
+                                      "\"cellot.lr=2e-4\"")
+    assert run.result.returncode == 0, run.output[-3000:]
+    plan = json.loads((run.outdir / "pipeline_info" / "plan.json").read_text())
+    expected = {r["name"]: sorted(f"{key}={value}" for key, value in r["settings"].items()) for r in plan["runs"]}
+    assert set(expected) == {"control_mean", "cellot", "linear_additive", "fast@lr=1e-2", "fast@lr=1e-3"}
+    assert expected["cellot"] == ["hidden=[8, 8]", "lr=2e-4", "steps=5"]
+    assert expected["fast@lr=1e-3"] == ["batch_size=32", "lr=1e-3", "max_epochs=3"]
+    received = {}
+    for name, folder in ((d.name, d) for d in (run.outdir / "synthetic" / "seed0").iterdir() if d.is_dir()):
+        if (folder / "model" / "args.txt").is_file():
+            words = (folder / "model" / "args.txt").read_text().splitlines()
+            words = words[:words.index("--checkpoint-dir")]
+            assert words[::2] == ["--set"] * (len(words) // 2)
+            received[name] = sorted(words[1::2])
+    assert received == expected

@@ -4,28 +4,33 @@ import numpy as np
 import pytest
 
 from storm import io
-from storm.check import check_models, model_overrides
-from storm.errors import SpecError, StormError
-from storm.models import model_variants
+from storm.check import check_models
+from storm.errors import SpecError
+from storm.grid import plan
 from storm.spec import DatasetSpec
 
 
 def test_checks_pass_on_good_input(small_h5ad, run_cli):
     result = run_cli("check", "--input", str(small_h5ad), "--models", "control_mean,linear_additive",
-                     "--set", "linear_additive.max_epochs=3", "--", "--strategy", "transfer", "--min-cells", "5")
+                     "--model-set", "linear_additive.max_epochs=3", "--plan", "plan.json",
+                     "--", "--strategy", "transfer", "--min-cells", "5")
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--models", "linear_additive", "--set", "linear_additive.max_epoch=3"],
+    (["--models", "linear_additive", "--model-set", "linear_additive.max_epoch=3"],
      "error: unknown config key(s) max_epoch for LinearAdditive"),
-    (["--models", "linear_additive", "--set", "lnear_additive.max_epochs=3"],
+    (["--models", "linear_additive", "--model-set", "lnear_additive.max_epochs=3"],
      "error: model override 'lnear_additive.max_epochs' names model 'lnear_additive', which is not installed"),
-    (["--models", "latent_additive", "--set", "latent_additive.embed_key=X_scvi"],
+    (["--models", "latent_additive", "--model-set", "latent_additive.embed_key=X_scvi"],
      "error: model latent_additive: embedding 'X_scvi' (embed_key) is not in obsm"),
     (["--models", "nope"], "error: unknown model 'nope'"),
-    (["--models", "linear_additive", "--set", "linear_additive.lr=1e-3|[oops"],
-     "error: --model_set lr=1e-3|[oops: the value is not valid YAML"),
+    (["--models", "linear_additive", "--model-set", "linear_additive.lr=1e-3|[oops"],
+     "error: --model_set linear_additive.lr=[oops: the value is not valid YAML"),
+    (["--models", "linear_additive", "--model-set", "linear_additive.lr"],
+     "error: --model_set item 'linear_additive.lr' must be <model>.<key>=<value>"),
+    (["--models", "linear_additive", "--model-configs", "[1]"],
+     "error: --model-configs must be a JSON mapping"),
     (["--models", "linear_additive", "--sweep-metric", "n_cells"], "error: --sweep_metric n_cells: not a metric"),
     (["--perturbation-key", "gene"], "error: obs column 'gene' not found"),
     (["--", "--strategy", "transfer", "--test-fraction", "1.5"], "error: test_fraction must be between 0 and 1"),
@@ -38,16 +43,6 @@ def test_each_problem_is_one_line(small_h5ad, run_cli, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_a_sweep_is_every_configuration_of_its_swept_keys():
-    from storm.check import sweep_configurations
-
-    configurations = sweep_configurations({"lr": "1e-3|1e-4", "hidden": "[64]|[32, 32]", "max_epochs": 5})
-    assert configurations == [{"lr": 1e-3, "hidden": [64], "max_epochs": 5}, {"lr": 1e-3, "hidden": [32, 32],
-                              "max_epochs": 5}, {"lr": 1e-4, "hidden": [64], "max_epochs": 5},
-                              {"lr": 1e-4, "hidden": [32, 32], "max_epochs": 5}]
-    assert sweep_configurations({"lr": 0.1}) == [{"lr": 0.1}]
 
 
 def test_malformed_holdout_yaml_is_one_line(tmp_path, small_h5ad, run_cli):
@@ -64,40 +59,14 @@ def test_spec_embedding_is_checked_and_feeds_models(tmp_path, small_adata):
     adata.obsm["X_pca"] = np.zeros((adata.n_obs, 4), dtype=np.float32)
     io.write_h5ad(adata, tmp_path / "d.h5ad")
     spec = DatasetSpec(embed_key="X_pca")
-    check_models(["latent_additive", "linear_additive"], {}, spec, {"obsm": ["X_pca"], "layers": []})
+    check_models(plan(["latent_additive", "linear_additive"]), spec, {"obsm": ["X_pca"], "layers": []})
     with pytest.raises(SpecError, match="latent_additive: embedding 'X_pca'"):
-        check_models(["latent_additive"], {}, spec, {"obsm": [], "layers": []})
+        check_models(plan(["latent_additive"]), spec, {"obsm": [], "layers": []})
     from storm.models import get_model_class
 
     model = get_model_class("latent_additive")(spec)
     assert model.input_key == "X_pca"  # the dataset's embedding, as the model has none of its own
     assert get_model_class("linear_additive")(spec).input_key is None  # it takes no embedding
-
-
-def test_overrides_group_by_model():
-    overrides = {"linear_additive.lr": 1, "state.lora.rank": 2, "decoder_only.lr": 3}
-    # decoder_only is installed but not run: its override is set aside, not an error
-    assert model_overrides({"linear_additive": "linear_additive", "state": "state"}, overrides) == {
-        "linear_additive": {"lr": 1}, "state": {"lora.rank": 2}}
-    with pytest.raises(StormError, match="must be <model>.<key>=<value>"):
-        model_overrides({"linear_additive": "linear_additive"}, {"lr": 1})
-
-
-def test_a_variant_takes_its_models_settings_then_its_own():
-    variants = model_variants(["st", "st_lora=st", "st_mhc=st"])
-    assert variants == {"st": "st", "st_lora": "st", "st_mhc": "st"}
-    overrides = {"st_lora.lora.enable": True, "st.min_steps": 5, "st_lora.min_steps": 7, "st_mhc.mhc.enable": True}
-    assert model_overrides(variants, overrides) == {
-        "st": {"min_steps": 5}, "st_lora": {"min_steps": 7, "lora.enable": True},
-        "st_mhc": {"min_steps": 5, "mhc.enable": True}}
-    with pytest.raises(StormError, match="'linear_additive=st': linear_additive is an installed model"):
-        model_variants(["linear_additive=st"])
-    with pytest.raises(StormError, match="model name 'st_lora' is given twice"):
-        model_variants(["st_lora=st", "st_lora=st"])
-    with pytest.raises(StormError, match="unknown model 'nope'"):
-        model_variants(["x=nope"])
-    with pytest.raises(StormError, match="names model 'st_lroa', which is not installed"):
-        model_overrides(variants, {"st_lroa.lora.rank": 4})
 
 
 def test_spec_json_is_strict(small_h5ad, run_cli):

@@ -1,5 +1,5 @@
 """Hyperparameter sweeps: each configuration of a model (``linear_additive@lr=1e-3``, named by
-the pipeline's --model_set ``linear_additive.lr=1e-3|1e-4``) is scored on the split's validation
+storm.grid from the pipeline's --model_set ``linear_additive.lr=1e-3|1e-4``) is scored on the split's validation
 pairs; per split, the best there stands for the model on the test pairs. The test pairs never
 choose."""
 
@@ -9,15 +9,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evaluate import is_pair_row
+from ..grid import group_of
 from .stats import higher_is_better
 
-#: separates the swept model from its settings in a configuration's name (StormLaunch.sweeps)
-SEPARATOR = "@"
 CHOICE_COLUMNS = ["dataset", "seed", "model", "configuration", "metric", "val_mean", "val_pairs", "chosen"]
-
-
-def group_of(name: str) -> str:
-    return name.split(SEPARATOR, 1)[0]
 
 
 def check_metric(metric: str) -> bool:
