@@ -42,10 +42,12 @@ def withReference(predictions, references) {
         .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
 }
 
-// What the tasks ran, one YAML block per process (the packages any of its tasks imported), written
-// to pipeline_info/software_versions.yml; returns the text (a value channel).
-def softwareVersions(channel, outdir) {
-    def text = channel
+// What the tasks ran, one YAML block per process (the packages any of its tasks imported): the text
+// (a value channel) that REPORT and LOADER_REPORT write to pipeline_info/software_versions.yml. A task
+// writes it rather than collectFile: a failing run aborts while collectFile still sorts, and its
+// interrupted LevelDB printed a Java exception under storm's error.
+def softwareVersions(channel) {
+    return channel
         .map { process, yaml -> [process, yaml.readLines().findAll { it.contains(':') }
                                            .collectEntries { line -> line.split(':', 2)*.trim() as List }] }
         .toList()
@@ -55,8 +57,6 @@ def softwareVersions(channel, outdir) {
             merged.collect { process, versions -> "${process}:\n" + versions.collect { k, v -> "  ${k}: ${v}" }.join('\n') }
                   .join('\n') + '\n'
         }
-    text.collectFile(name: 'software_versions.yml', storeDir: "${outdir}/pipeline_info")
-    return text
 }
 
 // --workflow perturbation (default): datasets x seeds x models; --workflow loaders: the
@@ -151,7 +151,7 @@ workflow {
         VALIDATE.out.qc.map { meta, qc -> qc }.collect(sort: true),
         EVALUATE.out.cells.collect(sort: true),
         launch.runInfo(),
-        softwareVersions(versions, P.outdir),
+        softwareVersions(versions),
         file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString(),
         launch.store() ?: '',
         EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
@@ -174,8 +174,7 @@ workflow LOADERS {
         versions = Channel.empty()
     }
     LOADER_TRAIN(Channel.fromList(strategies).combine(plates))
-    LOADER_REPORT(LOADER_TRAIN.out.result.collect(sort: true))
-    softwareVersions(versions.mix(LOADER_TRAIN.out.versions), P.outdir)
+    LOADER_REPORT(LOADER_TRAIN.out.result.collect(sort: true), softwareVersions(versions.mix(LOADER_TRAIN.out.versions)))
 }
 
 workflow.onComplete {

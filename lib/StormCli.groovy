@@ -17,6 +17,12 @@ class StormCli {
         "'" + value.toString().replace("'", "'\\''") + "'"
     }
 
+    /** The step's own versions.yml appended to software_versions.yml as its block (the report steps,
+     *  which write the run's file). */
+    static String appendVersions(String process) {
+        "{ echo '${process}:'; sed 's/^/  /' versions.yml; } >> software_versions.yml"
+    }
+
     /** What a stub task writes besides its outputs. */
     static String stubFiles(String log) {
         "touch ${log}.log; printf 'storm: stub\\n' > versions.yml"

@@ -14,6 +14,7 @@ process REPORT {
 
     output:
     path("report"), emit: report
+    path("software_versions.yml"), emit: versions   // every step's, REPORT's own last
 
     script:
     def model_args = [models].flatten().collect { "--model-dir ${it}" }.join(' ')
@@ -32,11 +33,12 @@ STORM_VERSIONS
     ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
         --out-dir report --pipeline-info '${pipeline_info}' ${store_arg} ${val_args} ${task.ext.args ?: ''}
+    ${StormCli.appendVersions(task.process)}
     """
 
     stub:
     """
     mkdir -p report/figures
-    touch report/summary.csv report/comparisons.csv report/report.html
+    touch report/summary.csv report/comparisons.csv report/report.html software_versions.yml
     """
 }

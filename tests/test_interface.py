@@ -261,3 +261,29 @@ def test_each_train_task_gets_the_settings_the_plan_gives_its_run(tmp_path):
             assert words[::2] == ["--set"] * (len(words) // 2)
             received[name] = sorted(words[1::2])
     assert received == expected
+
+
+#: runs that fail at launch or in a task; each is repeated, since what it printed besides storm's
+#: error was a race (a collectFile still sorting when the run aborted)
+FAILED_RUNS = [
+    (["--models", "control_mean,nope"], "error: unknown model 'nope'"),
+    (["--models", "linear_additive", "--model_set", "linear_additive.max_epoch=3"], "error: unknown config key(s)"),
+    (["--split_strategy", "manual", "--manual_holdout", "holdout.yaml"],
+     "error: manual holdout names (any cell type)/NOT_IN_THE_SCREEN, which is not in the data"),
+    (["--input", "screen.h5ad", "--batch_key", "plate"], "error: obs column 'plate' not found"),
+    (["--input", "screen.h5ad", "--batch_key", "", "--control_value", "nope"], "error: control value 'nope' not found"),
+    (["--n_top_genes", "many"], "error: --n_top_genes must be an integer"),
+]
+
+
+@pytest.mark.parametrize("args,message", FAILED_RUNS)
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_a_failed_run_says_one_thing(tmp_path, args, message, attempt):
+    """storm's error line, Nextflow's error block and storm's last words, nothing from Java's internals."""
+    write_screen(tmp_path / "screen.h5ad", {"control": "control"}, seed=5)
+    (tmp_path / "holdout.yaml").write_text("test:\n  perturbations: [NOT_IN_THE_SCREEN]\n")
+    run = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0", *args, timeout=600)
+    assert run.result.returncode != 0
+    assert message in run.output
+    java = [line for line in run.output.splitlines() if re.search(r"Exception|^WARN: ", line)]
+    assert not java, run.output[-3000:]

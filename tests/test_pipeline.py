@@ -78,7 +78,7 @@ def test_provenance_and_versions(test_profile_run):
     params = json.loads((info / "params.json").read_text())
     assert params["input"] == "synthetic" and params["split_seeds"] == "0,1" and "help" not in params
     versions = yaml.safe_load((info / "software_versions.yml").read_text())
-    steps = {"CHECK", "VALIDATE", "SPLIT", "PREPARE", "GENES", "REFERENCE", "TRAIN", "PREDICT", "EVALUATE"}
+    steps = {"CHECK", "VALIDATE", "SPLIT", "PREPARE", "GENES", "REFERENCE", "TRAIN", "PREDICT", "EVALUATE", "REPORT"}
     assert steps <= set(versions)
     assert "torch" in versions["TRAIN"] and "cell-eval" in versions["EVALUATE"] and "torch" not in versions["SPLIT"]
     page = (test_profile_run.outdir / "report" / "report.html").read_text()
