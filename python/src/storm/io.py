@@ -7,7 +7,7 @@ Files that one step hands to another (h5ad data, split and gene tables, metrics)
 checksum sidecar, ``<name>.sha256`` (size and digests). A reader verifies it when it is there,
 following a staged symlink back to the producer's folder, so a file truncated or changed after it
 was written (a cached output of a killed copy, say) is named with the task that made it instead
-of being used again and again.
+of being used again and again; a user's own file that they changed since is read as it now is.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +26,7 @@ import pandas as pd
 
 from .errors import InputError
 
+log = logging.getLogger(__name__)
 CHECKSUM_SUFFIX = ".sha256"
 #: files up to this size are verified in full; larger ones by size and sampled blocks
 FULL_CHECK_BYTES = 1 << 30
@@ -90,14 +92,29 @@ def write_checksum(path: str | os.PathLike) -> dict:
     return digests
 
 
-def verify(path: str | os.PathLike) -> dict | None:
+def task_folder(path: Path) -> Path | None:
+    """The Nextflow task folder (work/xx/yyyy...) a file was made in, or None: a folder holding
+    the ``.command.sh`` Nextflow writes into every task's folder."""
+    for folder in path.parents:
+        if (folder / ".command.sh").is_file():
+            return folder
+    return None
+
+
+def verify(path: str | os.PathLike, strict: bool = False) -> dict | None:
     """Check a file against the checksum its producer wrote beside it (after following a staged
     symlink); returns the recorded digests, or None when the file has no sidecar.
+
+    A cached output of a task (a file in a Nextflow task folder) that no longer matches is an
+    error naming that task's folder, the one thing to delete. Any other file (a user's data that
+    ``storm synth`` or ``storm import`` once wrote, and they then edited) is theirs to change: it is
+    hashed again, with a warning, and its sidecar brought up to date, unless ``strict`` (a
+    checkpoint, which must be exactly what training wrote).
 
     Raises
     ------
     InputError
-        naming the file, the folder it was made in and how to have it made again.
+        naming the file and, for a task's output, the task folder to delete.
     """
     real = Path(os.path.realpath(path))
     sidecar = real.with_name(real.name + CHECKSUM_SUFFIX)
@@ -114,12 +131,21 @@ def verify(path: str | os.PathLike) -> dict | None:
             problem = None if _sampled_digest(real, size) == recorded["sampled"] else "its sampled sha256 differs"
     except (OSError, ValueError, KeyError) as exc:
         problem = f"its checksum file is unreadable ({exc})"
-    if problem:
-        raise InputError(
-            f"{Path(path).name} was changed or truncated after it was written ({problem}); it was made in "
-            f"{real.parent}: delete that folder (rm -r '{real.parent}') and run again with -resume, so the step "
-            f"that made it (and the steps after it) run again")
-    return recorded
+    if not problem:
+        return recorded
+    changed = f"{Path(path).name} was changed or truncated after it was written ({problem})"
+    task = task_folder(real)
+    if task is not None:
+        raise InputError(f"{changed}; it was made by the Nextflow task in {task}: delete that task folder "
+                         f"(rm -r '{task}') and run again with -resume, so that task (and the steps after it) "
+                         f"run again")
+    if strict:
+        raise InputError(changed)
+    log.warning("%s; not a cached output of storm's, so it is read as it is now (hashed again)", changed)
+    try:
+        return write_checksum(real)
+    except OSError:  # a read-only data folder: the stale sidecar stays, the new digests still count
+        return file_digests(real)
 
 
 def content_digest(path: str | os.PathLike) -> str:

@@ -59,7 +59,7 @@ def damage(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return "it is empty"
     try:
-        if io.verify(path) is not None:
+        if io.verify(path, strict=True) is not None:
             return None
     except InputError as exc:
         return str(exc).split(";")[0]
