@@ -193,3 +193,20 @@ def test_optional_columns_are_checked(tmp_path, small_adata):
         validate(path, DatasetSpec(dose_key="dose"))
     with pytest.raises(SpecError, match="embedding 'X_pca' .* is not in obsm"):
         validate(path, DatasetSpec(embed_key="X_pca"))
+
+
+def test_small_counts_with_stray_fractions_are_counts_not_log(tmp_path, small_adata):
+    """Counts whose maximum is below LOG_MAX with a sprinkling of fractional values were called
+    log-normalised; nonzero values almost all whole are counts, so the stray ones are an error."""
+    import scipy.sparse as sp
+
+    counts = small_adata.copy()
+    counts.X = sp.csr_matrix(np.minimum(small_adata.X.toarray(), 6.0))
+    assert counts.X.max() < 10
+    counts.X.data[[3, 300]] = 2.5
+    with pytest.raises(StormError, match="X looks like counts but 2 value\\(s\\) are fractional"):
+        validate(_write(tmp_path, counts), DatasetSpec())
+    logged = small_adata.copy()
+    logged.X = sp.csr_matrix(np.log1p(small_adata.X.toarray() * 3.0))
+    (tmp_path / "log").mkdir()
+    assert validate(_write(tmp_path / "log", logged), DatasetSpec())["scale"] == "log"

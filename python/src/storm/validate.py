@@ -26,6 +26,8 @@ from .spec import CONDITION_SEPARATOR, DatasetSpec
 log = logging.getLogger(__name__)
 
 LOG_MAX = 30.0  #: log1p of normalised counts stays far below this; raw counts rarely do
+#: below this share of fractional nonzero values, data is counts with a few stray values (an error)
+COUNTS_FRACTIONAL_SHARE = 0.01
 IMPLAUSIBLE = 1e8  #: no expression value (count, normalised or log) is this large
 CHUNK_VALUES = 32 << 20  #: stored values read at a time
 
@@ -156,6 +158,7 @@ class ValueStats:
     """What X's stored values say about the data, gathered chunk by chunk."""
 
     n_values: int = 0
+    n_nonzero: int = 0
     n_fractional: int = 0
     max_value: float = 0.0
     total: float = 0.0
@@ -186,6 +189,7 @@ class ValueStats:
             i = int(np.argmax(fractional))
             self.first_fractional = (cell_of(i), gene_of(i), float(values[i]))
         self.n_values += values.size
+        self.n_nonzero += int(np.count_nonzero(values))
         self.n_fractional += int(fractional.sum())
         self.max_value = max(self.max_value, float(values.max()))
         self.total += float(values.sum())
@@ -193,18 +197,21 @@ class ValueStats:
 
 def classify_scale(stats: ValueStats) -> tuple[str, str]:
     """('counts' | 'log' | 'normalised', why). Integer data is counts; fractional data at most
-    ``LOG_MAX`` is log-normalised; fractional data above it is normalised but not logged. Counts
-    with a few fractional values are ambiguous and an error: storm would skip normalisation."""
+    ``LOG_MAX`` is log-normalised; fractional data above it is normalised but not logged. Nonzero
+    values almost all whole are counts whatever their maximum (log-normalised data has almost no
+    whole nonzero value), so counts with a few fractional values are ambiguous and an error: storm
+    would skip normalisation."""
     if stats.n_fractional == 0:
         return "counts", "every stored value is an integer"
-    share = stats.n_fractional / max(stats.n_values, 1)
-    if stats.max_value <= LOG_MAX:
-        return "log", f"values are fractional ({share:.0%}) and at most {stats.max_value:.3g} (<= {LOG_MAX:g})"
-    if share < 0.01:
+    share = stats.n_fractional / max(stats.n_nonzero, 1)
+    if share < COUNTS_FRACTIONAL_SHARE:
         cell, gene, value = stats.first_fractional
         raise InputError(f"X looks like counts but {stats.n_fractional} value(s) are fractional (e.g. {value:g} at "
                          f"cell {cell}, gene {gene}); round them, or store log-normalised data in X")
-    return "normalised", f"values are fractional ({share:.0%}) and reach {stats.max_value:.3g}: normalised, not logged"
+    if stats.max_value <= LOG_MAX:
+        return "log", (f"nonzero values are fractional ({share:.0%}) and at most {stats.max_value:.3g} "
+                       f"(<= {LOG_MAX:g})")
+    return "normalised", f"nonzero values are fractional ({share:.0%}) and reach {stats.max_value:.3g}: normalised, not logged"
 
 
 def stats_of(X, obs_names: pd.Index, var_names: pd.Index) -> ValueStats:
