@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from storm.cli import cli, parse_overrides
+from storm.cli import cli
+from storm.cli.base import parse_overrides
 
 COMMANDS = ["synth", "check", "subsample", "validate", "split", "prepare", "genes", "train", "predict", "reference",
             "evaluate", "report", "models", "velocity", "loaders synth", "loaders train", "loaders report"]

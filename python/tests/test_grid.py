@@ -96,8 +96,9 @@ def test_a_bad_grid_is_one_error(models, model_set, message):
 
 
 def test_storm_plan_writes_what_check_would(run_cli, tmp_path):
+    configs = json.dumps({"linear_additive": {"max_epochs": 4}})
     result = run_cli("plan", "--models", "control_mean,linear_additive", "--model-set",
-                     "linear_additive.lr=1e-3|1e-2", "--model-configs", json.dumps({"linear_additive": {"max_epochs": 4}}),
+                     "linear_additive.lr=1e-3|1e-2", "--model-configs", configs,
                      "--out", str(tmp_path / "plan.json"))
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "plan.json").read_text())

@@ -51,11 +51,11 @@ def test_cell_eval_directions_match_its_registry():
     from cell_eval import metrics_registry
     from cell_eval._types import MetricBestValue
 
-    from storm.report.stats import CELL_EVAL_DIRECTION
+    from storm.metrics import cell_eval_directions
 
     registry = {name: {MetricBestValue.ONE: True, MetricBestValue.ZERO: False}.get(
         metrics_registry.get_metric(name).best_value) for name in metrics_registry.list_metrics()}
-    assert {k: v for k, v in registry.items() if v is not None} == CELL_EVAL_DIRECTION
+    assert {k: v for k, v in registry.items() if v is not None} == cell_eval_directions()
 
 
 def test_directions():
@@ -172,3 +172,22 @@ def test_metrics_that_cannot_tell_models_apart_are_flagged_and_never_win(tmp_pat
     assert "5 held-out (cell type, perturbation) pairs, scored 6 times" in page
     assert "n = 1" not in page.split("<table>")[1]  # A is held out in both seeds: the headline means have sd
     assert "<th>wins</th>" in page
+
+
+def test_the_metric_registry_is_complete_and_its_page_current():
+    """Every metric an evaluation writes has a record (direction, words); docs/metrics.md is the
+    registry's page as `storm metrics --markdown` writes it."""
+    from pathlib import Path
+
+    from storm import metrics
+
+    for name in ["pearson_delta", "overlap_at_50", "top50_deg_r2", "drug_top20_deg_r2", "top20_deg_recall",
+                 "r2_mean_top100_deg", "precision_at_N", "rank_rmse"]:
+        definition, blind = metrics.describe(name)
+        assert definition and blind and "{k}" not in definition + blind, name
+    assert metrics.describe("top50_deg_r2")[0] == "R² of the change on the real top-50 changed genes."
+    assert metrics.across_perturbations("rank_rmse") and not metrics.across_perturbations("mse")
+    assert metrics.key_metrics("minimal") == ["pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N"]
+    assert len({m.name for m in metrics.METRICS}) == len(metrics.METRICS)
+    page = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+    assert page.read_text() == metrics.markdown(), "docs/metrics.md is stale: storm metrics --markdown > docs/metrics.md"

@@ -69,6 +69,10 @@ def seurat_dispersion(mean: np.ndarray, var: np.ndarray, n_bins: int = 20) -> np
     return ((table["dispersion"].to_numpy() - per_gene["avg"].to_numpy()) / per_gene["dev"].to_numpy())
 
 
+#: highly variable genes a split keeps unless told otherwise (the pipeline's --n_top_genes says so too)
+N_TOP_GENES = 2000
+
+
 def top_genes(normalised: np.ndarray, n_top_genes: int) -> np.ndarray:
     """Genes whose normalised dispersion reaches the ``n_top_genes``-th highest (ties are kept).
     When no gene varies among the cells, none is more variable than another: all are kept."""

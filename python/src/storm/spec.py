@@ -27,9 +27,6 @@ CONDITION_SEPARATOR = "|"
 #: else "cells"; evaluation skips the metrics that need single cells on bulk data
 PROFILES = "profiles"
 
-#: cell-eval's metric profiles storm scores with (``cell-eval run --profile``) and the report shows: every
-#: metric, the Virtual Cell Challenge's three with what they need, or the cheap ones
-METRIC_PROFILES = ("full", "vcc", "minimal")
 #: the other tools ``storm split --export`` writes a split's files for (storm.split.export)
 SPLIT_EXPORTS = ("state", "perturbench")
 #: how ``storm split`` can choose held-out pairs (see storm.split.strategies)

@@ -211,7 +211,8 @@ def classify_scale(stats: ValueStats) -> tuple[str, str]:
     if stats.max_value <= LOG_MAX:
         return "log", (f"nonzero values are fractional ({share:.0%}) and at most {stats.max_value:.3g} "
                        f"(<= {LOG_MAX:g})")
-    return "normalised", f"nonzero values are fractional ({share:.0%}) and reach {stats.max_value:.3g}: normalised, not logged"
+    return "normalised", (f"nonzero values are fractional ({share:.0%}) and reach {stats.max_value:.3g}: "
+                          f"normalised, not logged")
 
 
 def stats_of(X, obs_names: pd.Index, var_names: pd.Index) -> ValueStats:

@@ -55,7 +55,7 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
     columns
         the obs columns and control value of files storm did not write (``cell-eval run``'s options).
     profile
-        cell-eval's metric profile (``spec.METRIC_PROFILES``).
+        cell-eval's metric profile (``metrics.PROFILES``).
     """
     groups, control, bulk = load_pair(pred_path, real_path, columns)
     if bulk:

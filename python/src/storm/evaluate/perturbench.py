@@ -9,35 +9,11 @@ distance matrix rather than PerturBench's O(P^2) Python loop.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from sklearn.decomposition import PCA
 
+from ..metrics import DEG_K, MAX_CELLS, N_PCS, SCGEN_TOP_K, TOP_K
 from .pairs import CellTypeGroup
-
-TOP_K = 20
-#: top-k DEG R² at these k by default (``storm evaluate --deg-k``), per pair and per drug
-DEG_K = (20, 50, 100)
-SCGEN_TOP_K = 100  #: scGen's figures score mean expression on all genes and on the real top-100 changed genes
-N_PCS = 20
-MAX_CELLS = 500  # per side and pair, for the metrics quadratic in cells
-
-#: metric -> True if higher is better (False: lower is better)
-DIRECTION = {
-    "rmse": False, "cosine_logfc": True, "rank_rmse": False, "rank_cosine_logfc": False,
-    f"top{TOP_K}_deg_recall": True, "energy_distance_pca": False, "mmd_pca": False, "r2_delta": True,
-    "genewise_pearson": True, "cellwise_distance": False, "direction_cosine": True,
-    "r2_mean_all": True, f"r2_mean_top{SCGEN_TOP_K}_deg": True, "dose_response_error": False,
-    "temporal_coherence": True, "temporal_order": True,
-}
-#: metric families, any k: top-k DEG R² per pair and per drug
-DEG_R2 = re.compile(r"(drug_)?top\d+_deg_r2$")
-
-
-def own_direction(metric: str) -> bool | None:
-    """True if higher is better for one of storm's metrics, False if lower, None if not storm's."""
-    return True if DEG_R2.match(metric) else DIRECTION.get(metric)
 
 
 def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

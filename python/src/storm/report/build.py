@@ -14,15 +14,14 @@ import pandas as pd
 from .. import io
 from ..errors import InputError
 from ..evaluate import ALL, is_pair_row
+from ..metrics import HEADLINE, better_direction, describe, key_metrics
 from ..models.base import EPOCH_LOG, STEP_LOG
 from . import figures, sweeps
 from .cost import model_costs
-from .glossary import describe
 from .provenance import Provenance
 from .stats import (
     MEAN_SD,
     STABILITY_WINDOW,
-    better_direction,
     metric_flags,
     paired_comparisons,
     summarise,
@@ -33,15 +32,6 @@ from .stats import (
 
 log = logging.getLogger(__name__)
 
-#: the metrics the headline table and figure show, when present (all are in summary.csv)
-KEY_METRICS = ["pearson_delta", "mse", "cosine_logfc", "rank_rmse", "discrimination_score_l1", "overlap_at_N",
-               "de_direction_match", "energy_distance_pca", "genewise_pearson", "vcc_score"]
-#: the key metrics of each metric profile (spec.METRIC_PROFILES, as cell-eval's): all of them, the
-#: Virtual Cell Challenge's three (DE overlap, discrimination, MAE) with its score, or a cheap few
-PROFILE_METRICS = {"full": KEY_METRICS,
-                   "vcc": ["overlap_at_N", "discrimination_score_l1", "mae", "vcc_score"],
-                   "minimal": ["pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N"]}
-HEADLINE = "pearson_delta"
 
 
 def read_metrics(paths: list[str | os.PathLike]) -> pd.DataFrame:
@@ -164,10 +154,10 @@ def leaders(summary: pd.DataFrame) -> str:
     """One line per dataset: the best model on each key metric that can tell models apart, as the
     run's last words."""
     lines = []
-    eligible = summary[summary["metric"].isin(KEY_METRICS) & (summary["rank"] == 1) & (summary["flag"] == "")]
+    eligible = summary[summary["metric"].isin(key_metrics()) & (summary["rank"] == 1) & (summary["flag"] == "")]
     for dataset, sub in eligible.groupby("dataset"):
         best = []
-        for metric in [m for m in KEY_METRICS if m in set(sub["metric"])]:
+        for metric in [m for m in key_metrics() if m in set(sub["metric"])]:
             tied = sub[sub["metric"] == metric]
             best.append(f"{metric} {' = '.join(sorted(tied['model']))} ({tied['mean'].iloc[0]:.3g})")
         lines.append(f"storm: best on {dataset}: " + ", ".join(best))
@@ -247,7 +237,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     each dataset a map of real against predicted cells. ``val_metric_paths`` (a sweep's
     configurations scored on the validation pairs) choose each swept model's configuration by
     ``sweep_metric`` (``sweeps.csv``); the rest of the report shows the chosen. ``profile`` picks
-    the key metrics (:data:`PROFILE_METRICS`)."""
+    the key metrics (:func:`storm.metrics.key_metrics`)."""
     out = Path(out_dir)
     choices = sweeps.choose(read_metrics(list(val_metric_paths)), sweep_metric) if val_metric_paths else None
     metrics = read_metrics(metric_paths)
@@ -275,7 +265,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
         sections.append(_sweeps_html(choices))
     for dataset in sorted(metrics["dataset"].unique()):
         data = metrics[metrics["dataset"] == dataset]
-        keys = [m for m in PROFILE_METRICS[profile] if m in set(data["metric"])] or sorted(set(data["metric"]))[:8]
+        keys = [m for m in key_metrics(profile) if m in set(data["metric"])] or sorted(set(data["metric"]))[:8]
         pair_rows = data[is_pair_row(data["perturbation"])]
         n_pairs = pair_rows.groupby(["cell_type", "perturbation"]).ngroups
         n_scored = pair_rows.groupby(["seed", "cell_type", "perturbation"]).ngroups

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..evaluate import is_pair_row  # noqa: E402
-from .stats import higher_is_better  # noqa: E402
+from ..metrics import higher_is_better  # noqa: E402
 
 
 def _png(fig) -> bytes:

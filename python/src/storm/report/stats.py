@@ -9,39 +9,11 @@ import pandas as pd
 from scipy.stats import false_discovery_control, wilcoxon
 
 from ..evaluate.core import is_pair_row
-from ..evaluate.perturbench import own_direction
+from ..metrics import across_perturbations, better_direction, higher_is_better
 
 PAIR_KEYS = ["dataset", "seed", "cell_type", "perturbation"]
 COMPARISON_COLUMNS = ["dataset", "metric", "model_a", "model_b", "n", "mean_a_minus_b", "a_better_share", "p_value",
                       "q_value", "winner"]
-
-
-#: cell-eval's metric directions (its registry's best value: one or zero), written out so the report
-#: does not import cell-eval (seconds per task); a test keeps this equal to the registry
-CELL_EVAL_DIRECTION = {
-    **dict.fromkeys(["clustering_agreement", "de_direction_match", "de_sig_genes_recall", "de_spearman_lfc_sig",
-                     "de_spearman_sig", "discrimination_score_cosine", "discrimination_score_l1",
-                     "discrimination_score_l2", "pearson_delta", "pearson_edistance", "pr_auc", "roc_auc",
-                     "overlap_at_N", "overlap_at_50", "overlap_at_100", "overlap_at_200", "overlap_at_500",
-                     "precision_at_N", "precision_at_50", "precision_at_100", "precision_at_200",
-                     "precision_at_500"], True),
-    **dict.fromkeys(["mae", "mae_delta", "mse", "mse_delta"], False),
-}
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True/False when a metric has a better direction (storm's own, or cell-eval's), else None."""
-    own = own_direction(metric)
-    if own is not None:
-        return own
-    if metric == "vcc_score":
-        return True
-    return CELL_EVAL_DIRECTION.get(metric)
-
-
-def better_direction(metric: str) -> str:
-    """"higher" or "lower": which way ``metric`` is better, "" when it has no direction."""
-    return {True: "higher", False: "lower"}.get(higher_is_better(metric), "")
 
 
 #: what the report's and summary.csv's "mean ± sd" are
@@ -118,12 +90,6 @@ def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-#: metrics that compare a cell type's held-out perturbations with each other (ranks, discrimination,
-#: correlations across perturbations; vcc_score's cell-mean baseline is the mean of them all): with one
-#: perturbation per cell type they measure nothing
-CROSS_PERTURBATION = {"discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine",
-                      "rank_rmse", "rank_cosine_logfc", "pearson_edistance", "clustering_agreement",
-                      "genewise_pearson", "vcc_score", "de_spearman_sig"}
 #: the no-change prediction: a metric it wins does not reward predicting the response
 FLOOR_MODEL = "control_mean"
 
@@ -131,7 +97,7 @@ FLOOR_MODEL = "control_mean"
 def metric_flags(metrics: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(dataset, metric) -> why the metric cannot tell models apart on this design (``metrics``:
     rows with dataset, seed, cell_type, perturbation; the held-out pairs are read from them): every
-    cell type has one held-out perturbation (for :data:`CROSS_PERTURBATION` metrics), every model
+    cell type has one held-out perturbation (for metrics across perturbations: storm.metrics), every model
     scores the same, or the no-change floor (``control_mean``) scores best. A flagged metric is
     shown, marked, and never counted as a win."""
     flags = {}
@@ -141,7 +107,7 @@ def metric_flags(metrics: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[str
         single = held.get(dataset, 0) <= 1
         for metric, rows in board.groupby("metric"):
             means = rows["mean"].dropna()
-            if single and metric in CROSS_PERTURBATION:
+            if single and across_perturbations(metric):
                 flags[(dataset, metric)] = "one held-out perturbation per cell type: nothing to compare it with"
             elif len(means) > 1 and means.max() - means.min() <= 1e-9 * max(1.0, means.abs().max()):
                 flags[(dataset, metric)] = "the same for every model"

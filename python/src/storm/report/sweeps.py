@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import InputError
 from ..evaluate import is_pair_row
 from ..grid import group_of
-from .stats import higher_is_better
+from ..metrics import higher_is_better
 
 CHOICE_COLUMNS = ["dataset", "seed", "model", "configuration", "metric", "val_mean", "val_pairs", "chosen"]
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evaluate.core import is_pair_row
-from ..report.stats import better_direction, metric_flags, paired_comparisons, summarise, with_flags
+from ..metrics import better_direction
+from ..report.stats import metric_flags, paired_comparisons, summarise, with_flags
 from .store import SCHEMAS, Store
 
 LEADERBOARD_COLUMNS = ["dataset", "metric", "rank", "model", "mean", "sd", "n_splits", "n_runs", "n_pairs",

@@ -1,0 +1,103 @@
+"""Training and prediction: `storm train`, `storm predict`, and `storm models` (what is installed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from .base import cli, eval_split_option, log, parse_overrides, split_input_options
+
+
+@cli.command()
+@split_input_options
+@click.option("--model", "model_name", required=True, help="Model name (see `storm models`).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
+@click.option("--seed", default=0, help="Training seed.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML of model config values over the model's defaults (`storm models --config M` shows them).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a model config value (repeatable, after --config); dots reach nested keys, "
+                   "e.g. --set max_epochs=5 --set lora.rank=8.")
+@click.option("--dataset", default="", help="Dataset name recorded in model.json.")
+@click.option("--name", default="", help="The name it runs under, recorded in model.json (a variant's, e.g. st_lora; "
+                                          "default: the model's).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
+                   "outside the task folder so a retried task continues a killed one.")
+def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
+          config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
+          checkpoint_dir: Path | None) -> None:
+    """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
+    from ..gpus import claim_gpu
+    from ..models.config import flatten, read_config_file
+    from ..train import train as run
+
+    claim_gpu()
+    in_model_environment(model_name)
+    config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
+    meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
+               dataset=dataset, checkpoint_dir=checkpoint_dir, name=name)
+    log.info("trained %s in %.1fs", meta["name"], meta["fit_seconds"])
+
+
+def in_model_environment(model_name: str) -> None:
+    """Go on here if the model's packages import here; else run this command in its environment."""
+    from ..models import get_model_class
+    from ..models.environments import hand_over, require
+
+    cls = get_model_class(model_name)
+    python = require(model_name, cls)
+    if python is not None:
+        log.info("%s runs in environment '%s': handing over to %s", model_name, cls.environment, python)
+        hand_over(python, cls.environment, sys.argv[1:])
+
+
+@cli.command()
+@split_input_options
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Trained model folder.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pred.h5ad to write.")
+@click.option("--seed", default=0, help="Seed of the control-cell draw.")
+@eval_split_option
+def predict(prepared: Path, split_csv: Path, genes_csv: Path, model_dir: Path, out: Path, seed: int,
+            eval_split: str) -> None:
+    """Predict held-out pairs from held-out controls; write pred.h5ad."""
+    from ..predict import predict as run
+    from ..train import trained_model_name
+
+    in_model_environment(trained_model_name(model_dir))
+    summary = run(prepared, split_csv, genes_csv, model_dir, out, seed=seed, eval_split=eval_split)
+    log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
+
+
+@cli.command()
+@click.option("--config", "show_config", metavar="MODEL", help="Print MODEL's default config as YAML instead.")
+@click.option("--json", "as_json", is_flag=True, help="The table as JSON, keyed by model.")
+def models(show_config: str | None, as_json: bool) -> None:
+    """List the models: who implements each, the environment it runs in and whether that is
+    installed here, what a retried training does, and what the model is (or print one model's
+    default config)."""
+    from ..models import available_models, get_model_class
+    from ..models.environments import status
+
+    if show_config:
+        click.echo(yaml.safe_dump(get_model_class(show_config).defaults, sort_keys=False).rstrip())
+        return
+    header = ("model", "family", "environment", "installed", "resume", "what it is")
+    rows = [header]
+    for name in available_models():
+        cls = get_model_class(name)
+        paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        doc = re.split(r"(?<!et al)\. ", paragraph)[0].rstrip(".")  # the first sentence ('et al.' does not end one)
+        rows.append((name, cls.family, cls.environment, status(cls), cls.resume, doc))
+    if as_json:
+        click.echo(json.dumps({row[0]: dict(zip(header[1:], row[1:])) for row in rows[1:]}, indent=2))
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
