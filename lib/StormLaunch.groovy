@@ -49,7 +49,9 @@ class StormLaunch {
                     predictions = read.predictions
                 }
                 def strategies = datasets*.split_strategy.unique()
-                ['manual': 'manual_holdout', 'file': 'split_file'].each { strategy, param ->
+                // a strategy that reads a file, and the parameter naming it (the schema's split_strategy key)
+                schema.properties.findAll { param, spec -> spec.split_strategy }.each { param, spec ->
+                    def strategy = spec.split_strategy
                     if ((strategy in strategies) && !values[param])
                         errors << "the ${strategy} split strategy needs --${param}".toString()
                     if (values[param] && !(strategy in strategies))

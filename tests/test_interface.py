@@ -90,6 +90,18 @@ def test_schema_is_the_one_home_of_defaults():
         assert PROPERTIES[name].get("default") == value, name
 
 
+def test_the_schema_offers_the_registered_split_strategies():
+    """storm.split.strategies is the home of the strategies: the schema's choices are its names, in
+    its order, and the parameters naming a strategy's file are the files its strategies read."""
+    from storm.split.strategies import STRATEGIES
+
+    assert PROPERTIES["split_strategy"]["enum"] == list(STRATEGIES)
+    for name in STRATEGIES:
+        assert f"{name}:" in PROPERTIES["split_strategy"]["help_text"], name
+    files = {param: spec["split_strategy"] for param, spec in PROPERTIES.items() if "split_strategy" in spec}
+    assert files == {s.input_file: s.name for s in STRATEGIES.values() if s.input_file}
+
+
 def test_readme_parameter_table_matches_the_schema():
     """Every parameter is in the README's table with the schema's default, and nothing else is."""
     readme = (REPO / "README.md").read_text()

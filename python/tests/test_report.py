@@ -190,4 +190,4 @@ def test_the_metric_registry_is_complete_and_its_page_current():
     assert metrics.key_metrics("minimal") == ["pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N"]
     assert len({m.name for m in metrics.METRICS}) == len(metrics.METRICS)
     page = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-    assert page.read_text() == metrics.markdown(), "docs/metrics.md is stale: storm metrics --markdown > docs/metrics.md"
+    assert page.read_text() == metrics.markdown(), "stale: run storm metrics --markdown > docs/metrics.md"

@@ -29,8 +29,6 @@ PROFILES = "profiles"
 
 #: the other tools ``storm split --export`` writes a split's files for (storm.split.export)
 SPLIT_EXPORTS = ("state", "perturbench")
-#: how ``storm split`` can choose held-out pairs (see storm.split.strategies)
-SPLIT_STRATEGIES = ("transfer", "combo", "combo_inverse", "zeroshot", "unseen_drug", "unseen_dose", "manual", "file")
 
 
 @dataclass(frozen=True)

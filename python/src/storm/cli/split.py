@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..spec import SPLIT_EXPORTS, SPLIT_STRATEGIES, DatasetSpec
+from ..spec import SPLIT_EXPORTS, DatasetSpec
 from ..split.core import SplitParams
+from ..split.strategies import STRATEGIES, describe_strategies
 from .base import cli, comma_floats, comma_list, default, log, spec_options
 
 
@@ -17,11 +18,8 @@ from .base import cli, comma_floats, comma_list, default, log, spec_options
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Parent folder; the split goes into <out-dir>/seed<N>[_<strategy>].")
 @click.option("--seed", default=default(SplitParams, "seed"), help="The same seed gives the same split.")
-@click.option("--strategy", default=default(SplitParams, "strategy"), type=click.Choice(SPLIT_STRATEGIES),
-              help="transfer: hold perturbations out in some covariates; combo/combo_inverse: hold out "
-                   "combinations (or singles); zeroshot: whole cell types; unseen_drug: whole compounds; "
-                   "unseen_dose: doses of compounds seen at other doses; manual: what --manual-holdout names; "
-                   "file: an existing cell_id,split CSV.")
+@click.option("--strategy", default=default(SplitParams, "strategy"), type=click.Choice(list(STRATEGIES)),
+              help=f"What is held out: {describe_strategies()}.")
 @click.option("--covariate-keys", default="", help="Comma-separated covariate columns; the first is the cell "
               "type. Default: the cell type column.")
 @click.option("--min-cells", default=default(SplitParams, "min_cells"), help="Pairs with fewer cells stay in training.")

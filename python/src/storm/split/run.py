@@ -10,12 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..spec import SPLIT_STRATEGIES as STRATEGIES
-from ..spec import parse_condition
-from . import strategies
 from .core import SPLITS, TRAIN, Split, SplitParams, build_pairs, check_invariants, pair_split_table, split_controls
-from .inputs import check_split_file, read_manual_holdout, read_split_file
+from .inputs import check_split_file, read_manual_holdout
 from .obs import CodedObs, require_columns
+from .strategies import INPUT_FILES, STRATEGIES, Inputs
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +31,11 @@ def check_split_inputs(params: SplitParams, source: str | os.PathLike | None = N
     params.check()
     if params.strategy not in STRATEGIES:
         raise InputError(f"unknown split strategy '{params.strategy}'; choose one of {', '.join(STRATEGIES)}")
-    if (params.strategy == "manual") != (manual_holdout is not None):
-        raise InputError("a manual holdout file goes with --strategy manual, and only with it")
-    if (params.strategy == "file") != (split_file is not None):
-        raise InputError("a split file goes with --strategy file, and only with it")
+    given = {"manual_holdout": manual_holdout, "split_file": split_file}
+    for option, words in INPUT_FILES.items():
+        owner = next(s.name for s in STRATEGIES.values() if s.input_file == option)
+        if (params.strategy == owner) != (given[option] is not None):
+            raise InputError(f"{words} goes with --strategy {owner}, and only with it")
     if split_file is not None:
         check_split_file(split_file)
     if source is not None:
@@ -61,22 +60,9 @@ def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = 
     if without:
         raise InputError(f"cell type(s) {', '.join(map(str, without))} have no control cells "
                          f"('{params.control_value}'); counterfactual prediction needs controls in every cell type")
-    if params.strategy == "file":
-        cell_split, plan = read_split_file(split_file, obs.cell_ids), strategies.Plan(np.zeros(0, np.int8))
-    else:
-        if params.strategy == "transfer":
-            plan = strategies.transfer(table, params, rng)
-        elif params.strategy in ("combo", "combo_inverse"):
-            plan = strategies.combo(table, params, rng, inverse=params.strategy == "combo_inverse")
-        elif params.strategy == "zeroshot":
-            plan = strategies.zeroshot(table, params, rng)
-        elif params.strategy == "unseen_drug":
-            plan = strategies.unseen_drug(table, params, rng, compound_groups(obs, params))
-        elif params.strategy == "unseen_dose":
-            plan = strategies.unseen_dose(table, params, rng)
-        else:
-            plan = strategies.manual(table, params, rng, holdout)
-        cell_split = split_controls(table, plan.pair_split, params, plan.forced_controls, rng)
+    plan = STRATEGIES[params.strategy].choose(table, params, rng, Inputs(obs, holdout, split_file))
+    cell_split = plan.cell_split if plan.cell_split is not None else \
+        split_controls(table, plan.pair_split, params, plan.forced_controls, rng)
 
     per_pair = pair_split_table(table, cell_split, params.covariate_keys)
     check_invariants(table, cell_split, per_pair, params, plan.rule, frozenset(plan.forced_controls))
@@ -84,22 +70,6 @@ def make_split(obs: CodedObs, params: SplitParams, manual_holdout: str | None = 
     summary = _summary(name, table, cell_split, per_pair, params, plan)
     log.info("%s: %s cells, pairs per split %s", name, f"{obs.n_cells:,}", summary["pairs_per_split"])
     return Split(name, cell_split, per_pair, summary)
-
-
-def compound_groups(obs: CodedObs, params: SplitParams) -> pd.Series:
-    """compound -> its group for unseen_drug: itself, or its Bemis-Murcko scaffold (from the SMILES
-    of its first cell), so analogues are held out together."""
-    pert = obs.columns[params.perturbation_key]
-    compounds = pd.Series([parse_condition(label)[0] for label in pert.categories])
-    if params.compound_groups == "compound":
-        return pd.Series(compounds.to_numpy(), index=compounds.to_numpy()).drop_duplicates()
-    from ..chem.molecules import scaffolds
-
-    smiles = obs.columns[params.spec.smiles_key]
-    first = pd.Series(smiles.codes).groupby(pert.codes).first()  # condition code -> SMILES code
-    by_compound = pd.Series(smiles.categories[first.to_numpy()], index=compounds[first.index].to_numpy())
-    by_compound = by_compound[~by_compound.index.duplicated() & (by_compound.index != params.control_value)]
-    return scaffolds(by_compound)
 
 
 def _summary(name, table, cell_split, per_pair, params: SplitParams, plan) -> dict:

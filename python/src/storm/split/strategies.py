@@ -1,14 +1,20 @@
-"""How each strategy chooses the held-out pairs.
+"""The split strategies: how each chooses the held-out pairs, registered by name.
 
-Each function gets the pair table and returns a :class:`Plan`: a split code per pair, cell
-types whose controls go wholly to one split, reasons why pairs stayed in training, and the
-rule its held-out pairs must obey (see :func:`storm.split.core.check_invariants`).
+A strategy is a function ``(table, params, rng, inputs) -> Plan`` registered with
+:func:`strategy`: its name, what it holds out (the CLI's and the docs' words) and the file option
+it reads, if any. :data:`STRATEGIES` is the one list of them: ``storm split --strategy`` offers it,
+the pipeline's schema lists it (a test keeps them equal) and ``make_split`` dispatches on it. A
+:class:`Plan` is a split code per pair, cell types whose controls go wholly to one split, reasons
+why pairs stayed in training, and the rule its held-out pairs must obey (see
+:func:`storm.split.core.check_invariants`); a strategy that reads whole cells' splits (``file``)
+gives them instead.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +22,8 @@ import pandas as pd
 from ..errors import InputError
 from ..spec import parse_condition
 from .core import PERTURBATION, SPLITS, TEST, TRAIN, VAL, PairTable, SplitParams
+from .inputs import read_split_file
+from .obs import CodedObs
 
 
 @dataclass
@@ -24,6 +32,42 @@ class Plan:
     forced_controls: dict[int, int] = field(default_factory=dict)
     train_only: dict[int, str] = field(default_factory=dict)  # pair row -> reason
     rule: str = "seen"
+    cell_split: np.ndarray | None = None  # every cell's split, when the strategy reads it whole
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a strategy may read besides the pair table: the cells, and its file, parsed."""
+
+    obs: CodedObs
+    manual_holdout: pd.DataFrame | None = None
+    split_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    holds_out: str                # what it holds out, in a phrase
+    choose: Callable[[PairTable, SplitParams, np.random.Generator, Inputs], Plan]
+    input_file: str | None = None  # the option naming the file it reads: manual_holdout or split_file
+
+
+STRATEGIES: dict[str, Strategy] = {}
+#: the words for each strategy's file option in messages
+INPUT_FILES = {"manual_holdout": "a manual holdout file", "split_file": "a split file"}
+
+
+def strategy(name: str, holds_out: str, input_file: str | None = None):
+    """Register a strategy function under ``name`` (see the module's docstring)."""
+    def register(choose):
+        STRATEGIES[name] = Strategy(name, holds_out, choose, input_file)
+        return choose
+    return register
+
+
+def describe_strategies() -> str:
+    """``name: what it holds out; ...`` for every strategy, as --help shows them."""
+    return "; ".join(f"{s.name}: {s.holds_out}" for s in STRATEGIES.values())
 
 
 def _eligibility(table: PairTable, params: SplitParams) -> dict[int, str]:
@@ -68,7 +112,8 @@ def _transfer_keys(table: PairTable, params: SplitParams) -> np.ndarray:
                     dtype=object)
 
 
-def transfer(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
+@strategy("transfer", "perturbations in some cell types, seen in others")
+def transfer(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
     """PerturBench's covariate transfer: each perturbation held out in up to
     ``max_heldout_covariates`` covariates while it stays in training in at least
     ``min_train_covariates`` others; no covariate gets more than
@@ -114,7 +159,9 @@ def _combo_rows(table: PairTable, params: SplitParams) -> tuple[np.ndarray, np.n
     return is_combo, names.to_numpy()
 
 
-def combo(table: PairTable, params: SplitParams, rng: np.random.Generator, inverse: bool = False) -> Plan:
+@strategy("combo", "combinations whose singles train")
+def combo(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs,
+          inverse: bool = False) -> Plan:
     """Hold out ``heldout_fraction`` of the combinations ``A+B`` whose singles are measured in the
     same covariates (the singles train). ``inverse``: hold out singles that are measured inside a
     combination in the same covariates (the combinations train)."""
@@ -166,7 +213,13 @@ def _hold_out_cell_types(table: PairTable, names: list[str], params: SplitParams
     return pair_split, forced
 
 
-def zeroshot(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
+@strategy("combo_inverse", "singles measured in a training combination")
+def combo_inverse(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    return combo(table, params, rng, inputs, inverse=True)
+
+
+@strategy("zeroshot", "whole cell types")
+def zeroshot(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
     """Hold out whole cell types (State's ``[zeroshot]``): ``zeroshot_covariates`` if given, else
     ``n_zeroshot`` drawn by the seed. Their controls go with them."""
     names = list(params.zeroshot_covariates)
@@ -179,10 +232,85 @@ def zeroshot(table: PairTable, params: SplitParams, rng: np.random.Generator) ->
     return Plan(pair_split, forced_controls=forced)
 
 
-def manual(table: PairTable, params: SplitParams, rng: np.random.Generator, holdout: pd.DataFrame) -> Plan:
-    """Hold out what the user names: rows of ``holdout`` (split, cell_type, perturbation), where
-    an empty perturbation holds out the whole cell type and an empty cell type holds out the
+@strategy("unseen_drug", "whole compounds (--compound-groups scaffold: analogues together)")
+def unseen_drug(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    """Hold out whole compounds: every condition of ``heldout_fraction`` of the compound groups,
+    in every covariate, so a model must predict a drug it never saw. Each compound has a group
+    (itself, or its Bemis-Murcko scaffold, so near-identical molecules do not straddle the split);
+    a group is held out whole or not at all, and one with a pair too small to hold out stays in
+    training."""
+    pairs = table.pairs
+    train_only = _eligibility(table, params)
+    perturbed = ~pairs["is_control"].to_numpy()
+    group = _conditions(table)["compound"].map(compound_groups(inputs.obs, params)).to_numpy()
+    blocked = {group[r] for r in train_only}
+    eligible = sorted(set(group[perturbed]) - blocked)
+    n_groups = len(set(group[perturbed]))
+    n_held = min(math.floor(params.heldout_fraction * n_groups + 0.5), n_groups - 1, len(eligible))
+    if n_held < 1:
+        raise InputError(f"unseen_drug found no compound to hold out among {n_groups} compound group(s) "
+                         f"({len(eligible)} eligible; heldout_fraction={params.heldout_fraction}); "
+                         f"it needs two groups or more")
+    held = list(rng.permutation(np.asarray(eligible, dtype=object))[:n_held])
+    n_test = max(1, round(params.test_fraction * n_held)) if params.test_fraction > 0 else 0
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    for i, name in enumerate(held):
+        pair_split[perturbed & (group == name)] = TEST if i < n_test else VAL
+    return Plan(pair_split, train_only=train_only, rule="unseen_compound")
+
+
+def compound_groups(obs: CodedObs, params: SplitParams) -> pd.Series:
+    """compound -> its group for unseen_drug: itself, or its Bemis-Murcko scaffold (from the SMILES
+    of its first cell), so analogues are held out together."""
+    pert = obs.columns[params.perturbation_key]
+    compounds = pd.Series([parse_condition(label)[0] for label in pert.categories])
+    if params.compound_groups == "compound":
+        return pd.Series(compounds.to_numpy(), index=compounds.to_numpy()).drop_duplicates()
+    from ..chem.molecules import scaffolds
+
+    smiles = obs.columns[params.spec.smiles_key]
+    first = pd.Series(smiles.codes).groupby(pert.codes).first()  # condition code -> SMILES code
+    by_compound = pd.Series(smiles.categories[first.to_numpy()], index=compounds[first.index].to_numpy())
+    by_compound = by_compound[~by_compound.index.duplicated() & (by_compound.index != params.control_value)]
+    return scaffolds(by_compound)
+
+
+@strategy("unseen_dose", "each compound's highest dose (or --heldout-doses), seen at its other doses")
+def unseen_dose(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    """Hold out doses of compounds measured at other doses in the same covariates: the doses in
+    ``heldout_doses``, or each compound's highest; at least one dose of each stays in training."""
+    pairs = table.pairs
+    parts = _conditions(table)
+    if parts.loc[~pairs["is_control"], "dose"].isna().all():
+        raise InputError("unseen_dose needs doses: set the dataset spec's dose_key")
+    train_only = _eligibility(table, params)
+    cov = params.covariate_keys
+    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
+    perturbed = pairs.index[~pairs["is_control"] & parts["dose"].notna()]
+    for _, rows in pairs.loc[perturbed].groupby([*cov, parts.loc[perturbed, "compound"], parts.loc[perturbed, "time"]],
+                                                dropna=False, observed=True):
+        doses = parts.loc[rows.index, "dose"]
+        wanted = doses.isin(params.heldout_doses) if params.heldout_doses else doses == doses.max()
+        held = [r for r in rows.index[wanted.to_numpy()] if r not in train_only]
+        if doses.nunique() < 2 or len(held) >= len(rows):
+            continue
+        pair_split[held] = VAL
+    held = np.flatnonzero(pair_split != TRAIN)
+    if not held.size:
+        kept = f"; {len(train_only)} pair(s) must stay in training, e.g. {next(iter(train_only.values()))} " \
+               f"(bulk profiles: set min_cells to 1)" if train_only else ""
+        raise InputError(f"unseen_dose found no compound measured at a held-out dose and at another one{kept}")
+    cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    _val_or_test(held, cov_id[held], params, rng, pair_split)
+    return Plan(pair_split, train_only=train_only, rule="dose_seen")
+
+
+@strategy("manual", "what the manual holdout names", input_file="manual_holdout")
+def manual(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    """Hold out what the user names: rows of the manual holdout (split, cell_type, perturbation),
+    where an empty perturbation holds out the whole cell type and an empty cell type holds out the
     perturbation in every cell type."""
+    holdout = inputs.manual_holdout
     pairs = table.pairs
     ct_key = params.covariate_keys[0]
     pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
@@ -211,56 +339,7 @@ def _conditions(table: PairTable) -> pd.DataFrame:
     return pd.DataFrame(parsed, columns=["compound", "dose", "time"], index=table.pairs.index)
 
 
-def unseen_drug(table: PairTable, params: SplitParams, rng: np.random.Generator, groups: pd.Series) -> Plan:
-    """Hold out whole compounds: every condition of ``heldout_fraction`` of the compound groups,
-    in every covariate, so a model must predict a drug it never saw. ``groups`` maps each compound
-    to its group (itself, or its Bemis-Murcko scaffold, so near-identical molecules do not straddle
-    the split); a group is held out whole or not at all, and one with a pair too small to hold
-    out stays in training."""
-    pairs = table.pairs
-    train_only = _eligibility(table, params)
-    perturbed = ~pairs["is_control"].to_numpy()
-    group = _conditions(table)["compound"].map(groups).to_numpy()
-    blocked = {group[r] for r in train_only}
-    eligible = sorted(set(group[perturbed]) - blocked)
-    n_groups = len(set(group[perturbed]))
-    n_held = min(math.floor(params.heldout_fraction * n_groups + 0.5), n_groups - 1, len(eligible))
-    if n_held < 1:
-        raise InputError(f"unseen_drug found no compound to hold out among {n_groups} compound group(s) "
-                         f"({len(eligible)} eligible; heldout_fraction={params.heldout_fraction}); "
-                         f"it needs two groups or more")
-    held = list(rng.permutation(np.asarray(eligible, dtype=object))[:n_held])
-    n_test = max(1, round(params.test_fraction * n_held)) if params.test_fraction > 0 else 0
-    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
-    for i, name in enumerate(held):
-        pair_split[perturbed & (group == name)] = TEST if i < n_test else VAL
-    return Plan(pair_split, train_only=train_only, rule="unseen_compound")
-
-
-def unseen_dose(table: PairTable, params: SplitParams, rng: np.random.Generator) -> Plan:
-    """Hold out doses of compounds measured at other doses in the same covariates: the doses in
-    ``heldout_doses``, or each compound's highest; at least one dose of each stays in training."""
-    pairs = table.pairs
-    parts = _conditions(table)
-    if parts.loc[~pairs["is_control"], "dose"].isna().all():
-        raise InputError("unseen_dose needs doses: set the dataset spec's dose_key")
-    train_only = _eligibility(table, params)
-    cov = params.covariate_keys
-    pair_split = np.full(len(pairs), TRAIN, dtype=np.int8)
-    perturbed = pairs.index[~pairs["is_control"] & parts["dose"].notna()]
-    for _, rows in pairs.loc[perturbed].groupby([*cov, parts.loc[perturbed, "compound"], parts.loc[perturbed, "time"]],
-                                                dropna=False, observed=True):
-        doses = parts.loc[rows.index, "dose"]
-        wanted = doses.isin(params.heldout_doses) if params.heldout_doses else doses == doses.max()
-        held = [r for r in rows.index[wanted.to_numpy()] if r not in train_only]
-        if doses.nunique() < 2 or len(held) >= len(rows):
-            continue
-        pair_split[held] = VAL
-    held = np.flatnonzero(pair_split != TRAIN)
-    if not held.size:
-        kept = f"; {len(train_only)} pair(s) must stay in training, e.g. {next(iter(train_only.values()))} " \
-               f"(bulk profiles: set min_cells to 1)" if train_only else ""
-        raise InputError(f"unseen_dose found no compound measured at a held-out dose and at another one{kept}")
-    cov_id = pairs[cov].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    _val_or_test(held, cov_id[held], params, rng, pair_split)
-    return Plan(pair_split, train_only=train_only, rule="dose_seen")
+@strategy("file", "an existing split (cell_id,split CSV or split.parquet)", input_file="split_file")
+def from_file(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    """Every cell's split as the file gives it (PerturBench's CSV, storm's parquet)."""
+    return Plan(np.zeros(0, np.int8), cell_split=read_split_file(inputs.split_file, inputs.obs.cell_ids))
