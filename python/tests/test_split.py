@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -13,11 +14,17 @@ from storm.errors import InputError, SpecError, StormError
 from storm.spec import DatasetSpec
 from storm.split import SplitInvariantError, SplitParams, make_split, read_coded_obs, write_split
 from storm.split.core import SPLITS
-from storm.split.obs import coded_from_frame
+from storm.split.obs import CodedObs, code_strings
 
 SPEC = DatasetSpec()
 
 KEYS = ["cell_type", "perturbation"]
+
+
+def coded_from_frame(frame: pd.DataFrame, columns: list[str]) -> CodedObs:
+    """The coded obs of an in-memory table (index = cell ids), as storm reads them from a file."""
+    cell_ids = pa.array(frame.index.astype(str).to_numpy(dtype=object), type=pa.string())
+    return CodedObs(cell_ids, {c: code_strings(frame[c].to_numpy(), c) for c in dict.fromkeys(columns)})
 
 
 def split_of(obs: pd.DataFrame, **kwargs):

@@ -76,7 +76,7 @@ def state_cells_per_step(model_dir: Path) -> int:
 def direct_overrides(data_dir: Path, storm_dir: Path, out: Path, sets: dict) -> list[str]:
     """What storm passes to State for this run, pointed at storm's input files and a new output folder."""
     from storm.data import load_split_data
-    from storm.models.arc_state import StateTransition
+    from storm.models.state import StateTransition
 
     data = load_split_data(*inputs(data_dir))
     model = StateTransition(data.spec, seed=0, **sets)

@@ -29,7 +29,6 @@ class PerturbationModel(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: config sections passed on as they are (any key accepted), e.g. another tool's own settings
     open_sections: ClassVar[frozenset[str]] = frozenset()
-    #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     #: who implements it: "storm" or the package whose code trains it
     family: ClassVar[str] = "storm"
     #: the environment it trains and predicts in (``models.environments``), and the modules it
@@ -38,6 +37,7 @@ class PerturbationModel(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: what a retried training does after a killed one, as ``storm models`` states it
     resume: ClassVar[str] = "nothing to resume (fits in seconds)"
+    #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     checkpoint_dir: Path | None = None
 
     def __init__(self, spec: DatasetSpec, seed: int = 0, **config: Any):

@@ -61,7 +61,7 @@ def _sorted_coded(codes: np.ndarray, categories: np.ndarray, name: str, gaps_ok:
     return Coded(remap[codes], categories[order])
 
 
-def _code_strings(values, name: str, gaps_ok: bool = False) -> Coded:
+def code_strings(values, name: str, gaps_ok: bool = False) -> Coded:
     series = pd.Series(values)
     if gaps_ok:
         series = series.fillna("")
@@ -102,7 +102,7 @@ def _read_h5ad(path: Path, columns: list[str], gaps_ok: tuple[str, ...]) -> Code
             if isinstance(item, h5py.Group) and "codes" in item:  # categorical: read the codes as they are
                 coded[col] = _sorted_coded(item["codes"][:], _h5_strings(item["categories"]), col, col in gaps_ok)
             else:
-                coded[col] = _code_strings(_h5_strings(item), col, col in gaps_ok)
+                coded[col] = code_strings(_h5_strings(item), col, col in gaps_ok)
     return CodedObs(cell_ids, coded)
 
 
@@ -188,15 +188,6 @@ def read_coded_obs(path: str | os.PathLike, columns: list[str], gaps_ok: tuple[s
     raise InputError(f"cannot read obs from {path}: expected .h5ad, .parquet, .csv or .tsv")
 
 
-def coded_from_frame(frame: pd.DataFrame, columns: list[str]) -> CodedObs:
-    """A :class:`CodedObs` from an in-memory obs table (index = cell ids)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SpecError(f"column(s) {', '.join(missing)} not found; available: {', '.join(map(str, frame.columns))}")
-    cell_ids = pa.array(frame.index.astype(str).to_numpy(dtype=object), type=pa.string())
-    return CodedObs(cell_ids, {c: _code_strings(frame[c].to_numpy(), c) for c in dict.fromkeys(columns)})
-
-
 def read_numbers(path: str | os.PathLike, column: str) -> np.ndarray:
     """One numeric obs column (a dose, a time) as float64, missing values as NaN."""
     path = Path(path)
@@ -237,6 +228,6 @@ def read_split_obs(path: str | os.PathLike, spec: DatasetSpec, covariate_keys: l
                               np.where(missing[:, 0], np.nan, distinct[:, 1]) if spec.dose_key else None,
                               np.where(missing[:, 1], np.nan, distinct[:, 2]) if spec.time_key else None,
                               spec.control_value)
-    conditions = _code_strings(labels, spec.perturbation_key)
+    conditions = code_strings(labels, spec.perturbation_key)
     columns = {**obs.columns, spec.perturbation_key: Coded(conditions.codes[inverse.ravel()], conditions.categories)}
     return CodedObs(obs.cell_ids, columns)
