@@ -3,10 +3,11 @@
 #   <registry>/storm:<tag>, <registry>/storm-gpu:<tag>, <registry>/storm-state:<tag>, and
 #   <registry>/storm-<environment>:<tag> for every model environment (python/envs/<environment>.lock)
 # Usage: docker/build.sh [--registry REG] [--tag TAG] [--push]
-# Defaults match nextflow.config's params.container_registry and params.container_tag.
+# Defaults are the pipeline's: --container_registry's default and storm's version (its images' tag).
 set -euo pipefail
-registry=ghcr.io/storm-bio
-tag=0.1.0
+cd "$(dirname "$0")/.."
+registry=$(python3 -c 'import json; print(json.load(open("nextflow_schema.json"))["$defs"]["container_options"]["properties"]["container_registry"]["default"])')
+tag=$(sed -n 's/^version = "\(.*\)"/\1/p' python/pyproject.toml)
 push=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -17,7 +18,6 @@ while [[ $# -gt 0 ]]; do
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-cd "$(dirname "$0")/.."
 command -v docker >/dev/null || { echo "error: docker is not installed" >&2; exit 2; }
 cpu="$registry/storm:$tag"
 gpu="$registry/storm-gpu:$tag"
