@@ -15,6 +15,29 @@ def test_registry():
         get_model_class("nope")
 
 
+@pytest.mark.parametrize("name", available_models())
+def test_every_installed_model_keeps_the_contract(name, split_data, run_cli):
+    """Each model found through the entry points, whatever package ships it: a PerturbationModel
+    whose class imports without its environment, whose defaults resolve and construct it, that
+    says where it runs and what a retry does, `storm models --config` prints, and models.md lists."""
+    from pathlib import Path
+
+    from storm.models import PerturbationModel
+    from storm.models.environments import CORE
+
+    cls = get_model_class(name)
+    assert issubclass(cls, PerturbationModel)
+    config = cls.resolve_config({})
+    assert isinstance(config, dict)
+    assert cls.resume and (cls.environment == CORE or cls.requires), name  # a model elsewhere names its modules
+    if cls.environment == CORE:
+        assert cls(split_data.spec).config == config
+    shown = run_cli("models", "--config", name)
+    assert shown.returncode == 0, shown.stderr
+    page = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    assert f"| `{name}` |" in page, f"docs/models.md does not list {name}"
+
+
 def test_unknown_config_key(split_data):
     with pytest.raises(StormError, match="unknown config key"):
         get_model_class("linear_additive")(split_data.spec, max_epoch=3)

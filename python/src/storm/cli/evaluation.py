@@ -139,7 +139,7 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
 
 
 @cli.command("metrics")
-@click.option("--markdown", is_flag=True, help="The registry as docs/metrics.md (a page of Markdown) instead.")
+@click.option("--markdown", is_flag=True, help="The registry's table as docs/metrics.md shows it, instead.")
 def metrics_command(markdown: bool) -> None:
     """The metrics storm reports (its metric registry): which way each is better, what it measures
     and what it is blind to, who computes it, and the key metrics of each profile."""
