@@ -6,15 +6,13 @@ import java.nio.file.Path
  * The datasets of a run, from `--input`: one h5ad (or several, comma-separated) described by the
  * global parameters, a samplesheet (CSV, TSV or YAML) with one row per dataset, or `synthetic`.
  *
- * A samplesheet has `id` and `path` and may set, per dataset, any parameter the schema marks
- * `samplesheet` (the dataset spec, `split_strategy`, `cell_types`). A left-out column takes the
+ * A samplesheet has `id` and `path` and may set, per dataset, any parameter that
+ * assets/schema_input.json lists (the dataset spec, `split_strategy`, `cell_types`). A left-out column takes the
  * global parameter; a blank cell takes it too, except in an optional column (`blank=none`:
  * batch, dose, time, SMILES, embedding, cell types), where blank, like `none`, means the dataset
  * has none. Relative paths are relative to the samplesheet's folder.
  */
 class Samplesheet {
-
-    static final String ID_PATTERN = /[A-Za-z0-9][A-Za-z0-9_.-]*/
 
     /** [datasets: [[meta: [id, spec], path, split_strategy, cell_types]], errors: [line]] */
     static Map read(String input, Map values, StormSchema schema, Path launchDir) {
@@ -57,7 +55,7 @@ class Samplesheet {
             def rowErrors = []
             def id = text(row.id)
             if (!id) rowErrors << "${where(i)}: the id is empty"
-            else if (!(id ==~ ID_PATTERN)) rowErrors << "${where(i)}: id '${id}' may hold only letters, digits, '_', '.' and '-' (it names folders)"
+            else if (!(id ==~ schema.idPattern())) rowErrors << "${where(i)}: id '${id}' may hold only letters, digits, '_', '.' and '-' (it names folders)"
             def path = text(row.path)
             if (input != 'synthetic') {
                 if (!path) rowErrors << "${where(i)}: the path is empty"
@@ -109,7 +107,7 @@ class Samplesheet {
      * [predictions: [[meta: [id, seed, model, columns], path]], errors: [line]]
      */
     static Map readPredictions(String sheetName, List<String> datasetIds, List<Integer> seeds, List<String> models,
-                               Path launchDir) {
+                               String idPattern, Path launchDir) {
         def sheet = launchDir.resolve(sheetName)
         if (!Files.isRegularFile(sheet)) return [predictions: [], errors: ["--predictions: no such samplesheet: ${sheetName}".toString()]]
         def rows
@@ -135,7 +133,7 @@ class Samplesheet {
             def (id, seed, model, path) = ['dataset', 'seed', 'model', 'path'].collect { text(row[it]) }
             if (!(id in datasetIds)) errors << "${where}: dataset '${id}' is not one of this run's (${datasetIds.join(', ')})".toString()
             if (!(seed ==~ /\d+/) || !(seed.toInteger() in seeds)) errors << "${where}: seed '${seed}' is not one of --split_seeds (${seeds.join(', ')})".toString()
-            if (!(model ==~ ID_PATTERN)) errors << "${where}: model '${model}' may hold only letters, digits, '_', '.' and '-'".toString()
+            if (!(model ==~ idPattern)) errors << "${where}: model '${model}' may hold only letters, digits, '_', '.' and '-'".toString()
             else if (model in models) errors << "${where}: model '${model}' is also trained by this run (--models); name the prediction otherwise".toString()
             if (!seen.add([id, seed, model])) errors << "${where}: ${id} seed ${seed} ${model} is listed twice".toString()
             def file = path ? sheet.parent.resolve(path) : null

@@ -44,7 +44,7 @@ class StormLaunch {
                 }
                 if (values.predictions && !errors) {
                     def read = Samplesheet.readPredictions(values.predictions.toString(), datasets*.meta*.id, seeds,
-                                                           models*.tokenize('=')*.first()*.trim(), launchDir)
+                                                           models*.tokenize('=')*.first()*.trim(), schema.idPattern(), launchDir)
                     errors.addAll(read.errors)
                     predictions = read.predictions
                 }

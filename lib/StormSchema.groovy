@@ -11,9 +11,11 @@ class StormSchema {
 
     final List<Map> groups      // [name, title, description, properties: [name: spec]]
     final Map<String, Map> properties
+    final Map<String, Map> input   // assets/schema_input.json: the samplesheet's columns and their rules
 
     StormSchema(Path file) {
         def schema = new JsonSlurper().parse(file.toFile())
+        input = new JsonSlurper().parse(file.parent.resolve('assets/schema_input.json').toFile()).items.properties
         groups = schema['allOf'].collect { ref ->
             def name = ref['$ref'].tokenize('/').last()
             def group = schema['$defs'][name]
@@ -27,14 +29,20 @@ class StormSchema {
         groups.find { it.name == name }.properties
     }
 
-    /** Properties a samplesheet column can set per dataset (they carry `samplesheet`). */
+    /** The parameters a samplesheet column can set per dataset (assets/schema_input.json's
+     *  columns besides id and path), each with the parameter's own spec. */
     Map<String, Map> samplesheetColumns() {
-        properties.findAll { name, spec -> spec.samplesheet }
+        input.keySet().findAll { !(it in ['id', 'path']) }.collectEntries { [it, properties[it]] }
     }
 
     /** A blank samplesheet cell or `--x ''` of this parameter means "none", not the global value. */
     boolean blankMeansNone(String name) {
-        properties[name]?.samplesheet == 'blank=none'
+        input[name]?.blank == 'none'
+    }
+
+    /** What a dataset's id (and a prediction's model name) may hold: they name folders. */
+    String idPattern() {
+        input.id.pattern.replaceAll(/^\^|\$$/, '')
     }
 
     // ---- help --------------------------------------------------------------------------------

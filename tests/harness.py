@@ -21,6 +21,11 @@ def nextflow_bin() -> str:
     pytest.fail("no nextflow found: run `make install` (or set NEXTFLOW)")
 
 
+def step(row: dict) -> str:
+    """A trace row's step: its process's simple name (``PERTURBATION:TRAIN (tag)`` -> ``TRAIN``)."""
+    return row["name"].split(" (")[0].rsplit(":", 1)[-1]
+
+
 class Run:
     def __init__(self, cwd: Path, result: subprocess.CompletedProcess):
         self.cwd, self.result = cwd, result

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from harness import REPO, run_pipeline
+from harness import REPO, run_pipeline, step
 
 #: the published models and the package each one's model.json names
 ZOO = {"scgen": "pertpy", "cpa": "cpa-tools", "biolord": "biolord", "cellot": "torch"}
@@ -40,7 +40,7 @@ def test_published_models_run_in_their_environments(tmp_path):
     # the task called storm in the core venv; storm handed the models with their own environment over to it
     trained = set()
     for row in run.trace():
-        if row["process"] == "TRAIN":
+        if step(row) == "TRAIN":
             model = row["name"].split()[-1].rstrip(")")
             err = next((run.cwd / "work").glob(row["hash"] + "*/.command.err")).read_text()
             assert (f"handing over to {REPO}/.venv-{model}/bin/python" in err) == (model in ELSEWHERE), model
@@ -55,4 +55,4 @@ def test_a_missing_environment_stops_the_run_at_check(tmp_path):
     assert run.result.returncode != 0
     assert "error: model 'biolord' runs in environment 'biolord'" in run.output
     assert "make install-env ENV=biolord" in run.output
-    assert {row["process"] for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}
+    assert {step(row) for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}

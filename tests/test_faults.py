@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import pipeline_cmd, run_pipeline
+from harness import pipeline_cmd, run_pipeline, step
 
 MAX_STEPS = 240
 
@@ -124,7 +124,7 @@ def test_killed_tasks_and_nextflow_resume_to_the_same_results(straight, tmp_path
 def test_a_truncated_cached_output_names_its_task(straight):
     """real.h5ad truncated in its work folder after REFERENCE finished: the next task that reads it
     names the file and the folder to delete; deleting it and resuming makes it again."""
-    reference = next(row for row in straight.trace() if row["process"] == "REFERENCE")
+    reference = next(row for row in straight.trace() if step(row) == "REFERENCE")
     folder = next((straight.cwd / "work").glob(reference["hash"] + "*"))
     real = folder / "real.h5ad"
     real.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
@@ -136,4 +136,4 @@ def test_a_truncated_cached_output_names_its_task(straight):
     subprocess.run(["rm", "-r", str(folder)], check=True)
     fixed = run_pipeline(straight.cwd, *grown, "-resume")
     assert fixed.result.returncode == 0, fixed.output[-4000:]
-    assert "REFERENCE" in {row["process"] for row in fixed.trace() if row["status"] == "COMPLETED"}
+    assert "REFERENCE" in {step(row) for row in fixed.trace() if row["status"] == "COMPLETED"}

@@ -10,7 +10,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from harness import REPO, nextflow_bin, run_pipeline
+from harness import REPO, nextflow_bin, run_pipeline, step
 
 SCHEMA = json.loads((REPO / "nextflow_schema.json").read_text())
 PROPERTIES = {name: spec for group in SCHEMA["$defs"].values() for name, spec in group["properties"].items()}
@@ -88,6 +88,16 @@ def test_schema_is_the_one_home_of_defaults():
     assert spec_fields == list(SCHEMA["$defs"]["dataset_spec"]["properties"])
     for name, value in dataclasses.asdict(DatasetSpec()).items():
         assert PROPERTIES[name].get("default") == value, name
+
+
+def test_the_samplesheet_schema_names_parameters():
+    """assets/schema_input.json, the home of the samplesheet's rules: id and path, then columns that
+    each set a parameter of the same name, with what a blank cell means."""
+    sheet = json.loads((REPO / "assets" / "schema_input.json").read_text())["items"]
+    assert sheet["required"] == ["id", "path"]
+    columns = {name: spec for name, spec in sheet["properties"].items() if name not in ("id", "path")}
+    assert set(columns) <= set(PROPERTIES) and set(SCHEMA["$defs"]["dataset_spec"]["properties"]) <= set(columns)
+    assert {spec["blank"] for spec in columns.values()} == {"global", "none"}
 
 
 def test_the_schema_offers_the_registered_split_strategies():
@@ -211,7 +221,7 @@ def test_yaml_samplesheet(tmp_path):
     run = run_pipeline(tmp_path, "--input", "samples.yaml", "-stub-run", "--split_seeds", "0")
     assert run.result.returncode == 0, run.output[-3000:]
     assert "dataset screen: " in run.output and "zeroshot cell_types=CT0,CT1" in run.output
-    assert {row["process"] for row in run.trace()} >= {"SUBSAMPLE", "SPLIT"}
+    assert {step(row) for row in run.trace()} >= {"SUBSAMPLE", "SPLIT"}
     assert (run.outdir / "screen" / "seed0_zeroshot").is_dir()
 
 
@@ -220,7 +230,7 @@ def test_model_config_typo_stops_at_check(tmp_path):
                        "--model_set", "linear_additive.max_epoch=3")
     assert run.result.returncode != 0
     assert "error: unknown config key(s) max_epoch for LinearAdditive" in run.output
-    assert {row["process"] for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}
+    assert {step(row) for row in run.trace() if row["status"] != "ABORTED"} <= {"SYNTH", "CHECK"}
 
 
 def test_growing_grid_reruns_only_the_new_cells(tmp_path):
@@ -232,9 +242,9 @@ def test_growing_grid_reruns_only_the_new_cells(tmp_path):
     grown = run_pipeline(tmp_path, *base, "--models", "control_mean,context_mean,linear_additive", "-resume")
     assert grown.result.returncode == 0, grown.output[-3000:]
     executed = sorted(row["name"] for row in grown.trace() if row["status"] == "COMPLETED")
-    assert executed == ["CHECK (synthetic)", "EVALUATE (synthetic seed0 linear_additive)",
-                        "PREDICT (synthetic seed0 linear_additive)", "REPORT",
-                        "TRAIN (synthetic seed0 linear_additive)"]
+    assert executed == ["PERTURBATION:CHECK (synthetic)", "PERTURBATION:EVALUATE (synthetic seed0 linear_additive)",
+                        "PERTURBATION:PREDICT (synthetic seed0 linear_additive)", "PERTURBATION:REPORT",
+                        "PERTURBATION:TRAIN (synthetic seed0 linear_additive)"]
     assert {row["status"] for row in grown.trace()} == {"COMPLETED", "CACHED"}
     summary = pd.read_csv(grown.outdir / "report" / "summary.csv")
     assert set(summary["model"]) == {"control_mean", "context_mean", "linear_additive"}

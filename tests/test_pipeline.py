@@ -11,7 +11,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from harness import REPO, nextflow_bin, run_pipeline
+from harness import REPO, nextflow_bin, run_pipeline, step
 
 MODELS = ["control_mean", "context_mean", "linear_additive", "decoder_only", "state"]
 SEEDS = ["seed0", "seed1"]
@@ -63,7 +63,7 @@ def test_task_logs_are_clean(test_profile_run):
         for noise in ("Tip:", "GPU available", "srun", "litlogger", "cumulative FLOPs"):
             assert noise not in text, (log, noise)
     for row in test_profile_run.trace():
-        if row["process"] == "TRAIN":
+        if step(row) == "TRAIN":
             err = next((test_profile_run.cwd / "work").glob(row["hash"] + "*/.command.err")).read_text()
             assert "INFO: " not in err, row["name"]  # a library's own handler, printing a second copy
             lines = [line for line in err.splitlines() if line.strip()]
@@ -99,11 +99,11 @@ def test_learned_models_beat_the_floor(test_profile_run):
 
 
 def test_one_task_per_grid_cell(test_profile_run):
-    processes = pd.Series([row["process"] for row in test_profile_run.trace()]).value_counts()
+    processes = pd.Series([step(row) for row in test_profile_run.trace()]).value_counts()
     assert processes["CHECK"] == processes["VALIDATE"] == processes["PREPARE"] == 1
     assert processes["SPLIT"] == processes["GENES"] == len(SEEDS)
-    for step in ("TRAIN", "PREDICT", "EVALUATE"):
-        assert processes[step] == len(SEEDS) * len(MODELS)
+    for name in ("TRAIN", "PREDICT", "EVALUATE"):
+        assert processes[name] == len(SEEDS) * len(MODELS)
     assert processes["REFERENCE"] == len(SEEDS)  # real cells, DE and baseline once per split
     assert processes["REPORT"] == 1
 
@@ -157,7 +157,7 @@ def test_another_tool_s_predictions_score_beside_the_models(sweep_run, test_prof
 
 
 def test_a_sweep_chooses_each_split_s_configuration_on_its_validation_pairs(sweep_run):
-    trained = {row["tag"].split()[-1] for row in sweep_run.trace() if row["process"] == "TRAIN"}
+    trained = {row["tag"].split()[-1] for row in sweep_run.trace() if step(row) == "TRAIN"}
     assert trained == {"context_mean", *SWEEP}  # each configuration its own task
     choices = pd.read_csv(sweep_run.outdir / "report" / "sweeps.csv")
     assert set(choices["configuration"]) == set(SWEEP) and choices["chosen"].sum() == 1
@@ -248,7 +248,7 @@ def test_two_runs_land_in_one_store(test_profile_run, sweep_run):
     assert board.loc["context_mean", "n_pairs"] > board.loc["control_mean", "n_pairs"]  # two runs' seed-0 pairs
     assert board["p_vs_leader"].notna().sum() == len(board) - 1
     tasks = results("export", "tasks")
-    assert {"TRAIN", "EVALUATE", "REFERENCE"} <= set(tasks["process"])
+    assert {"PERTURBATION:TRAIN", "PERTURBATION:EVALUATE", "PERTURBATION:REFERENCE"} <= set(tasks["process"])
 
 
 def test_stub_run(tmp_path):
@@ -258,7 +258,7 @@ def test_stub_run(tmp_path):
     assert run.result.returncode == 0, run.output[-3000:]
     assert (run.outdir / "report" / "report.html").exists()
     assert (run.outdir / "synthetic" / "seed1" / "linear_additive" / "metrics.csv").exists()
-    trains = [row for row in run.trace() if row["process"] == "TRAIN"]
+    trains = [row for row in run.trace() if step(row) == "TRAIN"]
     assert trains
     for row in trains:
         wrapper = next((tmp_path / "work").glob(f"{row['hash']}*/.command.run"))
@@ -275,7 +275,7 @@ def test_bad_input_stops_at_validate(tmp_path):
     run = run_pipeline(tmp_path, "--input", str(data), "--control_value", "non-targeting")
     assert run.result.returncode != 0
     assert "error: control value 'non-targeting' not found in obs column 'perturbation'" in run.output
-    assert {row["process"] for row in run.trace()} == {"CHECK", "VALIDATE"}
+    assert {step(row) for row in run.trace()} == {"CHECK", "VALIDATE"}
     assert not (run.outdir / "screen" / "seed0").exists()
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import REPO, nextflow_bin, run_pipeline
+from harness import REPO, nextflow_bin, run_pipeline, step
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 
@@ -66,8 +66,8 @@ def test_container_image_per_step(tmp_path):
                           "--container_registry", "reg.example"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
-    assert images["TRAIN"] == "reg.example/storm-gpu:0.1.0"
-    assert {images[p] for p in images if p != "TRAIN"} == {"reg.example/storm:0.1.0"}
+    assert images["PERTURBATION:TRAIN"] == "reg.example/storm-gpu:0.1.0"  # withName: TRAIN finds the workflow's
+    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
 
 
 def test_awsbatch_profile_values(tmp_path):
@@ -98,8 +98,8 @@ def test_each_model_trains_and_predicts_in_its_environments_image(tmp_path):
                        "control_mean,state,cpa,scgen,biolord,cellot", "--model_images", "biolord=lab/biolord-gpu",
                        "--container_registry", "reg.example", "--container_tag", "9")
     assert run.result.returncode == 0, run.output[-3000:]
-    images = {(row["name"].split(" (")[0], row["name"].split()[-1].rstrip(")")): row["container"]
-              for row in run.trace() if row["name"].startswith(("TRAIN", "PREDICT"))}
+    images = {(step(row), row["name"].split()[-1].rstrip(")")): row["container"]
+              for row in run.trace() if step(row) in ("TRAIN", "PREDICT")}
     expected = {"control_mean": "storm", "cellot": "storm", "state": "storm-state", "cpa": "storm-cpa",
                 "scgen": "storm-scgen", "biolord": "lab/biolord-gpu"}
     assert images == {(step, model): f"reg.example/{image}:9" for step in ("TRAIN", "PREDICT")

@@ -85,7 +85,7 @@ def test_build_report(tmp_path):
         model_dir / "train_log.csv", index=False)
     info = tmp_path / "pipeline_info"
     info.mkdir()
-    pd.DataFrame({"process": ["TRAIN", "EVALUATE"], "tag": ["ds seed0 good", "ds seed0 good"],
+    pd.DataFrame({"process": ["PERTURBATION:TRAIN", "PERTURBATION:EVALUATE"], "tag": ["ds seed0 good", "ds seed0 good"],
                   "status": ["COMPLETED", "COMPLETED"],
                   "realtime": ["3.2s", "1m 2s"], "duration": ["4s", "1m 3s"], "peak_rss": ["1.2 GB", "300 MB"]}
                  ).to_csv(info / "execution_trace_2026-01-01_00-00-00.txt", sep="\t", index=False)

@@ -11,8 +11,15 @@ import pandas as pd
 
 from .trace import newest_trace, read_trace
 
-#: the processes whose tasks belong to one model (their tag: "<dataset> <split> <model>")
+#: the steps whose tasks belong to one model (their tag: "<dataset> <split> <model>")
 MODEL_PROCESSES = ("TRAIN", "PREDICT", "EVALUATE", "PREDICT_VAL", "EVALUATE_VAL")
+
+
+def step_of(process: pd.Series) -> pd.Series:
+    """A trace's process names as steps: ``PERTURBATION:TRAIN`` -> ``TRAIN`` (a workflow's
+    processes run under its name; the steps, the --gpu-process option and the selectors use the
+    simple name)."""
+    return process.astype(str).str.rsplit(":", n=1).str[-1]
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ def task_costs(trace: pd.DataFrame, prices: Prices) -> pd.DataFrame:
     + run time × the GPU price for a GPU task); a task without its CPU count is priced at one."""
     tasks = trace.copy()
     tasks["cpus"] = pd.to_numeric(tasks["cpus"], errors="coerce").fillna(1.0) if "cpus" in tasks else 1.0
-    tasks["gpus"] = tasks["process"].isin(prices.gpu_processes).astype(float)
+    tasks["gpus"] = step_of(tasks["process"]).isin(prices.gpu_processes).astype(float)
     hours = tasks["realtime_s"].fillna(0.0) / 3600.0
     tasks["cost_usd"] = hours * (tasks["cpus"] * prices.cpu_hour + tasks["gpus"] * prices.gpu_hour)
     return tasks
@@ -36,7 +43,7 @@ def task_costs(trace: pd.DataFrame, prices: Prices) -> pd.DataFrame:
 def model_costs(tasks: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model): its tasks, their summed run time (hours) and cost, over seeds and, for
     a sweep, over its configurations (listed under their own names)."""
-    rows = tasks[tasks["process"].isin(MODEL_PROCESSES)].copy() if "tag" in tasks else tasks.iloc[:0]
+    rows = tasks[step_of(tasks["process"]).isin(MODEL_PROCESSES)].copy() if "tag" in tasks else tasks.iloc[:0]
     if rows.empty:
         return pd.DataFrame(columns=["dataset", "model", "tasks", "hours", "cost_usd"])
     parts = rows["tag"].astype(str).str.split(" ", n=2, expand=True)

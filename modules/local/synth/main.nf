@@ -12,7 +12,7 @@ process SYNTH {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('synth')} --out ${meta.id}.h5ad --seed ${params.synth_seed} ${args}
+    ${StormCli.call('synth')} --out ${meta.id}.h5ad ${args}
     """
 
     stub:
