@@ -14,7 +14,7 @@ launch = launchPipeline()
 // --workflow perturbation (default): datasets x seeds x the grid's runs; --workflow loaders: the
 // loader-strategy benchmark
 workflow {
-    if (launch.values.workflow == 'loaders') LOADERS(launch.values)
+    if (launch.values.workflow == 'loaders') LOADERS(launch)
     else PERTURBATION(launch)
     PIPELINE_COMPLETION(launch)
 }

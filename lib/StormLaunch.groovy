@@ -64,6 +64,8 @@ class StormLaunch {
                 else if (values.loader_train != 'synthetic' && !values.loader_test) errors << 'give --loader_test <h5ad>: the plate the classifier is scored on'
             }
         }
+        if (values.sync_to && values.outdir.toString().startsWith('s3://'))
+            errors << "--sync_to uploads a local --outdir; with --outdir on S3, copy the results there with aws s3 sync".toString()
         if (!errors && !workflow.preview) errors.addAll(claimOutdir(values.outdir.toString(), workflow))
         if (errors) {
             errors.each { System.err.println("error: ${it}") }
@@ -158,6 +160,12 @@ class StormLaunch {
         def outdir = values.outdir.toString().replaceAll('/+$', '')
         if (outdir.startsWith('s3://')) return outdir.substring(0, outdir.lastIndexOf('/')) + '/storm-store'
         return new File(outdir).absoluteFile.parentFile.toPath().resolve('storm-store').toString()
+    }
+
+    /** Where --sync_to's store goes: storm-store beside the synced runs (s3://b/results/run1 ->
+     *  s3://b/results/storm-store), so collaborators query every synced run there. */
+    String syncedStore() {
+        values.sync_to.toString().replaceAll('/+$', '').replaceAll('/[^/]+$', '') + '/storm-store'
     }
 
     /** What a report cites about this run: versions, commit, parameters and datasets, as JSON. */

@@ -17,7 +17,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from harness import SECRET, run_pipeline
+from harness import SECRET, run_pipeline, step
 
 
 def storm(*args, env=None):
@@ -129,13 +129,20 @@ def test_split_reads_s3_and_no_credentials_leak(moto_server, tmp_path):
 
 
 def test_pipeline_syncs_results_when_it_ends(moto_server, tmp_path):
+    """--sync_to: after the report, a SYNC task uploads the results (the report from REPORT's own
+    task) and STORE_PUSH the run's store beside them; both are steps of the trace."""
     boto3.client("s3").create_bucket(Bucket="runs")
-    run = run_pipeline(tmp_path, "-profile", "test", "-stub-run", "--split_seeds", "0", "--models", "control_mean",
-                       "--sync_to", "s3://runs/results/stub1")
+    run = run_pipeline(tmp_path, "-profile", "test", "--split_seeds", "0", "--models", "control_mean",
+                       "--sync_to", "s3://runs/results/run1")
     assert run.result.returncode == 0, run.output[-3000:]
-    body = boto3.client("s3").get_object(Bucket="runs", Key="results/stub1/manifest.json")["Body"].read()
-    manifest = json.loads(body)
-    assert "report/report.html" in manifest["files"]
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket="runs", Key="results/run1/manifest.json")["Body"].read())
+    assert {"report/report.html", "report/summary.csv", "pipeline_info/software_versions.yml"} <= set(manifest["files"])
+    page = s3.get_object(Bucket="runs", Key="results/run1/report/report.html")["Body"].read()
+    assert page == (run.outdir / "report" / "report.html").read_bytes()
+    store = s3.list_objects_v2(Bucket="runs", Prefix="results/storm-store/runs/")
+    assert store.get("KeyCount", 0) >= 1
+    assert {"SYNC", "STORE_PUSH"} <= {step(row) for row in run.trace()}
 
 
 def test_results_store_pushed_to_s3_reads_the_same(moto_server, tmp_path):

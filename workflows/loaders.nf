@@ -5,13 +5,15 @@
 include { LOADER_SYNTH  } from '../modules/local/loader_synth'
 include { LOADER_TRAIN  } from '../modules/local/loader_train'
 include { LOADER_REPORT } from '../modules/local/loader_report'
-include { softwareVersions } from '../subworkflows/local/utils_storm_pipeline'
+include { softwareVersions; RESULTS_TO_S3 } from '../subworkflows/local/utils_storm_pipeline'
 
 workflow LOADERS {
     take:
-    P
+    launch
+
 
     main:
+    def P = launch.values
     def strategies = P.loader_strategies.tokenize(',')*.trim()
     if (P.loader_train == 'synthetic') {
         // the last synthetic plate is held out
@@ -24,6 +26,8 @@ workflow LOADERS {
     }
     LOADER_TRAIN(Channel.fromList(strategies).combine(plates))
     LOADER_REPORT(LOADER_TRAIN.out.result.collect(sort: true), softwareVersions(versions.mix(LOADER_TRAIN.out.versions)))
+
+    if (P.sync_to) RESULTS_TO_S3(LOADER_REPORT.out.report, LOADER_REPORT.out.versions, 'loaders/report', launch)
 
     emit:
     report = LOADER_REPORT.out.report

@@ -19,7 +19,7 @@ include { REFERENCE as REFERENCE_VAL } from '../modules/local/reference'
 include { PREDICT   as PREDICT_VAL   } from '../modules/local/predict'
 include { EVALUATE  as EVALUATE_VAL  } from '../modules/local/evaluate'
 include { REPORT    } from '../modules/local/report'
-include { softwareVersions } from '../subworkflows/local/utils_storm_pipeline'
+include { softwareVersions; RESULTS_TO_S3 } from '../subworkflows/local/utils_storm_pipeline'
 
 // what identifies a split of a dataset, whatever the model
 def splitKey(meta) {
@@ -128,6 +128,8 @@ workflow PERTURBATION {
         launch.store() ?: '',
         EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
     )
+
+    if (P.sync_to) RESULTS_TO_S3(REPORT.out.report, REPORT.out.versions, 'report', launch)
 
     emit:
     report = REPORT.out.report

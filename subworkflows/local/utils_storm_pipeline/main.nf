@@ -4,6 +4,9 @@
  * every step records, and what a run says and does when it ends.
  */
 
+include { SYNC       } from '../../../modules/local/sync'
+include { STORE_PUSH } from '../../../modules/local/store_push'
+
 // --help, every parameter and the samplesheet checked (nextflow_schema.json), the launch summary:
 // bad parameters stop the run here, before any task starts.
 def launchPipeline() {
@@ -27,28 +30,13 @@ def softwareVersions(channel) {
         }
 }
 
-// The run's last words: storm's error line, or the best model per key metric and the report's path;
-// with --sync_to, the results (and a local store) go to S3 for collaborators.
+// The run's last words: storm's error line, or the best model per key metric and the report's path.
 def completion(launch) {
     def P = launch.values
     if (workflow.preview) {
         StormLaunch.removeRunFilesAtExit(P.outdir.toString(), workflow)
         log.info "storm: preview only: the pipeline was planned, nothing ran and no file was written"
         return
-    }
-    if (workflow.success && P.sync_to) {
-        // results for collaborators: storm sync uploads, checksums and indexes them under the run prefix
-        def sync = ['storm', 'sync', file(P.outdir).toString(), P.sync_to.toString()].execute()
-        sync.consumeProcessOutput(System.out, System.err)
-        if (sync.waitFor() != 0) log.error "storm: sync to ${P.sync_to} failed; run it again to resume"
-        // the results store beside the synced runs, so collaborators query every run there
-        def store = launch.store()
-        if (store && !store.startsWith('s3://') && new File(store, 'runs').isDirectory()) {
-            def remote = P.sync_to.toString().replaceAll('/+$', '').replaceAll('/[^/]+$', '') + '/storm-store'
-            def push = ['storm', 'results', 'push', remote, '--store', store].execute()
-            push.consumeProcessOutput(System.out, System.err)
-            if (push.waitFor() != 0) log.error "storm: pushing the results store to ${remote} failed; run it again"
-        }
     }
     if (!workflow.success) {
         def first = workflow.errorMessage?.readLines()?.find { it.startsWith('error: ') }
@@ -61,6 +49,22 @@ def completion(launch) {
         if (leaders.exists()) log.info leaders.text.trim()
         log.info "storm: done in ${workflow.duration}; report: ${report.toAbsolutePath()}/report.html"
     }
+}
+
+// With --sync_to, the results (and a local store) go to S3 for collaborators: tasks after the report,
+// cached, retried and run by the executor like every other step.
+workflow RESULTS_TO_S3 {
+    take:
+    report          // the report folder
+    versions        // software_versions.yml
+    report_path     // where the report sits under --outdir
+    launch
+
+    main:
+    def P = launch.values
+    SYNC(report, versions, report_path, file(P.outdir).toAbsolutePath().toString(), P.sync_to)
+    def store = launch.store()
+    if (store && !store.startsWith('s3://')) STORE_PUSH(report, store, launch.syncedStore())
 }
 
 workflow PIPELINE_COMPLETION {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from .base import cli, comma_list
 
 
@@ -23,12 +24,20 @@ def mirror(source: str, destination: str) -> None:
 @cli.command()
 @click.argument("results", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("destination")
-def sync(results: Path, destination: str) -> None:
+@click.option("--overlay", "overlays", multiple=True, metavar="REL=PATH",
+              help="Upload PATH (a file or folder) as REL in place of what RESULTS holds there (repeatable).")
+def sync(results: Path, destination: str, overlays: tuple[str, ...]) -> None:
     """Upload a results folder to s3://bucket/results/<run-id>/ for collaborators: manifest.json
     (sha256, size), index.html, unchanged files skipped, never into another run's prefix."""
     from ..cloud.transfer import sync as run
 
-    click.echo(f"{destination.rstrip('/')}/: {run(results, destination)} (index.html lists them)")
+    replaced = {}
+    for item in overlays:
+        rel, eq, path = item.partition("=")
+        if not eq or not rel or not path:
+            raise InputError(f"--overlay expects REL=PATH, got '{item}'")
+        replaced[rel] = Path(path)
+    click.echo(f"{destination.rstrip('/')}/: {run(results, destination, replaced)} (index.html lists them)")
 
 
 @cli.group()

@@ -70,11 +70,18 @@ class Transfer:
         return f"{len(self.manifest['files'])} file(s), {self.skipped} already there unchanged and skipped"
 
 
-def upload_folder(root: Path, prefix: S3Url) -> Transfer:
+def upload_folder(root: Path, prefix: S3Url, overlays: dict[str, Path] | None = None) -> Transfer:
     """Upload every file under ``root`` to ``prefix`` (unchanged ones skipped); write the
-    manifest last."""
+    manifest last. ``overlays`` (a relative path -> a file or folder elsewhere) are uploaded in
+    place of what ``root`` holds there."""
     s3 = client()
     files = local_files(root)
+    for rel, source in (overlays or {}).items():
+        rel = rel.strip("/")
+        files = {r: p for r, p in files.items() if r != rel and not r.startswith(f"{rel}/")}
+        files.update({rel: source} if source.is_file() else
+                     {f"{rel}/{r}": p for r, p in local_files(source).items()})
+    files = dict(sorted(files.items()))
     manifest = {"files": {}}
     skipped = 0
     with tqdm(total=sum(p.stat().st_size for p in files.values()), unit="B", unit_scale=True,
@@ -150,11 +157,13 @@ def index_page(manifest: dict, title: str) -> bytes:
             f"<table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{rows}</table>").encode()
 
 
-def sync(results: str | os.PathLike, destination: str) -> Transfer:
+def sync(results: str | os.PathLike, destination: str, overlays: dict[str, Path] | None = None) -> Transfer:
     """Upload a results folder to ``s3://bucket/results/<run-id>/`` for collaborators.
 
     The prefix is claimed for this results folder (a ``.storm-run`` object with its id); a prefix
-    claimed by another folder is refused, so no run ever writes into another's.
+    claimed by another folder is refused, so no run ever writes into another's. ``overlays`` stand
+    for what the folder holds at their paths (the pipeline's SYNC task: the report from REPORT's
+    own task, whose publishing into the folder may still be under way).
     """
     results, prefix = Path(results), S3Url.parse(destination)
     if not results.is_dir():
@@ -175,7 +184,10 @@ def sync(results: str | os.PathLike, destination: str) -> Transfer:
         if listing.get("KeyCount", 0):
             raise InputError(f"{prefix} already holds objects not written by storm sync; choose another run id")
         s3.put_object(Bucket=marker.bucket, Key=marker.key, Body=json.dumps({"id": run_id}).encode())
-    done = upload_folder(results, prefix)
+    for rel, source in (overlays or {}).items():
+        if not source.exists():
+            raise InputError(f"--overlay {rel}={source}: no such file or folder")
+    done = upload_folder(results, prefix, overlays)
     s3.put_object(Bucket=prefix.bucket, Key=prefix.join(INDEX).key, ContentType="text/html",
                   Body=index_page(done.manifest, f"storm results {prefix}"))
     return done
