@@ -58,7 +58,6 @@ BAD_PARAMS = [
      ["error: --manual_holdout: no such file: nope.yaml"]),
     (["--split_strategy", "manual"], ["error: the manual split strategy needs --manual_holdout"]),
     (["--models", "control_mean,control_mean"], ["error: --models lists control_mean twice"]),
-    (["--outdir", "s3://lab/out", "--sync_to", "s3://lab/results/run1"], ["error: --sync_to uploads a local --outdir"]),
     (["--workflow", "loaders", "--loader_strategies", "streaming,shuffle"], ["error: --loader_strategies 'streaming,"]),
 ]
 
