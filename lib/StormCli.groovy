@@ -17,10 +17,10 @@ class StormCli {
         "'" + value.toString().replace("'", "'\\''") + "'"
     }
 
-    /** The step's own versions.yml appended to software_versions.yml as its block (the report steps,
-     *  which write the run's file). */
+    /** The step's own versions.yml appended to software_versions.yml as its block, under the step's
+     *  simple name as every other block (the report steps, which write the run's file). */
     static String appendVersions(String process) {
-        "{ echo '${process}:'; sed 's/^/  /' versions.yml; } >> software_versions.yml"
+        "{ echo '${process.tokenize(':').last()}:'; sed 's/^/  /' versions.yml; } >> software_versions.yml"
     }
 
     /** What a stub task writes besides its outputs. */

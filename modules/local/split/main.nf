@@ -17,11 +17,12 @@ process SPLIT {
     mv split.log seed*/
     """
 
-    stub:
-    def name = meta.strategy == 'transfer' ? "seed${meta.seed}" : "seed${meta.seed}_${meta.strategy}"
+    stub:   // the folder's name is storm split's to give
+    def args = task.ext.args ?: ''
     """
-    mkdir ${name}
-    touch ${name}/split.parquet ${name}/pairs.csv ${name}/summary.json ${name}/split.png ${name}/split.log
+    name=\$(storm split --name-only --input ${h5ad} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args})
+    mkdir \$name
+    touch \$name/split.parquet \$name/pairs.csv \$name/summary.json \$name/split.png \$name/split.log
     ${StormCli.stubFiles('split')}
     """
 }

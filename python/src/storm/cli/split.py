@@ -60,17 +60,22 @@ from .base import cli, comma_floats, comma_list, default, log, spec_options
 @click.option("--dataset-path", default="", help="Dataset path in the exports (default: the input path).")
 @click.option("--check", "check_only", is_flag=True,
               help="Only check the options, the columns they name and the holdout or split file; split nothing.")
+@click.option("--name-only", is_flag=True,
+              help="Only print the folder the split goes into (seed<N>[_<strategy>]); read nothing.")
 @spec_options
 def split(input_path: str, out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str, dataset_path: str,
-          check_only: bool, spec: DatasetSpec, **options) -> None:
+          check_only: bool, name_only: bool, spec: DatasetSpec, **options) -> None:
     """Split cells at the (covariates, perturbation) pair level, reading only obs.
 
     Writes split.parquet (every cell's split), pairs.csv, summary.json and split.png, and the
     --export files, after checking every invariant (a violation is an error).
     """
-    from ..split import make_split, write_split
+    from ..split import make_split, split_name, write_split
     from ..split.obs import read_split_obs
 
+    if name_only:
+        click.echo(split_name(options["strategy"], seed))
+        return
     remote = input_path.startswith("s3://")
     if remote:  # run outside Nextflow's staging: fetch it ourselves
         from ..cloud.s3 import fetch
