@@ -162,3 +162,27 @@ def test_training_logs_every_step_to_tensorboard_or_offline_wandb(prepared_split
         assert steps["step"].tolist() == list(range(1, len(steps) + 1)) and (steps["grad_norm"] > 0).all()
     with pytest.raises(StormError, match="logger must be one of tensorboard, wandb, none"):
         get_model_class("linear_additive").resolve_config({"logger": "mlflow"})
+
+
+def test_heldout_pairs_are_each_pair_s_cells_and_its_cell_type_s_controls(split_data):
+    """One pass groups the split's cells: each pair gets exactly the cells a scan for it finds,
+    with its cell type's controls in the split; a cell type without controls there is skipped."""
+    import dataclasses
+
+    from storm.predict import heldout_pairs
+
+    for eval_split in ("val", "test"):
+        pairs = heldout_pairs(split_data, eval_split)
+        expected = sorted({(ct, p) for ct, p, held in zip(split_data.cell_type, split_data.perturbation,
+                                                          split_data.mask(eval_split) & ~split_data.is_control)
+                           if held})
+        assert [(ct, pert) for ct, pert, _, _ in pairs] == expected
+        for ct, pert, cells, pool in pairs:
+            assert np.array_equal(cells, np.flatnonzero(split_data.mask(eval_split, ct, pert)))
+            assert np.array_equal(pool, np.flatnonzero(split_data.mask(eval_split, ct) & split_data.is_control))
+    # the controls of one cell type leave the split: its pairs are skipped, the others stay
+    first = heldout_pairs(split_data, "test")[0][0]
+    split = split_data.split.copy()
+    split[split_data.is_control & (split_data.cell_type == first) & (split == "test")] = "train"
+    kept = heldout_pairs(dataclasses.replace(split_data, split=split), "test")
+    assert kept and first not in {ct for ct, _, _, _ in kept}
