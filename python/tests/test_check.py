@@ -1,5 +1,7 @@
 """`storm check`: what can be checked without reading X, each problem one `error:` line."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,10 +13,12 @@ from storm.spec import DatasetSpec
 
 
 def test_checks_pass_on_good_input(small_h5ad, run_cli):
+    plan = small_h5ad.parent / "plan.json"
     result = run_cli("check", "--input", str(small_h5ad), "--models", "control_mean,linear_additive",
-                     "--model-set", "linear_additive.max_epochs=3", "--plan", "plan.json",
+                     "--model-set", "linear_additive.max_epochs=3", "--plan", str(plan),
                      "--", "--strategy", "transfer", "--min-cells", "5")
     assert result.returncode == 0, result.stderr
+    assert [run["name"] for run in json.loads(plan.read_text())["runs"]] == ["control_mean", "linear_additive"]
 
 
 @pytest.mark.parametrize("args,message", [
