@@ -46,10 +46,6 @@ class Metric:
         """"higher", "lower" or "" (no direction)."""
         return {True: "higher", False: "lower"}.get(self.higher, "")
 
-    @property
-    def pattern(self) -> re.Pattern | None:
-        return re.compile(re.escape(self.name).replace(r"\{k\}", r"(N|\d+)") + "$") if "{k}" in self.name else None
-
 
 _ALL = PROFILES
 METRICS: tuple[Metric, ...] = (
@@ -153,14 +149,16 @@ METRICS: tuple[Metric, ...] = (
 )
 
 _BY_NAME = {m.name: m for m in METRICS}
+#: each family with the pattern of its names, compiled once (a report looks up every metric it shows)
+_FAMILIES = [(m, re.compile(re.escape(m.name).replace(r"\{k\}", r"(N|\d+)") + "$")) for m in METRICS if "{k}" in m.name]
 
 
 def lookup(name: str) -> tuple[Metric, str | None] | None:
     """The record of a metric (``overlap_at_50``: the family's) and its k (None for a plain one)."""
     if name in _BY_NAME:
         return _BY_NAME[name], None
-    for metric in METRICS:
-        match = metric.pattern.match(name) if metric.pattern else None
+    for metric, pattern in _FAMILIES:
+        match = pattern.match(name)
         if match:
             return metric, match.group(1)
     return None

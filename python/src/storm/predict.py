@@ -51,15 +51,13 @@ def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, st
                 if eval_split == "val" else "")
         raise InputError(f"the split has no perturbed cells in '{eval_split}'{hint}")
     controls = np.flatnonzero(in_split & data.is_control)
-    pools = {ct: controls[rows] for ct, rows in pd.Series(data.cell_type[controls]).groupby(
-        data.cell_type[controls], sort=False).indices.items()}
-    pairs = pd.DataFrame({"cell_type": data.cell_type[held], "perturbation": data.perturbation[held]})
+    pools = {ct: cells.to_numpy() for ct, cells in pd.Series(controls).groupby(data.cell_type[controls], sort=False)}
     found, skipped = [], []
-    for (ct, pert), rows in sorted(pairs.groupby(["cell_type", "perturbation"], sort=False).indices.items()):
+    for (ct, pert), cells in pd.Series(held).groupby([data.cell_type[held], data.perturbation[held]], sort=True):
         if ct not in pools:
             skipped.append(f"{ct}/{pert}")
             continue
-        found.append((ct, pert, held[rows], pools[ct]))
+        found.append((ct, pert, cells.to_numpy(), pools[ct]))
     if skipped:
         log.warning("no %s controls for %d pair(s), not predicted: %s", eval_split, len(skipped), ", ".join(skipped))
     if not found:
