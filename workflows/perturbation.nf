@@ -71,11 +71,11 @@ workflow PERTURBATION {
     data = parts.whole.mix(SUBSAMPLE.out.h5ad)
 
     VALIDATE(data)
-    validated = data.join(VALIDATE.out.qc).map { meta, h5ad, qc -> [meta, h5ad] }
+    validated = data.join(VALIDATE.out.qc)   // [meta, h5ad, qc]
 
     // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
     SPLIT(validated.combine(Channel.fromList(launch.seeds))
-              .map { meta, h5ad, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], h5ad] },
+              .map { meta, h5ad, qc, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], h5ad] },
           holdout_files)
     splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
 

@@ -85,3 +85,40 @@ def test_split_must_cover_cells(tmp_path, small_adata):
 def test_genes_file_per_split(prepared_split):
     genes = pd.read_csv(prepared_split[2])
     assert len(genes) == 80 and genes["gene"].is_unique
+
+
+@pytest.mark.parametrize("scale_of", ["counts", "log"])
+def test_prepared_by_row_blocks_equals_prepared_in_memory(tmp_path, monkeypatch, small_adata, scale_of):
+    """storm prepare reads and writes X a block of rows at a time; the file equals the in-memory
+    preparation, keeps the input's layers, embeddings and uns, and takes VALIDATE's scale."""
+    from storm import rowblocks
+    from storm.prepare import prepare_file
+
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", 500)  # many blocks, of different row counts
+    adata = small_adata.copy() if scale_of == "counts" else prepare(small_adata.copy(), DatasetSpec())
+    adata.obsm["X_emb"] = np.arange(adata.n_obs * 3, dtype=np.float32).reshape(-1, 3)
+    adata.layers["velocity"] = sp.csr_matrix(adata.X * 0.5)
+    adata.uns["note"] = "kept"
+    io.write_h5ad(adata, tmp_path / "in.h5ad")
+    expected = prepare(adata.copy(), DatasetSpec())
+    assert prepare_file(tmp_path / "in.h5ad", tmp_path / "out.h5ad", DatasetSpec()) == scale_of
+    written = io.read_h5ad(tmp_path / "out.h5ad")
+    np.testing.assert_allclose(written.X.toarray(), expected.X.toarray(), rtol=1e-6)
+    assert sorted(written.layers) == sorted(expected.layers)
+    for name in expected.layers:
+        assert (written.layers[name] != expected.layers[name]).nnz == 0
+    np.testing.assert_array_equal(written.obsm["X_emb"], adata.obsm["X_emb"])
+    pd.testing.assert_frame_equal(written.obs, expected.obs)
+    assert written.uns["note"] == "kept" and written.uns["storm"]["input_scale"] == scale_of
+    # the scale VALIDATE recorded is taken as it is, X is not scanned for it
+    monkeypatch.setattr("storm.prepare.scan_values", None)
+    assert prepare_file(tmp_path / "in.h5ad", tmp_path / "again.h5ad", DatasetSpec(), scale=scale_of) == scale_of
+
+
+def test_a_block_write_that_stops_short_leaves_no_file(tmp_path, small_adata):
+    from storm.rowblocks import write_h5ad_rows
+
+    with pytest.raises(RuntimeError, match="rows for"):
+        with write_h5ad_rows(tmp_path / "short.h5ad", small_adata.obs, small_adata.var) as rows:
+            rows.matrix("X", small_adata.n_vars).append(small_adata.X[:10])
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,7 @@ process PREPARE {
     label 'process_low'
 
     input:
-    tuple val(meta), path(h5ad)
+    tuple val(meta), path(h5ad), path(qc)
     path(embeddings)  // --molecule_embeddings, when given
 
     output:
@@ -13,7 +13,7 @@ process PREPARE {
 
     script:
     """
-    ${StormCli.call('prepare')} --input ${h5ad} ${StormCli.spec(meta)} --out prepared.h5ad ${task.ext.args ?: ''}
+    ${StormCli.call('prepare')} --input ${h5ad} --qc ${qc} ${StormCli.spec(meta)} --out prepared.h5ad ${task.ext.args ?: ''}
     """
 
     stub:

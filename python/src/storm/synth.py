@@ -76,19 +76,49 @@ def sample_counts(log_mean: np.ndarray, mean_library_size: float, dispersion: fl
     return rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
 
 
-def make_synthetic(cfg: SynthConfig = SynthConfig()) -> ad.AnnData:
-    """Generate a synthetic perturbation dataset.
+#: cells drawn from one random stream: the data are the same however many go into a written block
+CELLS_PER_DRAW = 4096
 
-    Parameters
-    ----------
-    cfg
-        sizes, effect strengths and the seed; the same config gives the same data.
 
-    Returns
-    -------
-    AnnData with integer counts in a CSR ``X`` and categorical obs columns ``perturbation``,
-    ``cell_type`` and ``batch``; ``uns['synth']`` records the config.
-    """
+@dataclass(frozen=True)
+class SyntheticScreen:
+    """A synthetic screen's cells and the means their counts are drawn around, before any count."""
+
+    cfg: SynthConfig
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    log_mean_parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # base, cell type, batch, effects
+    codes: tuple[np.ndarray, np.ndarray, np.ndarray]  # per cell: cell type, perturbation (-1 control), batch
+
+    @property
+    def n_draws(self) -> int:
+        return -(-len(self.obs) // CELLS_PER_DRAW)
+
+    def counts(self, draw: int) -> sp.csr_matrix:
+        """Counts of the ``draw``-th run of :data:`CELLS_PER_DRAW` cells, from its own seeded stream."""
+        cells = slice(draw * CELLS_PER_DRAW, (draw + 1) * CELLS_PER_DRAW)
+        ct, pert, batch = (codes[cells] for codes in self.codes)
+        base, signature, shift, effects = self.log_mean_parts
+        log_mean = base[None, :] + signature[ct] + shift[batch]
+        perturbed = pert >= 0
+        log_mean[perturbed] += effects[pert[perturbed], ct[perturbed]]
+        rng = np.random.default_rng([self.cfg.seed, draw])
+        return sp.csr_matrix(sample_counts(log_mean, self.cfg.mean_library_size, self.cfg.dispersion, rng))
+
+    def blocks(self, draws_per_block: int = 8):
+        """Count blocks of ``draws_per_block`` draws each, in cell order."""
+        for first in range(0, self.n_draws, draws_per_block):
+            yield sp.vstack([self.counts(d) for d in range(first, min(first + draws_per_block, self.n_draws))],
+                            format="csr")
+
+    @property
+    def uns(self) -> dict:
+        return {"synth": dict(self.cfg.__dict__)}
+
+
+def synthetic_screen(cfg: SynthConfig = SynthConfig()) -> SyntheticScreen:
+    """The cells (obs), genes and effects of a synthetic dataset; counts are drawn block by block
+    (:meth:`SyntheticScreen.blocks`), so a screen of any size is made in bounded memory."""
     rng = np.random.default_rng(cfg.seed)
     genes = _gene_names(cfg.n_genes)
     cell_types = [f"CT{i}" for i in range(cfg.n_cell_types)]
@@ -112,29 +142,59 @@ def make_synthetic(cfg: SynthConfig = SynthConfig()) -> ad.AnnData:
     # (cell type, perturbation index or -1 for control, cell count)
     groups = [(c, -1, cfg.controls_per_cell_type) for c in range(cfg.n_cell_types)]
     groups += [(c, p, cfg.cells_per_pair) for c in range(cfg.n_cell_types) for p in range(len(names))]
-    ct_idx = np.concatenate([np.full(n, c) for c, _, n in groups])
-    pert_idx = np.concatenate([np.full(n, p) for _, p, n in groups])
+    ct_idx = np.concatenate([np.full(n, c, dtype=np.int32) for c, _, n in groups])
+    pert_idx = np.concatenate([np.full(n, p, dtype=np.int32) for _, p, n in groups])
     n_cells = ct_idx.size
-    batch_idx = rng.integers(cfg.n_batches, size=n_cells)
-
-    log_mean = base[None, :] + ct_signature[ct_idx] + batch_shift[batch_idx]
-    perturbed = pert_idx >= 0
-    log_mean[perturbed] += effects[pert_idx[perturbed], ct_idx[perturbed]]
-    counts = sample_counts(log_mean, cfg.mean_library_size, cfg.dispersion, rng)
+    batch_idx = rng.integers(cfg.n_batches, size=n_cells).astype(np.int32)
 
     labels = np.array([cfg.control_value] + names, dtype=object)
+    width = max(6, len(str(n_cells - 1)))
     obs = pd.DataFrame(
         {
-            "perturbation": pd.Categorical(labels[pert_idx + 1], categories=labels),
-            "cell_type": pd.Categorical(np.array(cell_types, dtype=object)[ct_idx], categories=cell_types),
-            "batch": pd.Categorical(np.array(batches, dtype=object)[batch_idx], categories=batches),
+            "perturbation": pd.Categorical.from_codes(pert_idx + 1, categories=labels),
+            "cell_type": pd.Categorical.from_codes(ct_idx, categories=cell_types),
+            "batch": pd.Categorical.from_codes(batch_idx, categories=batches),
         },
-        index=pd.Index([f"cell{i:06d}" for i in range(n_cells)], dtype=object),
+        index=pd.Index([f"cell{i:0{width}d}" for i in range(n_cells)], dtype=object),
     )
     var = pd.DataFrame(index=pd.Index(genes, dtype=object))
-    adata = ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var)
-    adata.uns["synth"] = {k: v for k, v in cfg.__dict__.items()}
-    return adata
+    return SyntheticScreen(cfg, obs, var, (base, ct_signature, batch_shift, effects), (ct_idx, pert_idx, batch_idx))
+
+
+def make_synthetic(cfg: SynthConfig = SynthConfig()) -> ad.AnnData:
+    """Generate a synthetic perturbation dataset in memory (:func:`write_synthetic` writes one of
+    any size).
+
+    Parameters
+    ----------
+    cfg
+        sizes, effect strengths and the seed; the same config gives the same data.
+
+    Returns
+    -------
+    AnnData with integer counts in a CSR ``X`` and categorical obs columns ``perturbation``,
+    ``cell_type`` and ``batch``; ``uns['synth']`` records the config.
+    """
+    screen = synthetic_screen(cfg)
+    X = sp.vstack(list(screen.blocks()), format="csr")
+    return ad.AnnData(X=X, obs=screen.obs, var=screen.var, uns=screen.uns)
+
+
+def write_synthetic(cfg: SynthConfig, out, draws_per_block: int = 8) -> SyntheticScreen:
+    """Write a synthetic dataset to ``out`` a block of cells at a time (the same data as
+    :func:`make_synthetic`, whatever ``draws_per_block``)."""
+    from tqdm import tqdm
+
+    from .rowblocks import write_h5ad_rows
+
+    screen = synthetic_screen(cfg)
+    with write_h5ad_rows(out, screen.obs, screen.var, screen.uns) as rows:
+        X = rows.matrix("X", cfg.n_genes)
+        with tqdm(total=len(screen.obs), desc="synth", unit="cell", unit_scale=True, disable=None) as progress:
+            for block in screen.blocks(draws_per_block):
+                X.append(block)
+                progress.update(block.shape[0])
+    return screen
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
           cells_per_pair: int, controls_per_cell_type: int, n_batches: int, chemical: bool, bulk: bool,
           n_drugs: int, doses: str, time_course: bool, times: str | None) -> None:
     """Write a synthetic perturbation dataset (negative-binomial counts), a chemical screen or a
-    time course."""
+    time course. Perturbation screens of any size are written a block of cells at a time."""
     from .. import io
-    from ..synth import SynthConfig, make_synthetic
+    from ..synth import SynthConfig, write_synthetic
 
     if chemical and time_course:
         raise StormError("--chemical and --time-course are two kinds of dataset: pick one")
@@ -84,9 +84,8 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
     cfg = SynthConfig(n_genes=n_genes, n_cell_types=n_cell_types, n_perturbations=n_perturbations,
                       n_combos=n_combos, cells_per_pair=cells_per_pair,
                       controls_per_cell_type=controls_per_cell_type, n_batches=n_batches, seed=seed)
-    adata = make_synthetic(cfg)
-    io.write_h5ad(adata, out)
-    log.info("wrote %s: %d cells x %d genes", out, adata.n_obs, adata.n_vars)
+    screen = write_synthetic(cfg, out)
+    log.info("wrote %s: %d cells x %d genes", out, len(screen.obs), cfg.n_genes)
 
 
 @cli.command()
@@ -177,17 +176,21 @@ def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: 
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="Validated h5ad.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="prepared.h5ad to write.")
+@click.option("--qc", "qc_json", type=click.Path(dir_okay=False, path_type=Path),
+              help="storm validate's qc.json for this file: its scale is used instead of reading X twice.")
 @click.option("--molecule-embeddings", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Chemical screens: a compound -> vector table (parquet, CSV or pickle) to use instead of "
                    "RDKit features of the spec's SMILES.")
 @spec_options
-def prepare(input_path: Path, out: Path, molecule_embeddings: Path | None, spec: DatasetSpec) -> None:
-    """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset;
-    for a chemical screen, featurise its compounds once."""
+def prepare(input_path: Path, out: Path, qc_json: Path | None, molecule_embeddings: Path | None,
+            spec: DatasetSpec) -> None:
+    """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset,
+    a block of cells at a time; for a chemical screen, featurise its compounds once."""
     from .. import io
-    from ..prepare import prepare as run
+    from ..prepare import prepare_file
 
-    io.write_h5ad(run(io.read_h5ad(input_path), spec, molecule_embeddings), out)
+    scale = io.read_json(qc_json).get("scale") if qc_json else None
+    prepare_file(input_path, out, spec, molecule_embeddings, scale)
 
 
 @cli.command()
