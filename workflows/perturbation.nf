@@ -71,7 +71,9 @@ workflow PERTURBATION {
     data = parts.whole.mix(SUBSAMPLE.out.h5ad)
 
     VALIDATE(data)
-    validated = data.join(VALIDATE.out.qc)   // [meta, h5ad, qc]
+    // [meta, h5ad, qc]: every later task carries the memory VALIDATE sized for its step
+    validated = data.join(VALIDATE.out.qc).map { meta, h5ad, qc ->
+        [meta + [memory: new groovy.json.JsonSlurperClassic().parse(qc.toFile()).memory ?: [:]], h5ad, qc] }
 
     // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
     SPLIT(validated.combine(Channel.fromList(launch.seeds))

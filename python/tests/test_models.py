@@ -186,3 +186,21 @@ def test_heldout_pairs_are_each_pair_s_cells_and_its_cell_type_s_controls(split_
     split[split_data.is_control & (split_data.cell_type == first) & (split == "test")] = "train"
     kept = heldout_pairs(dataclasses.replace(split_data, split=split), "test")
     assert kept and first not in {ct for ct, _, _, _ in kept}
+
+
+def test_heldout_pairs_score_a_seeded_capped_draw_of_cells(split_data):
+    """Scoring takes at most max_cells of a pair and max_controls of a cell type, the same draw
+    each time (every model meets the same cells), one pool per cell type."""
+    from storm.predict import heldout_pairs
+
+    whole = {(ct, pert): (cells, pool) for ct, pert, cells, pool in heldout_pairs(split_data, "test")}
+    capped = heldout_pairs(split_data, "test", max_cells=3, max_controls=5)
+    again = heldout_pairs(split_data, "test", max_cells=3, max_controls=5)
+    assert any(cells.size > 3 for cells, _ in whole.values())
+    pools = {}
+    for (ct, pert, cells, pool), (_, _, cells2, pool2) in zip(capped, again):
+        all_cells, all_pool = whole[(ct, pert)]
+        assert cells.size == min(3, all_cells.size) and np.isin(cells, all_cells).all() and np.all(np.diff(cells) > 0)
+        assert pool.size == min(5, all_pool.size) and np.isin(pool, all_pool).all()
+        assert np.array_equal(cells, cells2) and np.array_equal(pool, pool2)
+        assert np.array_equal(pools.setdefault(ct, pool), pool)

@@ -55,13 +55,14 @@ def test_genes_chosen_on_training_cells_only(tmp_path, small_adata):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_normalisation_and_genes_equal_scanpy(small_adata, seed):
+def test_normalisation_and_genes_equal_scanpy(tmp_path, monkeypatch, small_adata, seed):
     """storm's own normalisation and Seurat dispersion (read in chunks, no scanpy import in the
     tasks) choose what scanpy chooses."""
     import anndata as ad
     import scanpy as sc
 
-    from storm.genes import mean_var, seurat_dispersion, top_genes
+    from storm import rowblocks
+    from storm.genes import file_mean_var, mean_var, seurat_dispersion, top_genes
 
     ours, theirs = small_adata.copy(), small_adata.copy()
     sc.pp.normalize_total(theirs, target_sum=1e4)
@@ -73,6 +74,11 @@ def test_normalisation_and_genes_equal_scanpy(small_adata, seed):
         table = sc.pp.highly_variable_genes(ad.AnnData(ours.X[rows]), n_top_genes=n, flavor="seurat", inplace=False)
         chosen = top_genes(seurat_dispersion(*mean_var(ours.X, rows, chunk=37)), n)
         np.testing.assert_array_equal(chosen, table["highly_variable"].to_numpy())
+    # GENES reads the file in blocks of rows and keeps the training ones: the same moments
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", 700)
+    io.write_h5ad(ours, tmp_path / "prepared.h5ad")
+    for ours_m, memory_m in zip(file_mean_var(tmp_path / "prepared.h5ad", rows), mean_var(ours.X, rows)):
+        np.testing.assert_allclose(ours_m, memory_m, rtol=1e-10)
 
 
 def test_split_must_cover_cells(tmp_path, small_adata):

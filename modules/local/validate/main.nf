@@ -12,7 +12,7 @@ process VALIDATE {
 
     script:
     """
-    ${StormCli.call('validate')} --input ${h5ad} ${StormCli.spec(meta)} --dataset ${meta.id} --out qc.json
+    ${StormCli.call('validate')} --input ${h5ad} ${StormCli.spec(meta)} --dataset ${meta.id} --out qc.json ${task.ext.args ?: ''}
     """
 
     stub:

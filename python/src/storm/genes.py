@@ -1,7 +1,8 @@
 """Choose the genes of one split on its training cells only, so the gene set never depends on the
 cells a model is judged on (PerturBench chooses them on all cells, test included).
 
-``genes.csv`` lists the chosen genes (column ``gene``) in the prepared data's order.
+``genes.csv`` lists the chosen genes (column ``gene``) in the prepared data's order. X is read a
+block of rows at a time.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from . import io
 from .errors import InputError
+from .rowblocks import read_blocks
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +38,46 @@ def read_split(split_csv: str | os.PathLike, cell_ids: pd.Index) -> np.ndarray:
     return split.to_numpy(dtype=object)
 
 
+class GeneMoments:
+    """Per-gene sum and sum of squares of expm1(X), taken a block of rows at a time."""
+
+    def __init__(self, n_genes: int):
+        self.total, self.squares, self.n = np.zeros(n_genes), np.zeros(n_genes), 0
+
+    def add(self, block) -> None:
+        block = sp.csr_matrix(block, dtype=np.float64).expm1()
+        self.total += np.asarray(block.sum(axis=0)).ravel()
+        block.data **= 2
+        self.squares += np.asarray(block.sum(axis=0)).ravel()
+        self.n += block.shape[0]
+
+    def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (ddof 1)."""
+        mean = self.total / self.n
+        return mean, (self.squares - self.n * mean ** 2) / max(self.n - 1, 1)
+
+
 def mean_var(X, rows: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene mean and variance (ddof 1) of expm1(X) over ``rows`` (sorted), read a chunk of rows
-    at a time, so the training cells of a big dataset are never in memory at once."""
-    total = np.zeros(X.shape[1])
-    squares = np.zeros(X.shape[1])
+    """Per-gene mean and variance (ddof 1) of expm1(X) over ``rows`` (sorted) of an in-memory X."""
+    moments = GeneMoments(X.shape[1])
     for start in range(0, rows.size, chunk):
-        block = X[rows[start:start + chunk]]
-        block = block.expm1() if sp.issparse(block) else np.expm1(np.asarray(block, dtype=np.float64))
-        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
-        squares += np.asarray(block.multiply(block).sum(axis=0) if sp.issparse(block) else (block ** 2).sum(axis=0),
-                              dtype=np.float64).ravel()
-    n = rows.size
-    mean = total / n
-    var = (squares - n * mean ** 2) / max(n - 1, 1)
-    return mean, var
+        moments.add(X[rows[start:start + chunk]])
+    return moments.mean_var()
+
+
+def file_mean_var(path: str | os.PathLike, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_var` of a file's X, read in order a block of rows at a time (the training
+    cells are most of a screen: reading every row in order beats seeking to each)."""
+    n_cells, n_genes = io.read_shape(path)
+    keep = np.zeros(n_cells, dtype=bool)
+    keep[rows] = True
+    moments = GeneMoments(n_genes)
+    with h5py.File(path, "r") as f:
+        for start, block in read_blocks(f["X"]):
+            wanted = keep[start:start + block.shape[0]]
+            if wanted.any():
+                moments.add(block[wanted])
+    return moments.mean_var()
 
 
 def seurat_dispersion(mean: np.ndarray, var: np.ndarray, n_bins: int = 20) -> np.ndarray:
@@ -88,18 +116,15 @@ def select_genes(prepared: str | os.PathLike, split_csv: str | os.PathLike, n_to
     """The ``n_top_genes`` most variable genes (Seurat's dispersion) among the training cells."""
     if n_top_genes < 1:
         raise InputError(f"n_top_genes must be at least 1, got {n_top_genes}")
-    adata = io.read_h5ad(prepared, backed=True)
-    try:
-        train = np.flatnonzero(read_split(split_csv, adata.obs_names) == "train")
-        if train.size == 0:
-            raise InputError(f"{split_csv} has no training cells to choose genes on")
-        genes = adata.var_names.to_numpy(dtype=object)
-        if n_top_genes >= genes.size:
-            mask = np.ones(genes.size, dtype=bool)
-        else:
-            mask = top_genes(seurat_dispersion(*mean_var(adata.X, train)), n_top_genes)
-    finally:
-        adata.file.close()
+    train = np.flatnonzero(read_split(split_csv, io.read_obs(prepared).index) == "train")
+    if train.size == 0:
+        raise InputError(f"{split_csv} has no training cells to choose genes on")
+    with h5py.File(io.require_file(prepared, "prepared h5ad"), "r") as f:
+        genes = io.read_elem(f["var"]).index.to_numpy(dtype=object)
+    if n_top_genes >= genes.size:
+        mask = np.ones(genes.size, dtype=bool)
+    else:
+        mask = top_genes(seurat_dispersion(*file_mean_var(prepared, train)), n_top_genes)
     log.info("%d of %d genes chosen on %d training cells", int(mask.sum()), genes.size, train.size)
     return pd.DataFrame({"gene": genes[mask]})
 

@@ -171,8 +171,9 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
         raise InputError(f"cannot read {path} as h5ad: {exc}") from exc
 
 
-# one element of an h5ad file (anndata < 0.11, which a model environment may pin, keeps it in experimental)
+# one element of an h5ad file (anndata < 0.11, which a model environment may pin, keeps them in experimental)
 read_elem = ad.io.read_elem if hasattr(ad, "io") else ad.experimental.read_elem
+write_elem = ad.io.write_elem if hasattr(ad, "io") else ad.experimental.write_elem
 
 
 def read_obs(path: str | os.PathLike) -> pd.DataFrame:

@@ -26,6 +26,11 @@ SCGEN_TOP_K = 100
 N_PCS = 20
 #: per side and pair, for the metrics quadratic in cells
 MAX_CELLS = 500
+#: a held-out pair is scored on at most this many of its cells, and its cell type on at most this
+#: many controls (a seeded draw, the same for every model), so PREDICT, REFERENCE and EVALUATE do
+#: not grow with the biggest pairs of a screen
+CELLS_PER_PAIR = 2000
+CONTROLS_PER_CELL_TYPE = 10000
 #: the metric the report leads with and a sweep chooses by, unless told otherwise
 HEADLINE = "pearson_delta"
 
@@ -210,7 +215,9 @@ def markdown() -> str:
     lines = [MARKERS[0], "## The registry", "",
              "Every metric storm reports, from the metric registry (`python/src/storm/metrics.py`), written by "
              "`storm metrics --markdown`; a test keeps this table in step. \"delta\" is a pseudobulk mean minus the "
-             "mean of the same cell type's held-out control cells. `{k}` stands for any k.", "",
+             "mean of the same cell type's held-out control cells. `{k}` stands for any k. A pair is scored on at most "
+             f"{CELLS_PER_PAIR:,} of its cells and a cell type on at most {CONTROLS_PER_CELL_TYPE:,} controls (a seeded "
+             "draw, the same for every model), so scoring does not grow with the biggest pairs.", "",
              "Key metrics per profile (`--metric_profile`): " + "; ".join(
                  f"{p}: {', '.join(f'`{m}`' for m in key_metrics(p))}" for p in PROFILES) + ".", "",
              "| metric | better | computed by | across perturbations | definition | blind to |",

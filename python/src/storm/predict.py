@@ -1,7 +1,10 @@
 """Predict held-out (cell type, perturbation) pairs from held-out controls (counterfactual).
 
 For each pair of the evaluated split, as many control cells of that cell type and split as the
-pair has real cells are drawn (with replacement, seeded) and passed through the model.
+pair has real cells are drawn (with replacement, seeded) and passed through the model. A pair is
+scored on at most ``metrics.CELLS_PER_PAIR`` of its cells and a cell type on at most
+``metrics.CONTROLS_PER_CELL_TYPE`` controls, and both files are written a pair or a block at a
+time, so neither step grows with the screen.
 ``pred.h5ad`` (per model) and ``real.h5ad`` (once per split, by REFERENCE) hold those pairs plus
 the split's control cells of the same cell types, over the same genes, with canonical obs
 columns and the spec in ``uns['storm']``. Predictions are clipped at 0, as log-normalised
@@ -13,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -21,28 +23,31 @@ from tqdm import tqdm
 from . import io
 from .data import PerturbationData, load_split_data
 from .errors import InputError
+from .metrics import CELLS_PER_PAIR, CONTROLS_PER_CELL_TYPE
+from .rowblocks import write_h5ad_rows
 from .spec import CELL_TYPE, PERTURBATION, PROFILES
 from .train import load_model
 
 log = logging.getLogger(__name__)
 
 
-def _to_anndata(X: np.ndarray, perturbation: np.ndarray, cell_type: np.ndarray,
-                data: PerturbationData, kind: str) -> ad.AnnData:
-    obs = pd.DataFrame(
-        {PERTURBATION: pd.Categorical(perturbation), CELL_TYPE: pd.Categorical(cell_type)},
-        index=pd.Index([f"{kind}{i}" for i in range(len(perturbation))], dtype=object),
-    )
-    adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(data.genes, dtype=object)))
-    adata.uns["storm"] = {"spec": data.spec.to_dict(), PROFILES: data.profiles}
-    return adata
+#: draws of cells to score are seeded by this, never by a model's seed: every model meets the same cells
+SCORED_CELLS_SEED = 0
+#: cells written to an h5ad at a time
+WRITE_ROWS = 8192
 
 
-def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def _at_most(cells: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(cells, n, replace=False)) if cells.size > n else cells
+
+
+def heldout_pairs(data: PerturbationData, eval_split: str, max_cells: int = CELLS_PER_PAIR,
+                  max_controls: int = CONTROLS_PER_CELL_TYPE) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """The (cell type, perturbation) pairs of ``eval_split`` that can be predicted, each with its
-    real cells and the pool of that cell type's controls in the split; a pair without controls
-    is skipped with a warning. PREDICT and REFERENCE both use this, so pred and real agree. One
-    pass over the cells groups them (a scan per pair took hours at Tahoe's ~57,000 pairs)."""
+    real cells and the pool of that cell type's controls in the split, at most ``max_cells`` and
+    ``max_controls`` of them (a seeded draw); a pair without controls is skipped with a warning.
+    PREDICT and REFERENCE both use this, so pred and real agree. One pass over the cells groups
+    them (a scan per pair took hours at Tahoe's ~57,000 pairs)."""
     in_split = data.mask(eval_split)
     held = np.flatnonzero(in_split & ~data.is_control)
     if not held.size:
@@ -50,14 +55,16 @@ def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, st
                 "(--split_args '--max-heldout-covariates N --test-fraction 0.5', several held-out perturbations)"
                 if eval_split == "val" else "")
         raise InputError(f"the split has no perturbed cells in '{eval_split}'{hint}")
+    rng = np.random.default_rng(SCORED_CELLS_SEED)
     controls = np.flatnonzero(in_split & data.is_control)
-    pools = {ct: cells.to_numpy() for ct, cells in pd.Series(controls).groupby(data.cell_type[controls], sort=False)}
+    pools = {ct: _at_most(cells.to_numpy(), max_controls, rng)
+             for ct, cells in pd.Series(controls).groupby(data.cell_type[controls], sort=True)}
     found, skipped = [], []
     for (ct, pert), cells in pd.Series(held).groupby([data.cell_type[held], data.perturbation[held]], sort=True):
         if ct not in pools:
             skipped.append(f"{ct}/{pert}")
             continue
-        found.append((ct, pert, cells.to_numpy(), pools[ct]))
+        found.append((ct, pert, _at_most(cells.to_numpy(), max_cells, rng), pools[ct]))
     if skipped:
         log.warning("no %s controls for %d pair(s), not predicted: %s", eval_split, len(skipped), ", ".join(skipped))
     if not found:
@@ -65,48 +72,69 @@ def heldout_pairs(data: PerturbationData, eval_split: str) -> list[tuple[str, st
     return found
 
 
-def _controls(data: PerturbationData, pairs: list, eval_split: str) -> np.ndarray:
-    """The split's control cells of the cell types that have predicted pairs."""
-    cell_types = np.unique([ct for ct, _, _, _ in pairs])
-    return np.flatnonzero(data.mask(eval_split) & data.is_control & np.isin(data.cell_type, cell_types))
+def _controls(pairs: list) -> np.ndarray:
+    """The control pools of the cell types that have predicted pairs: the controls pred.h5ad
+    and real.h5ad carry."""
+    pools = {ct: pool for ct, _, _, pool in pairs}
+    return np.concatenate([pools[ct] for ct in sorted(pools)])
+
+
+def _obs(perturbation: np.ndarray, cell_type: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({PERTURBATION: pd.Categorical(perturbation), CELL_TYPE: pd.Categorical(cell_type)},
+                        index=pd.Index(names, dtype=object))
+
+
+def _write(out, obs: pd.DataFrame, data: PerturbationData, blocks) -> None:
+    """An h5ad of dense float32 ``blocks`` of rows (obs's, in order) over the split's genes, with
+    canonical obs columns and the spec in ``uns['storm']``, written as they come."""
+    uns = {"storm": {"spec": data.spec.to_dict(), PROFILES: data.profiles}}
+    with write_h5ad_rows(out, obs, pd.DataFrame(index=pd.Index(data.genes, dtype=object)), uns) as rows:
+        X = rows.matrix("X", len(data.genes), dense=True)
+        for block in blocks:
+            X.append(block.astype(np.float32, copy=False))
+
+
+def _read_rows(data: PerturbationData, cells: np.ndarray):
+    for start in range(0, cells.size, WRITE_ROWS):
+        yield data.rows(cells[start:start + WRITE_ROWS])
 
 
 def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
             model_dir: str | os.PathLike, out: str | os.PathLike, seed: int = 0, eval_split: str = "test") -> dict:
-    """Write ``pred.h5ad`` for the pairs of ``eval_split``; return a summary."""
+    """Write ``pred.h5ad`` for the pairs of ``eval_split`` a pair at a time (cells read from disk
+    as they are needed); return a summary."""
     model, meta = load_model(model_dir)
     data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=(model.input_key,) if model.input_key else (),
-                           backed=bool(meta["config"].get("backed", False)))
+                           backed=True)
     if data.genes.tolist() != meta["genes"]:
         raise InputError(f"the model in {model_dir} was trained on other genes than {genes_csv} lists")
     pairs = heldout_pairs(data, eval_split)
+    ctrl = _controls(pairs)
+    sizes = [real.size for _, _, real, _ in pairs]
+    obs = _obs(np.concatenate([np.repeat([pert for _, pert, _, _ in pairs], sizes), data.perturbation[ctrl]]),
+               np.concatenate([np.repeat([ct for ct, _, _, _ in pairs], sizes), data.cell_type[ctrl]]),
+               np.array([f"pred{i}" for i in range(sum(sizes) + ctrl.size)], dtype=object))
     rng = np.random.default_rng(seed)
-    pred_X, pred_pert, pred_ct = [], [], []
-    for ct, pert, real, pool in tqdm(pairs, desc="predict", unit="pair", disable=None):
-        controls = model.inputs(data, rng.choice(pool, size=real.size))
-        # log-normalised expression is never negative, whatever a model's arithmetic says
-        pred_X.append(np.clip(model.predict(controls, ct, pert), 0.0, None))
-        pred_pert.append(np.full(real.size, pert, dtype=object))
-        pred_ct.append(np.full(real.size, ct, dtype=object))
-    ctrl = _controls(data, pairs, eval_split)
-    pred = _to_anndata(
-        np.concatenate(pred_X + [data.rows(ctrl)]),
-        np.concatenate(pred_pert + [data.perturbation[ctrl]]),
-        np.concatenate(pred_ct + [data.cell_type[ctrl]]),
-        data, "pred",
-    )
-    io.write_h5ad(pred, out)
-    return {"pairs": len(pairs), "cells": int(pred.n_obs)}
+
+    def predicted():
+        for ct, pert, real, pool in tqdm(pairs, desc="predict", unit="pair", disable=None):
+            controls = model.inputs(data, rng.choice(pool, size=real.size))
+            # log-normalised expression is never negative, whatever a model's arithmetic says
+            yield np.clip(model.predict(controls, ct, pert), 0.0, None)
+        yield from _read_rows(data, ctrl)
+
+    _write(out, obs, data, predicted())
+    return {"pairs": len(pairs), "cells": len(obs)}
 
 
 def write_real(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
                out: str | os.PathLike, eval_split: str = "test") -> dict:
     """Write ``real.h5ad``: the real cells of the pairs :func:`predict` predicts and the split's
-    controls of their cell types, over the split's genes, named by cell id. Once per split."""
-    data = load_split_data(prepared, split_csv, genes_csv)
+    controls of their cell types, over the split's genes, named by cell id, read and written a
+    block at a time. Once per split."""
+    data = load_split_data(prepared, split_csv, genes_csv, backed=True)
     pairs = heldout_pairs(data, eval_split)
-    cells = np.concatenate([real for _, _, real, _ in pairs] + [_controls(data, pairs, eval_split)])
-    real = _to_anndata(data.rows(cells), data.perturbation[cells], data.cell_type[cells], data, "real")
-    real.obs_names = data.cell_ids[cells]
-    io.write_h5ad(real, out)
-    return {"pairs": len(pairs), "cells": int(real.n_obs)}
+    cells = np.concatenate([real for _, _, real, _ in pairs] + [_controls(pairs)])
+    _write(out, _obs(data.perturbation[cells], data.cell_type[cells], data.cell_ids[cells]), data,
+           _read_rows(data, cells))
+    return {"pairs": len(pairs), "cells": int(cells.size)}

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
@@ -102,15 +101,30 @@ class CsrWriter:
         self._shape()
 
 
+class DenseWriter:
+    """A dense matrix in an open h5py file, appended a block of rows at a time."""
+
+    def __init__(self, parent: h5py.Group, key: str, n_cols: int, dtype=np.float32):
+        self.dataset = parent.create_dataset(key, shape=(0, n_cols), maxshape=(None, n_cols), dtype=dtype,
+                                             chunks=(max(1, WRITE_CHUNK // max(n_cols, 1)), max(n_cols, 1)))
+        self.dataset.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+        self.n_rows = 0
+
+    def append(self, block: np.ndarray) -> None:
+        self.dataset.resize((self.n_rows + block.shape[0], self.dataset.shape[1]))
+        self.dataset[self.n_rows:] = block
+        self.n_rows += block.shape[0]
+
+
 class H5adRows:
     """An h5ad being written: obs, var and uns whole, matrices by :meth:`matrix`."""
 
     def __init__(self, file: h5py.File, obs: pd.DataFrame):
         self.file, self.obs, self.writers = file, obs, {}
 
-    def matrix(self, key: str, n_cols: int, dtype=np.float32) -> CsrWriter:
-        """A CSR writer for ``X`` or ``layers/<name>``, ``n_cols`` wide."""
-        self.writers[key] = CsrWriter(self.file, key, n_cols, dtype)
+    def matrix(self, key: str, n_cols: int, dtype=np.float32, dense: bool = False) -> CsrWriter | DenseWriter:
+        """A CSR (or dense) writer for ``X`` or ``layers/<name>``, ``n_cols`` wide."""
+        self.writers[key] = (DenseWriter if dense else CsrWriter)(self.file, key, n_cols, dtype)
         return self.writers[key]
 
 
@@ -124,11 +138,11 @@ def write_h5ad_rows(path: str | os.PathLike, obs: pd.DataFrame, var: pd.DataFram
     path = Path(path)
     with io.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
-        ad.io.write_elem(f, "obs", obs)
-        ad.io.write_elem(f, "var", var)
-        ad.io.write_elem(f, "uns", uns or {})
+        io.write_elem(f, "obs", obs)
+        io.write_elem(f, "var", var)
+        io.write_elem(f, "uns", uns or {})
         for group in ("layers", "obsm", "varm", "obsp", "varp"):
-            ad.io.write_elem(f, group, {})
+            io.write_elem(f, group, {})
         for key in copy:
             copy_from.copy(copy_from[key], f[key.rsplit("/", 1)[0]] if "/" in key else f, name=key.rsplit("/", 1)[-1])
         rows = H5adRows(f, obs)

@@ -14,6 +14,7 @@ from . import io
 from .data import load_split_data, prepared_spec, stored_keys
 from .errors import InputError
 from .models import get_model_class
+from .resources import GB, TRAIN_MEMORY_BUDGET, dense_bytes, trains_in_memory
 from .spec import DatasetSpec
 from .versions import used_versions
 
@@ -24,8 +25,10 @@ MODEL_JSON = "model.json"
 
 def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike, model_name: str,
           out_dir: str | os.PathLike, seed: int, config: dict[str, Any], dataset: str = "",
-          checkpoint_dir: str | os.PathLike | None = None, name: str = "") -> dict:
-    """Fit ``model_name`` on the training cells of a split (its genes from ``genes_csv``).
+          checkpoint_dir: str | os.PathLike | None = None, name: str = "",
+          memory_budget: int = TRAIN_MEMORY_BUDGET) -> dict:
+    """Fit ``model_name`` on the training cells of a split (its genes from ``genes_csv``), its
+    cells in memory while they fit ``memory_budget`` bytes (:func:`reads_from_disk`).
 
     Writes the model's own files, ``train_log.csv`` for trainable models, and last
     ``model.json`` (model, the ``name`` it runs under, config, seed, genes, package versions): a folder without
@@ -40,8 +43,11 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
     (out / MODEL_JSON).unlink(missing_ok=True)
 
     keys = cls.data_keys(config, prepared_spec(prepared), stored_keys(prepared))
+    backed = reads_from_disk(cls, model_name, config, prepared, genes_csv, memory_budget)
+    if backed and "backed" in config:
+        config["backed"] = True
     data = load_split_data(prepared, split_csv, genes_csv, obsm_keys=keys["obsm"], layer_keys=keys["layers"],
-                           backed=bool(config.get("backed", False)))
+                           backed=backed)
     n_train = int(data.mask("train").sum())
     if n_train == 0:
         raise InputError(f"{split_csv} has no training cells")
@@ -67,6 +73,23 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
     }
     io.write_json(meta, out / MODEL_JSON)
     return meta
+
+
+def reads_from_disk(cls, model_name: str, config: dict, prepared, genes_csv, budget: int) -> bool:
+    """Whether training reads its cells from disk: always for a model that needs only sums
+    (``reads_cells`` "disk") or is told to (``backed``), and past ``budget`` for one that can;
+    past it, a model whose package needs its cells in memory is an error naming the budget."""
+    if cls.reads_cells == "disk" or config.get("backed"):
+        return True
+    n_cells, n_genes = io.read_shape(prepared)[0], len(io.read_csv(genes_csv))
+    if trains_in_memory(n_cells, n_genes, budget):
+        return False
+    need = f"{n_cells:,} cells x {n_genes:,} genes take {dense_bytes(n_cells, n_genes) / GB:.1f} GB in memory"
+    if cls.reads_cells == "auto":
+        log.warning("%s, over the memory budget of %.1f GB: reading cells from disk (backed)", need, budget / GB)
+        return True
+    raise InputError(f"{model_name} trains on cells in memory and {need}, over the budget of {budget / GB:.1f} GB "
+                     f"(--train_memory_budget); subsample the screen (--max_cells_per_pair) or raise the budget")
 
 
 def run_key(prepared, split_csv, genes_csv, model_name: str, seed: int, config: dict) -> str:

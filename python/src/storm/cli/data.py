@@ -11,6 +11,7 @@ import click
 from ..chem.screen import ScreenConfig
 from ..errors import StormError
 from ..genes import N_TOP_GENES
+from ..resources import GB, TRAIN_MEMORY_BUDGET
 from ..spec import DatasetSpec
 from ..subsample import Sample
 from ..synth import SynthConfig
@@ -137,13 +138,23 @@ def import_command(input_path: Path, out: Path, fmt: str, metadata: str, genes: 
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to check.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
 @click.option("--dataset", default="", help="Dataset name recorded in qc.json (default: the file name).")
+@click.option("--n-top-genes", default=N_TOP_GENES, type=click.IntRange(min=1),
+              help="Genes each split keeps (GENES' --n-top-genes): what training and scoring hold per cell.")
+@click.option("--train-memory-budget", type=click.FloatRange(min=0, min_open=True),
+              default=TRAIN_MEMORY_BUDGET / GB, show_default=True,
+              help="GB of cells training may hold in memory (storm train's --memory-budget).")
 @spec_options
-def validate(input_path: Path, out: Path, dataset: str, spec: DatasetSpec) -> None:
-    """Check a dataset against its spec, reading all of X in chunks; write qc.json, or exit 2."""
+def validate(input_path: Path, out: Path, dataset: str, n_top_genes: int, train_memory_budget: float,
+             spec: DatasetSpec) -> None:
+    """Check a dataset against its spec, reading all of X in chunks; write qc.json (with the
+    memory each later step needs for it, in bytes, under "memory"), or exit 2."""
     from .. import io
+    from ..resources import Sizes, requests
     from ..validate import validate as run
 
-    io.write_json({"dataset": dataset or input_path.name.split(".")[0], **run(input_path, spec)}, out)
+    qc = run(input_path, spec)
+    qc["memory"] = requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))
+    io.write_json({"dataset": dataset or input_path.name.split(".")[0], **qc}, out)
 
 
 @cli.command()

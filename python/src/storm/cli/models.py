@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
+from ..resources import GB, TRAIN_MEMORY_BUDGET
 from .base import cli, eval_split_option, log, parse_overrides, split_input_options
 
 
@@ -29,9 +30,13 @@ from .base import cli, eval_split_option, log, parse_overrides, split_input_opti
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go and training resumes from (default: <out-dir>/checkpoints); put it "
                    "outside the task folder so a retried task continues a killed one.")
+@click.option("--memory-budget", type=click.FloatRange(min=0, min_open=True),
+              default=TRAIN_MEMORY_BUDGET / GB, show_default=True,
+              help="GB of cells training may hold in memory; past it, models that can read cells from disk do "
+                   "(backed) and the others stop with an error.")
 def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
           config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
-          checkpoint_dir: Path | None) -> None:
+          checkpoint_dir: Path | None, memory_budget: float) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
     from ..gpus import claim_gpu
     from ..models.config import flatten, read_config_file
@@ -41,7 +46,7 @@ def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out
     in_model_environment(model_name)
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
-               dataset=dataset, checkpoint_dir=checkpoint_dir, name=name)
+               dataset=dataset, checkpoint_dir=checkpoint_dir, name=name, memory_budget=int(memory_budget * GB))
     log.info("trained %s in %.1fs", meta["name"], meta["fit_seconds"])
 
 

@@ -128,6 +128,18 @@ def stored_keys(prepared: str | os.PathLike) -> dict[str, list[str]]:
         return {slot: list(f[slot]) if slot in f else [] for slot in ("obsm", "layers")}
 
 
+def dense_columns(elem, columns: np.ndarray) -> np.ndarray:
+    """A stored matrix's ``columns`` (a mask) as dense float32, filled a block of rows at a time:
+    only the result is ever whole in memory, never the matrix over all genes."""
+    from ..rowblocks import read_blocks
+
+    n_rows = int(elem.attrs["shape"][0]) if "shape" in elem.attrs else elem.shape[0]
+    out = np.empty((n_rows, int(columns.sum())), dtype=np.float32)
+    for start, block in read_blocks(elem):
+        out[start:start + block.shape[0]] = block[:, columns].toarray()
+    return out
+
+
 def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
                     obsm_keys: tuple[str, ...] = (), backed: bool = False,
                     layer_keys: tuple[str, ...] = ()) -> PerturbationData:
@@ -148,10 +160,9 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
                              f"{', '.join(stored) or '(none)'}")
         split = read_split(split_csv, obs.index)
         genes = read_genes(genes_csv, var_names)
-        X = None if backed else to_dense(io.read_elem(f["X"])[:, genes]).astype(np.float32, copy=False)
+        X = None if backed else dense_columns(f["X"], genes)
         obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
-        layers = {key: to_dense(io.read_elem(f[f"layers/{key}"])[:, genes]).astype(np.float32, copy=False)
-                  for key in layer_keys}
+        layers = {key: dense_columns(f[f"layers/{key}"], genes) for key in layer_keys}
         molecules = _read_molecules(f)
         profiles = f[f"uns/storm/{PROFILES}"][()].decode() if f"uns/storm/{PROFILES}" in f else "cells"
     return PerturbationData(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import anndata as ad
 import numpy as np
@@ -84,12 +85,8 @@ class Columns:
         obs[CELL_TYPE] = adata.obs[celltype_col].astype(str).to_numpy() if celltype_col else ONE_CELL_TYPE
         return obs
 
-    def standardise(self, adata: ad.AnnData, path, control: str) -> ad.AnnData:
-        """``adata`` with the obs of :meth:`labels`."""
-        return ad.AnnData(X=adata.X, obs=self.labels(adata, path, control), var=adata.var, uns=adata.uns)
-
-    def check_control(self, adata: ad.AnnData, path, control: str) -> None:
-        values = adata.obs[PERTURBATION].astype(str)
+    def check_control(self, obs: pd.DataFrame, path, control: str) -> None:
+        values = obs[PERTURBATION].astype(str)
         if not (values == control).any():
             frequent = ", ".join(values.value_counts().index[:5])
             raise InputError(f"{path}: no cell has {self.pert_col or PERTURBATION} = '{self.control or control}' "
@@ -105,63 +102,87 @@ class Columns:
                          f"with --control-pert (and its columns with --pert-col, --celltype-col)")
 
 
-def _aligned_genes(pred: ad.AnnData, real: ad.AnnData, pred_path, real_path) -> ad.AnnData:
-    """``pred`` with ``real``'s genes in ``real``'s order (tools order genes as they like)."""
+def _gene_order(pred: ad.AnnData, real: ad.AnnData, pred_path, real_path) -> np.ndarray | None:
+    """Columns of ``pred`` in ``real``'s gene order (tools order genes as they like), or None
+    when they already agree."""
     if pred.var_names.equals(real.var_names):
-        return pred
+        return None
     if not pred.var_names.is_unique or set(pred.var_names) != set(real.var_names):
         only = sorted(set(real.var_names) - set(pred.var_names)) or sorted(set(pred.var_names) - set(real.var_names))
         raise InputError(f"{pred_path} and {real_path} have different genes (var_names), e.g. "
                          f"{only[0] if only else 'duplicates'}")
-    return pred[:, real.var_names]
+    return pred.var_names.get_indexer(real.var_names)
 
 
-def _check(adata: ad.AnnData, path) -> None:
-    values = stored_values(adata.X)
-    if not np.all(np.isfinite(values)):
-        raise InputError(f"{path} holds NaN or infinite values")
-    if values.size and values.min() < 0:
-        raise InputError(f"{path} holds negative values; expected log-normalised expression")
+def _check(path) -> None:
+    """Every value finite and non-negative, read a block of rows at a time."""
+    import h5py
+
+    from ..rowblocks import read_blocks
+
+    with h5py.File(path, "r") as f:
+        for _, block in read_blocks(f["X"]):
+            values = stored_values(block)
+            if not np.all(np.isfinite(values)):
+                raise InputError(f"{path} holds NaN or infinite values")
+            if values.size and values.min() < 0:
+                raise InputError(f"{path} holds negative values; expected log-normalised expression")
+
+
+def _rows(adata: ad.AnnData, mask: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
+    """Dense float64 rows ``mask`` of a backed AnnData (in genes order ``genes``, if given)."""
+    X = to_dense(adata[np.flatnonzero(mask)].to_memory().X).astype(np.float64)
+    return X if genes is None else X[:, genes]
 
 
 def load_pair(pred_path: str | os.PathLike, real_path: str | os.PathLike, columns: Columns = Columns()
-              ) -> tuple[list[CellTypeGroup], str, bool]:
-    """Read and check pred/real; return the groups per cell type, the control value and whether
-    the real data are bulk profiles."""
-    real = io.read_h5ad(real_path)
+              ) -> tuple[Iterator[CellTypeGroup], str, bool]:
+    """Check pred/real (labels first, then every value); return the groups per cell type, each
+    read from disk when it is reached (memory grows with the largest cell type's held-out
+    cells, not with the files), the control value and whether the real data are bulk profiles."""
+    real = io.read_h5ad(real_path, backed=True)
     control = columns.control_of(real, real_path)
-    real = columns.standardise(real, real_path, control)
-    columns.check_control(real, real_path, control)
+    real_obs = columns.labels(real, real_path, control)
+    columns.check_control(real_obs, real_path, control)
     # `storm reference` passes the real cells as both sides: read them once
-    pred = real if Path(pred_path) == Path(real_path) else \
-        columns.standardise(io.read_h5ad(pred_path), pred_path, control)
-    pred = _aligned_genes(pred, real, pred_path, real_path)
-    _check(pred, pred_path)
-    _check(real, real_path)
-    groups = []
-    for ct in sorted(real.obs[CELL_TYPE].astype(str).unique()):
-        real_ct = real[real.obs[CELL_TYPE].astype(str).to_numpy() == ct].copy()
-        pred_ct = pred[pred.obs[CELL_TYPE].astype(str).to_numpy() == ct].copy()
-        real_pert = real_ct.obs[PERTURBATION].astype(str).to_numpy()
-        pred_pert = pred_ct.obs[PERTURBATION].astype(str).to_numpy()
-        perts = sorted(set(real_pert) - {control})
+    same = Path(pred_path) == Path(real_path)
+    pred = real if same else io.read_h5ad(pred_path, backed=True)
+    pred_obs = real_obs if same else columns.labels(pred, pred_path, control)
+    genes = _gene_order(pred, real, pred_path, real_path)
+    real_ct, pred_ct = (obs[CELL_TYPE].astype(str).to_numpy() for obs in (real_obs, pred_obs))
+    real_pert, pred_pert = (obs[PERTURBATION].astype(str).to_numpy() for obs in (real_obs, pred_obs))
+    cell_types = []
+    for ct in sorted(set(real_ct)):
+        perts = sorted(set(real_pert[real_ct == ct]) - {control})
         if not perts:
             continue
-        if not (real_pert == control).any() or not (pred_pert == control).any():
+        if not (real_pert[real_ct == ct] == control).any() or not (pred_pert[pred_ct == ct] == control).any():
             raise InputError(f"{real_path} or {pred_path} has no control cells for cell type {ct}")
-        lacking = sorted(set(perts) - set(pred_pert))
+        lacking = sorted(set(perts) - set(pred_pert[pred_ct == ct]))
         if lacking:
             raise InputError(f"{pred_path} lacks {len(lacking)} pair(s) of {real_path}, e.g. {ct}/{lacking[0]}")
-        real_X, pred_X = to_dense(real_ct.X).astype(np.float64), to_dense(pred_ct.X).astype(np.float64)
-        groups.append(CellTypeGroup(
-            cell_type=ct, perturbations=perts,
-            pred={p: pred_X[pred_pert == p] for p in perts},
-            real={p: real_X[real_pert == p] for p in perts},
-            controls=real_X[real_pert == control], pred_adata=pred_ct, real_adata=real_ct,
-        ))
-    if not groups:
+        cell_types.append((ct, perts))
+    if not cell_types:
         raise InputError(f"{real_path} holds no perturbed cells")
-    return groups, control, profiles_of(real.uns) == "bulk"
+    for path in {pred_path, real_path}:
+        _check(path)
+
+    def groups() -> Iterator[CellTypeGroup]:
+        for ct, perts in cell_types:
+            in_real, in_pred = real_ct == ct, pred_ct == ct
+            real_X = _rows(real, in_real)
+            pred_X = real_X if same else _rows(pred, in_pred, genes)
+            r_pert, p_pert = real_pert[in_real], pred_pert[in_pred]
+            yield CellTypeGroup(
+                cell_type=ct, perturbations=perts,
+                pred={p: pred_X[p_pert == p] for p in perts},
+                real={p: real_X[r_pert == p] for p in perts},
+                controls=real_X[r_pert == control],
+                pred_adata=ad.AnnData(X=pred_X.astype(np.float32), obs=pred_obs[in_pred], var=real.var.copy()),
+                real_adata=ad.AnnData(X=real_X.astype(np.float32), obs=real_obs[in_real], var=real.var.copy()),
+            )
+
+    return groups(), control, profiles_of(real.uns) == "bulk"
 
 
 def long_rows(cell_type: str, perturbations: list[str], metrics: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -37,6 +37,11 @@ class PerturbationModel(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: what a retried training does after a killed one, as ``storm models`` states it
     resume: ClassVar[str] = "nothing to resume (fits in seconds)"
+    #: where training reads cells from (``storm train`` decides by the data's size): "disk" always
+    #: (it needs only group means, summed a block at a time), "auto" in memory while the split's
+    #: cells fit the memory budget and from disk past it, "memory" always (its package needs them
+    #: in memory: past the budget it is an error naming the budget)
+    reads_cells: ClassVar[str] = "memory"
     #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     checkpoint_dir: Path | None = None
 

@@ -23,6 +23,8 @@ class ControlMean(PerturbationModel):
     its predicted change from control is pure sampling noise: the floor of every delta metric.
     """
 
+    reads_cells = "disk"
+
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         """Nothing to learn."""
 
@@ -42,6 +44,8 @@ class ContextMean(PerturbationModel):
     A combination never seen in training gets the sum of its singles' shifts; a perturbation
     never seen at all gets no shift.
     """
+
+    reads_cells = "disk"
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         ctrl = _control_means(data)

@@ -128,6 +128,7 @@ class NeuralModel(PerturbationModel):
 
     uses_controls: ClassVar[bool] = True
     resume = "resumes from its last epoch checkpoint"
+    reads_cells = "auto"  # past the memory budget, storm train turns ``backed`` on
     #: strategies that read every pair once per epoch (weighted ones would need pair weights)
     loaders: ClassVar[tuple[str, ...]] = ("streaming", "streaming_buffer", "block_shuffling", "random")
 

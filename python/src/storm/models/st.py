@@ -167,6 +167,7 @@ class ST(PerturbationModel):
 
     defaults = load_defaults("st", base=("training",))
     resume = "resumes from its last epoch checkpoint"
+    reads_cells = "auto"  # its sets are read by row (data.rows), from memory or disk alike
     decodes_genes: bool = False
 
     @classmethod

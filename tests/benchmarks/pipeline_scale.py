@@ -1,0 +1,110 @@
+"""Peak memory and wall time of every pipeline step as a screen grows (not a test; prints tables).
+
+Usage: python tests/benchmarks/pipeline_scale.py [--sizes 1e5,5e5,2e6] [--pairs 500,5000@5e5]
+                                                  [--work DIR] [--keep]
+
+For each size, one at a time: `storm synth` writes a screen of that many cells (10 cell types,
+2,000 genes, ~1,100 stored values a cell, 10% controls; --pairs sets the perturbations so that
+there are that many (cell type, perturbation) pairs, 500 by default), then the whole pipeline
+runs on it (`--models control_mean,context_mean,linear_additive,latent_additive`, one seed, the
+two trained models `backed` and trained for a fixed 300 steps: training time is the loader's and
+the model's, not the data's size), and the trace gives each step's wall time, peak RSS and
+memory request. The data and the run are deleted before the next size (2M cells is ~45 GB on disk
+with its prepared copy). Printed: the table per step and size, the ratio of the two largest
+sizes, the fitted bytes per cell (the slope of peak RSS between them) and whether every task
+stayed inside its request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from child import measure
+from storm.report.cost import step_of
+from storm.report.trace import gigabytes, newest_trace, read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+N_CELL_TYPES, N_GENES, CONTROL_SHARE = 10, 2000, 0.1
+MODELS = "control_mean,context_mean,linear_additive,latent_additive"
+TRAINED = ("linear_additive", "latent_additive")
+MODEL_SET = " ".join(f"{m}.{k}" for m in TRAINED for k in ("backed=true", "patience=0", "min_steps=300"))
+
+
+def synth(path: Path, n_cells: int, n_pairs: int) -> float:
+    n_perts = max(2, n_pairs // N_CELL_TYPES)
+    per_pair = max(1, round(n_cells * (1 - CONTROL_SHARE) / (n_perts * N_CELL_TYPES)))
+    controls = max(1, round(n_cells * CONTROL_SHARE / N_CELL_TYPES))
+    wall, _ = measure([str(ROOT / ".venv/bin/storm"), "synth", "--out", str(path), "--n-genes", str(N_GENES),
+                       "--n-cell-types", str(N_CELL_TYPES), "--n-perturbations", str(n_perts),
+                       "--cells-per-pair", str(per_pair), "--controls-per-cell-type", str(controls)])
+    return wall
+
+
+def run_pipeline(data: Path, outdir: Path, work: Path) -> pd.DataFrame:
+    cmd = [str(ROOT / ".venv/bin/nextflow"), "run", str(ROOT / "main.nf"), "--input", str(data),
+           "--outdir", str(outdir), "--models", MODELS, "--split_seeds", "0", "--model_set", MODEL_SET,
+           "-w", str(work), "-ansi-log", "false"]
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=outdir.parent, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"the pipeline failed at this size:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    trace = read_trace(newest_trace(outdir / "pipeline_info"))
+    trace["step"] = step_of(trace["process"])
+    trace["memory_gb"] = trace["memory"].map(gigabytes)
+    print(f"  pipeline: {time.perf_counter() - started:.0f} s", flush=True)
+    return trace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e5,5e5,2e6", help="cells, comma-separated")
+    parser.add_argument("--pairs", default="500,5000@5e5",
+                        help="pairs per size: N (every size) or N@SIZE (that size only), comma-separated")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/storm-scale"), help="scratch folder")
+    parser.add_argument("--keep", action="store_true", help="keep each size's data and run")
+    args = parser.parse_args()
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    runs = [(n, int(p)) for p in args.pairs.split(",") if "@" not in p for n in sizes]
+    runs += [(int(float(p.split("@")[1])), int(p.split("@")[0])) for p in args.pairs.split(",") if "@" in p]
+    runs = sorted(set(runs))
+    rows = []
+    for n_cells, n_pairs in runs:
+        folder = args.work / f"cells{n_cells}-pairs{n_pairs}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        print(f"{n_cells:,} cells, {n_pairs:,} pairs", flush=True)
+        wall = synth(folder / "screen.h5ad", n_cells, n_pairs)
+        print(f"  synth: {wall:.0f} s, {(folder / 'screen.h5ad').stat().st_size / 1e9:.1f} GB", flush=True)
+        trace = run_pipeline(folder / "screen.h5ad", folder / "results", folder / "work")
+        for step, tasks in trace.groupby("step"):
+            rows.append({"cells": n_cells, "pairs": n_pairs, "step": step, "tasks": len(tasks),
+                         "wall_s": tasks["realtime_s"].max(), "peak_rss_gb": tasks["peak_rss_gb"].max(),
+                         "request_gb": tasks["memory_gb"].max(),
+                         "inside": bool((tasks["peak_rss_gb"] <= tasks["memory_gb"]).all())})
+        if not args.keep:
+            shutil.rmtree(folder)
+    table = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    base = table[table["pairs"] == table["pairs"].min()]
+    big = sorted(base["cells"].unique())[-2:]
+    if len(big) == 2:
+        a, b = (base[base["cells"] == n].set_index("step") for n in big)
+        growth = pd.DataFrame({
+            f"peak ratio {big[1]:,}/{big[0]:,}": b["peak_rss_gb"] / a["peak_rss_gb"],
+            f"wall ratio {big[1]:,}/{big[0]:,}": b["wall_s"] / a["wall_s"],
+            "bytes per cell": (b["peak_rss_gb"] - a["peak_rss_gb"]) * 2**30 / (big[1] - big[0]),
+        })
+        print("\n" + growth.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"\nevery task inside its memory request: {bool(table['inside'].all())}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
