@@ -14,7 +14,11 @@ from storm.report.trace import gigabytes
 CGROUPS = Path("/sys/fs/cgroup/memory")
 LIMITS = r"""
 process {
-    beforeScript = { "cg=CGROUP/\$\$; mkdir -p \$cg; echo ${task.memory.toBytes()} > \$cg/memory.limit_in_bytes; if [ -f \$cg/memory.memsw.limit_in_bytes ]; then echo ${task.memory.toBytes()} > \$cg/memory.memsw.limit_in_bytes; fi; echo \$\$ > \$cg/cgroup.procs" }
+    beforeScript = { ["cg=CGROUP/\$\$", "mkdir -p \$cg",
+                      "echo ${task.memory.toBytes()} > \$cg/memory.limit_in_bytes",
+                      "if [ -f \$cg/memory.memsw.limit_in_bytes ]; then echo ${task.memory.toBytes()} > " +
+                      "\$cg/memory.memsw.limit_in_bytes; fi",
+                      "echo \$\$ > \$cg/cgroup.procs"].join('; ') }
     withName: '.*:PREPARE' {
         memory = { task.attempt == 1 ? 64.MB : 2.GB * task.attempt }
     }

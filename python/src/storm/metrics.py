@@ -215,9 +215,9 @@ def markdown() -> str:
     lines = [MARKERS[0], "## The registry", "",
              "Every metric storm reports, from the metric registry (`python/src/storm/metrics.py`), written by "
              "`storm metrics --markdown`; a test keeps this table in step. \"delta\" is a pseudobulk mean minus the "
-             "mean of the same cell type's held-out control cells. `{k}` stands for any k. A pair is scored on at most "
-             f"{CELLS_PER_PAIR:,} of its cells and a cell type on at most {CONTROLS_PER_CELL_TYPE:,} controls (a seeded "
-             "draw, the same for every model), so scoring does not grow with the biggest pairs.", "",
+             "mean of the same cell type's held-out control cells. `{k}` stands for any k. A pair is scored on at "
+             f"most {CELLS_PER_PAIR:,} of its cells and a cell type on at most {CONTROLS_PER_CELL_TYPE:,} controls (a "
+             "seeded draw, the same for every model), so scoring does not grow with the biggest pairs.", "",
              "Key metrics per profile (`--metric_profile`): " + "; ".join(
                  f"{p}: {', '.join(f'`{m}`' for m in key_metrics(p))}" for p in PROFILES) + ".", "",
              "| metric | better | computed by | across perturbations | definition | blind to |",

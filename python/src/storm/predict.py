@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import io
 from .data import PerturbationData, load_split_data
 from .errors import InputError
 from .metrics import CELLS_PER_PAIR, CONTROLS_PER_CELL_TYPE
