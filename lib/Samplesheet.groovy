@@ -56,15 +56,11 @@ class Samplesheet {
             def id = text(row.id)
             if (!id) rowErrors << "${where(i)}: the id is empty"
             else if (!(id ==~ schema.idPattern())) rowErrors << "${where(i)}: id '${id}' may hold only letters, digits, '_', '.' and '-' (it names folders)"
-            def path = text(row.path)
+            def paths = []
             if (input != 'synthetic') {
-                if (!path) rowErrors << "${where(i)}: the path is empty"
-                else if (!path.contains('://')) {
-                    def file = base.resolve(path)
-                    if (!Files.isRegularFile(file)) rowErrors << "${where(i)}: no such file: ${path}"
-                    path = file.toString()
-                }
-                if (path && !(path ==~ /(?i).*\.h5ad$/)) rowErrors << "${where(i)}: ${path} is not an .h5ad file"
+                def (found, pathErrors) = shards(row.path, base)
+                paths = found
+                rowErrors.addAll(pathErrors.collect { "${where(i)}: ${it}" })
             }
             def settings = [:]
             schema.samplesheetColumns().each { name, spec ->
@@ -74,12 +70,55 @@ class Samplesheet {
             }
             errors.addAll(rowErrors*.toString())
             def spec = schema.group('dataset_spec').keySet().collectEntries { [it, settings[it]] }
-            datasets << [meta: [id: id, spec: spec], path: path, split_strategy: settings.split_strategy,
+            datasets << [meta: [id: id, spec: spec], paths: paths, split_strategy: settings.split_strategy,
                          cell_types: settings.cell_types ?: []]
         }
         def ids = datasets*.meta*.id
         ids.findAll { ids.count(it) > 1 }.unique().each { errors << "--input names dataset '${it}' more than once; ids must be unique".toString() }
         return [datasets: errors ? [] : datasets, errors: errors]
+    }
+
+    /**
+     * A row's h5ad files: one, or a sharded dataset's shards (Tahoe's plates), in order: a list
+     * (`;`-separated, or a YAML list) or a glob (`plates/plate*.h5ad`, sorted by name, numbers
+     * by value). [paths, errors]
+     */
+    static List shards(value, Path base) {
+        def items = (value instanceof List ? value*.toString() : text(value).tokenize(';'))*.trim().findAll { it }
+        if (!items) return [[], ['the path is empty']]
+        def paths = [], errors = []
+        items.each { item ->
+            if (item.contains('://')) { paths << item; return }
+            def matches = [base.resolve(item)]
+            if (item ==~ /.*[*?\[].*/) {
+                def pattern = base.resolve(item)
+                def matcher = pattern.fileSystem.getPathMatcher("glob:${pattern}")
+                matches = Files.isDirectory(pattern.parent) ?
+                    Files.list(pattern.parent).withCloseable { it.toList() }.findAll { matcher.matches(it) }
+                        .sort { a, b -> naturalOrder(a.fileName.toString(), b.fileName.toString()) } : []
+                if (!matches) errors << "no file matches ${item}".toString()
+            } else if (!Files.isRegularFile(matches[0])) {
+                errors << "no such file: ${item}".toString()
+            }
+            paths.addAll(matches*.toString())
+        }
+        paths.findAll { !(it ==~ /(?i).*\.h5ad$/) }.each { errors << "${it} is not an .h5ad file".toString() }
+        paths.countBy { it.tokenize('/').last() }.findAll { it.value > 1 }.each {
+            errors << "two shards are named ${it.key}; a dataset's shards need distinct file names".toString()
+        }
+        return [paths, errors]
+    }
+
+    /** Names with their digits compared as numbers: plate2 before plate10. */
+    private static int naturalOrder(String a, String b) {
+        def split = { String s -> s.findAll(/\d+|\D+/).collect { it ==~ /\d+/ ? it.toBigInteger() : it } }
+        def (x, y) = [split(a), split(b)]
+        for (int i = 0; i < Math.min(x.size(), y.size()); i++) {
+            def (p, q) = [x[i], y[i]]
+            int c = p.getClass() == q.getClass() ? p <=> q : (p instanceof BigInteger ? -1 : 1)
+            if (c) return c
+        }
+        return x.size() <=> y.size()
     }
 
     /** One setting of a row: its own cell, or the global parameter; [value, error]. */

@@ -13,6 +13,11 @@ class StormCli {
         "--spec ${quote(JsonOutput.toJson(meta.spec))}"
     }
 
+    /** An option given once per file (a sharded dataset's shards, in order): `--prepared a --prepared b`. */
+    static String each(String option, files) {
+        [files].flatten().findAll { it }.collect { "${option} ${quote(it)}" }.join(' ')
+    }
+
     static String quote(value) {
         "'" + value.toString().replace("'", "'\\''") + "'"
     }

@@ -180,7 +180,8 @@ class StormLaunch {
         datasets.each { d ->
             def spec = d.meta.spec.findAll { k, v -> v != null }.collect { k, v -> "${k}=${v}" }.join(' ')
             def subset = d.cell_types ? " cell_types=${d.cell_types.join(',')}" : ''
-            lines << "  dataset ${d.meta.id}: ${d.path ?: 'storm synth'} (${spec}; ${d.split_strategy}${subset})".toString()
+            def files = !d.paths ? 'storm synth' : d.paths.size() == 1 ? d.paths[0] : "${d.paths.size()} shards, ${d.paths[0]} ..."
+            lines << "  dataset ${d.meta.id}: ${files} (${spec}; ${d.split_strategy}${subset})".toString()
         }
         def changed = values.findAll { name, value ->
             def spec = schema.properties[name]

@@ -7,6 +7,7 @@ include { SYNTH     } from '../modules/local/synth'
 include { CHECK     } from '../modules/local/check'
 include { SUBSAMPLE } from '../modules/local/subsample'
 include { VALIDATE  } from '../modules/local/validate'
+include { COMBINE_QC } from '../modules/local/combine_qc'
 include { SPLIT     } from '../modules/local/split'
 include { PREPARE   } from '../modules/local/prepare'
 include { GENES     } from '../modules/local/genes'
@@ -34,6 +35,22 @@ def withReference(predictions, references) {
         .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
 }
 
+// the memory VALIDATE sized per step for a dataset (or a shard), from its qc.json ({} for a stub's)
+def memoryOf(qc) {
+    return new groovy.json.JsonSlurperClassic().parse(qc.toFile()).memory ?: [:]
+}
+
+// [shard meta, item] per shard -> [dataset meta, [item of each shard, in the shards' order]], each
+// dataset as soon as its shards are in
+def inOrder(perShard) {
+    return perShard
+        .map { meta, item -> [groupKey(meta.id, meta.shards), meta, item] }
+        .groupTuple()
+        .map { id, metas, items ->
+            [metas[0].findAll { key, value -> !(key in ['shard', 'shard_index', 'shards', 'memory']) },
+             [metas*.shard_index, items].transpose().sort { it[0] }*.getAt(1)] }
+}
+
 workflow PERTURBATION {
     take:
     launch   // StormLaunch: the checked parameters, datasets, seeds and predictions
@@ -42,51 +59,75 @@ workflow PERTURBATION {
     def P = launch.values
     def byId = launch.datasets.collectEntries { [it.meta.id, it] }
 
+    // [meta, [h5ad]]: a dataset is one file or its shards in order (Tahoe's plates)
     if (P.input == 'synthetic') {
-        datasets = SYNTH(Channel.of(launch.datasets[0].meta)).h5ad
+        datasets = SYNTH(Channel.of(launch.datasets[0].meta)).h5ad.map { meta, h5ad -> [meta, [h5ad]] }
         versions = SYNTH.out.versions
     } else {
-        datasets = Channel.fromList(launch.datasets.collect { [it.meta, file(it.path, checkIfExists: true)] })
+        datasets = Channel.fromList(launch.datasets.collect { [it.meta, it.paths.collect { p -> file(p, checkIfExists: true) }] })
         versions = Channel.empty()
     }
 
-    // the grid (models, variants, settings, sweeps), the split options and the dataset's columns:
-    // checked before the expensive steps, in a task of its own (a grown grid re-runs this check,
-    // nothing upstream); its plan.json is the one reading of the grid
+    // the grid (models, variants, settings, sweeps), the split options and the dataset's columns
+    // (its first shard's): checked before the expensive steps, in a task of its own (a grown grid
+    // re-runs this check, nothing upstream); its plan.json is the one reading of the grid
     def holdout_files = [P.manual_holdout, P.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
-    CHECK(datasets.map { meta, h5ad -> [meta + [strategy: byId[meta.id].split_strategy], h5ad] }, holdout_files)
+    CHECK(datasets.map { meta, files -> [meta + [strategy: byId[meta.id].split_strategy], files[0]] }, holdout_files)
     checked = datasets
-        .map { meta, h5ad -> [meta.id, meta, h5ad] }
+        .map { meta, files -> [meta.id, meta, files] }
         .join(CHECK.out.plan.map { meta, plan -> [meta.id] })
-        .map { id, meta, h5ad -> [meta, h5ad] }
+        .map { id, meta, files -> [meta, files] }
     plan = CHECK.out.plan.first().map { meta, json -> new groovy.json.JsonSlurperClassic().parse(json.toFile()) }
 
-    // some cell types, or a seeded sample of a big screen for a pilot
+    // one task per shard from here to PREPARE (on a cluster, on many nodes at once): [shard meta,
+    // h5ad, the dataset's shards (for what is decided on the whole dataset; none when it is one file)]
+    shards = checked.flatMap { meta, files ->
+        files.withIndex().collect { f, i -> [meta + [shard: f.baseName, shard_index: i, shards: files.size()], f,
+                                             files.size() > 1 ? files : []] } }
+
+    // some cell types, or a seeded sample of a big screen for a pilot (drawn on the whole dataset)
     def sampling = [P.max_cells_per_pair, P.max_controls_per_cell_type, P.subsample_fraction].any { it != null }
-    parts = checked.branch { meta, h5ad ->
+    parts = shards.branch { meta, h5ad, all ->
         subset: sampling || byId[meta.id].cell_types
         whole: true
     }
-    SUBSAMPLE(parts.subset.map { meta, h5ad -> [meta, h5ad, byId[meta.id].cell_types] })
-    data = parts.whole.mix(SUBSAMPLE.out.h5ad)
+    SUBSAMPLE(parts.subset.map { meta, h5ad, all -> [meta, h5ad, all, byId[meta.id].cell_types] })
+    data = parts.whole.map { meta, h5ad, all -> [meta, h5ad] }.mix(SUBSAMPLE.out.h5ad)
 
     VALIDATE(data)
-    // [meta, h5ad, qc]: every later task carries the memory VALIDATE sized for its step
-    validated = data.join(VALIDATE.out.qc).map { meta, h5ad, qc ->
-        [meta + [memory: new groovy.json.JsonSlurperClassic().parse(qc.toFile()).memory ?: [:]], h5ad, qc] }
+    // [shard meta, h5ad, qc]: each shard carries the memory VALIDATE sized for its own steps
+    validated = data.join(VALIDATE.out.qc).map { meta, h5ad, qc -> [meta + [memory: memoryOf(qc)], h5ad, qc] }
+
+    // the dataset again, its shards in order: [meta, [h5ad], qc]; a sharded dataset's qc.json
+    // sums its shards' and sizes the later steps for the whole
+    gathered = inOrder(validated.map { meta, h5ad, qc -> [meta, [h5ad, qc]] })
+        .map { meta, pairs -> [meta, pairs*.getAt(0), pairs*.getAt(1)] }
+    COMBINE_QC(gathered.filter { meta, files, qcs -> files.size() > 1 }.map { meta, files, qcs -> [meta, qcs] })
+    dataset_qc = gathered.filter { meta, files, qcs -> files.size() == 1 }.map { meta, files, qcs -> [meta, qcs[0]] }
+        .mix(COMBINE_QC.out.qc)
+    dataset = gathered.map { meta, files, qcs -> [meta.id, meta, files] }
+        .join(dataset_qc.map { meta, qc -> [meta.id, qc] })
+        .map { id, meta, files, qc -> [meta + [memory: memoryOf(qc)], files] }
 
     // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
-    SPLIT(validated.combine(Channel.fromList(launch.seeds))
-              .map { meta, h5ad, qc, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], h5ad] },
+    SPLIT(dataset.combine(Channel.fromList(launch.seeds))
+              .map { meta, files, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], files] },
           holdout_files)
     splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
 
-    // normalised once per dataset; genes chosen per split on its training cells
-    PREPARE(validated, [P.molecule_embeddings].findAll { it }.collect { file(it, checkIfExists: true) })
+    // normalised once per shard (a chemical screen's shards each get the whole dataset's compounds);
+    // genes chosen per split on its training cells
+    def chemical = { meta -> meta.spec.smiles_key || P.molecule_embeddings }
+    PREPARE(validated
+                .map { meta, h5ad, qc -> [meta.id, meta, h5ad, qc] }
+                .combine(gathered.map { meta, files, qcs -> [meta.id, files] }, by: 0)
+                .map { id, meta, h5ad, qc, files -> [meta, h5ad, qc, files.size() > 1 && chemical(meta) ? files : []] },
+            [P.molecule_embeddings].findAll { it }.collect { file(it, checkIfExists: true) })
+    prepared = inOrder(PREPARE.out.prepared).map { meta, files -> [meta.id, files] }
     per_split = splits
         .map { meta, dir -> [meta.id, meta, dir] }
-        .combine(PREPARE.out.prepared.map { meta, prepared -> [meta.id, prepared] }, by: 0)
-        .map { id, meta, dir, prepared -> [meta, prepared, dir] }
+        .combine(prepared, by: 0)
+        .map { id, meta, dir, files -> [meta, files, dir] }
     GENES(per_split)
     split_data = per_split.join(GENES.out.genes)   // [meta, prepared, split, genes]
 
@@ -115,14 +156,15 @@ workflow PERTURBATION {
     PREDICT_VAL(swept)
     EVALUATE_VAL(withReference(PREDICT_VAL.out.prediction, REFERENCE_VAL.out.reference))
 
-    versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, SPLIT.out.versions,
+    versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, COMBINE_QC.out.versions,
+                            SPLIT.out.versions,
                             PREPARE.out.versions, GENES.out.versions, REFERENCE.out.versions, TRAIN.out.versions,
                             PREDICT.out.versions, EVALUATE.out.versions, REFERENCE_VAL.out.versions,
                             PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions)
     REPORT(
         EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true),
         TRAIN.out.model.map { meta, dir -> dir }.collect(sort: true),
-        VALIDATE.out.qc.map { meta, qc -> qc }.collect(sort: true),
+        dataset_qc.map { meta, qc -> qc }.collect(sort: true),
         EVALUATE.out.cells.collect(sort: true),
         launch.runInfo(),
         softwareVersions(versions),

@@ -5,7 +5,7 @@ process GENES {
     label 'process_single'
 
     input:
-    tuple val(meta), path(prepared), path(split)
+    tuple val(meta), path(prepared, stageAs: 'prepared/*'), path(split)
 
     output:
     tuple val(meta), path("genes.csv"), emit: genes
@@ -15,7 +15,7 @@ process GENES {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('genes')} --prepared ${prepared} --split ${split}/split.parquet --out genes.csv ${args}
+    ${StormCli.call('genes')} ${StormCli.each('--prepared', prepared)} --split ${split}/split.parquet --out genes.csv ${args}
     """
 
     stub:

@@ -3,7 +3,7 @@ process PREDICT {
     label 'process_single'
 
     input:
-    tuple val(meta), path(prepared), path(split), path(genes), path(model)
+    tuple val(meta), path(prepared, stageAs: 'prepared/*'), path(split), path(genes), path(model)
 
     output:
     tuple val(meta), path("pred.h5ad"), emit: prediction
@@ -14,7 +14,7 @@ process PREDICT {
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    ${StormCli.call('predict')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
+    ${StormCli.call('predict')} ${StormCli.each('--prepared', prepared)} --split ${split}/split.parquet --genes ${genes} \\
         --model-dir ${model} --out pred.h5ad --seed ${meta.seed} ${args}
     """
 

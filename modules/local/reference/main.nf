@@ -5,7 +5,7 @@ process REFERENCE {
     label 'process_low'
 
     input:
-    tuple val(meta), path(prepared), path(split), path(genes)
+    tuple val(meta), path(prepared, stageAs: 'prepared/*'), path(split), path(genes)
 
     output:
     tuple val(meta), path("real.h5ad"), path("reference"), emit: reference
@@ -15,7 +15,7 @@ process REFERENCE {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('reference')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
+    ${StormCli.call('reference')} ${StormCli.each('--prepared', prepared)} --split ${split}/split.parquet --genes ${genes} \\
         --out-dir . --threads ${task.cpus} ${args}
     """
 

@@ -3,7 +3,7 @@ process SPLIT {
     label 'process_single'
 
     input:
-    tuple val(meta), path(h5ad)
+    tuple val(meta), path(h5ad)   // one file, or a sharded dataset's shards in order
     path(holdout)   // the manual holdout or split file, when the strategy takes one
 
     output:
@@ -13,14 +13,14 @@ process SPLIT {
     script:
     def args = task.ext.args ?: ''
     """
-    ${StormCli.call('split')} --input ${h5ad} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args}
+    ${StormCli.call('split')} ${StormCli.each('--input', h5ad)} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args}
     mv split.log seed*/
     """
 
     stub:   // the folder's name is storm split's to give
     def args = task.ext.args ?: ''
     """
-    name=\$(storm split --name-only --input ${h5ad} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args})
+    name=\$(storm split --name-only ${StormCli.each('--input', h5ad)} --out-dir . --seed ${meta.seed} ${StormCli.spec(meta)} ${args})
     mkdir \$name
     touch \$name/split.parquet \$name/pairs.csv \$name/summary.json \$name/split.png \$name/split.log
     ${StormCli.stubFiles('split')}

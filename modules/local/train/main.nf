@@ -4,7 +4,7 @@ process TRAIN {
     label 'process_gpu'   // sized and given a GPU by -profile gpu only
 
     input:
-    tuple val(meta), path(prepared), path(split), path(genes)
+    tuple val(meta), path(prepared, stageAs: 'prepared/*'), path(split), path(genes)
 
     output:
     tuple val(meta), path("model"), emit: model
@@ -15,7 +15,7 @@ process TRAIN {
     def args = task.ext.args ?: ''
     """
     export OMP_NUM_THREADS=${task.cpus}
-    ${StormCli.call('train')} --prepared ${prepared} --split ${split}/split.parquet --genes ${genes} \\
+    ${StormCli.call('train')} ${StormCli.each('--prepared', prepared)} --split ${split}/split.parquet --genes ${genes} \\
         --model ${meta.base} --name '${meta.model}' --out-dir model --seed ${meta.seed} --dataset ${meta.id} ${args}
     """
 

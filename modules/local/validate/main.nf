@@ -1,5 +1,5 @@
 process VALIDATE {
-    tag "${meta.id}"
+    tag "${meta.id}${meta.shards > 1 ? ' ' + meta.shard : ''}"
     label 'process_single'
 
     input:
@@ -12,7 +12,7 @@ process VALIDATE {
 
     script:
     """
-    ${StormCli.call('validate')} --input ${h5ad} ${StormCli.spec(meta)} --dataset ${meta.id} --out qc.json ${task.ext.args ?: ''}
+    ${StormCli.call('validate')} --input ${h5ad} ${StormCli.spec(meta)} --dataset ${meta.shards > 1 ? meta.shard : meta.id} --out qc.json ${task.ext.args ?: ''}
     """
 
     stub:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import io
+from . import io, shards
 from .errors import InputError
 from .rowblocks import read_blocks
 
@@ -65,18 +65,22 @@ def mean_var(X, rows: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.
     return moments.mean_var()
 
 
-def file_mean_var(path: str | os.PathLike, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`mean_var` of a file's X, read in order a block of rows at a time (the training
-    cells are most of a screen: reading every row in order beats seeking to each)."""
-    n_cells, n_genes = io.read_shape(path)
+def file_mean_var(dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_var` of a dataset's X (one file or its shards), read in order a block of rows
+    at a time (the training cells are most of a screen: reading every row in order beats seeking
+    to each)."""
+    n_cells, n_genes = shards.shape(dataset)
     keep = np.zeros(n_cells, dtype=bool)
     keep[rows] = True
     moments = GeneMoments(n_genes)
-    with h5py.File(path, "r") as f:
-        for start, block in read_blocks(f["X"]):
-            wanted = keep[start:start + block.shape[0]]
-            if wanted.any():
-                moments.add(block[wanted])
+    offset = 0
+    for path in shards.paths_of(dataset):
+        with h5py.File(path, "r") as f:
+            for start, block in read_blocks(f["X"]):
+                wanted = keep[offset + start:offset + start + block.shape[0]]
+                if wanted.any():
+                    moments.add(block[wanted])
+            offset += io.read_shape(path)[0]
     return moments.mean_var()
 
 
@@ -112,15 +116,15 @@ def top_genes(normalised: np.ndarray, n_top_genes: int) -> np.ndarray:
     return np.nan_to_num(normalised, nan=-np.inf) >= cutoff
 
 
-def select_genes(prepared: str | os.PathLike, split_csv: str | os.PathLike, n_top_genes: int) -> pd.DataFrame:
-    """The ``n_top_genes`` most variable genes (Seurat's dispersion) among the training cells."""
+def select_genes(prepared, split_csv: str | os.PathLike, n_top_genes: int) -> pd.DataFrame:
+    """The ``n_top_genes`` most variable genes (Seurat's dispersion) among the training cells of
+    a prepared dataset (one file or its shards)."""
     if n_top_genes < 1:
         raise InputError(f"n_top_genes must be at least 1, got {n_top_genes}")
-    train = np.flatnonzero(read_split(split_csv, io.read_obs(prepared).index) == "train")
+    train = np.flatnonzero(read_split(split_csv, shards.read_obs(prepared).index) == "train")
     if train.size == 0:
         raise InputError(f"{split_csv} has no training cells to choose genes on")
-    with h5py.File(io.require_file(prepared, "prepared h5ad"), "r") as f:
-        genes = io.read_elem(f["var"]).index.to_numpy(dtype=object)
+    genes = shards.read_var(prepared).index.to_numpy(dtype=object)
     if n_top_genes >= genes.size:
         mask = np.ones(genes.size, dtype=bool)
     else:

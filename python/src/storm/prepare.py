@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from . import io
+from . import io, shards
 from .rowblocks import read_blocks, write_h5ad_rows
 from .spec import (
     BATCH,
@@ -154,11 +154,14 @@ def _kept_elements(f: h5py.File, scale: str) -> tuple[str, ...]:
 
 
 def prepare_file(path: str | os.PathLike, out: str | os.PathLike, spec: DatasetSpec,
-                 molecule_embeddings: Path | None = None, scale: str | None = None) -> str:
+                 molecule_embeddings: Path | None = None, scale: str | None = None, dataset=None) -> str:
     """:func:`prepare` from file to file, a block of rows at a time; ``scale`` is the one VALIDATE
-    recorded in ``qc.json`` (without it, X is scanned for it first). Returns the input's scale."""
+    recorded in ``qc.json`` (without it, X is scanned for it first). ``path`` may be one shard of
+    a ``dataset`` (its shards' paths): its compounds are then the whole dataset's, so every shard
+    carries the same molecule table. Returns the input's scale."""
     obs = io.read_obs(path)
-    molecules = molecule_table(obs, spec, molecule_embeddings)  # a bad SMILES fails before the work
+    compounds = shards.read_obs(dataset) if dataset and (molecule_embeddings or spec.smiles_key) else obs
+    molecules = molecule_table(compounds, spec, molecule_embeddings)  # a bad SMILES fails before the work
     add_canonical_obs(obs, spec)
     with h5py.File(io.require_file(path, "h5ad file"), "r") as f:
         var = io.read_elem(f["var"])

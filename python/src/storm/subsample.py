@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from . import io
+from . import io, shards
 from .errors import InputError, SpecError
 from .spec import DatasetSpec
 
@@ -134,15 +134,26 @@ def write_rows(source: Path, rows: np.ndarray, out: Path, obs: pd.DataFrame) -> 
     io.write_checksum(out)
 
 
-def subsample(path: str | os.PathLike, out: str | os.PathLike, spec: DatasetSpec, sample: Sample) -> dict:
-    """Write the sample of ``path`` to ``out``; return what was kept, per cell type."""
+def subsample(path: str | os.PathLike, out: str | os.PathLike, spec: DatasetSpec, sample: Sample,
+              dataset=None) -> dict:
+    """Write the sample of ``path`` to ``out``; return what was kept, per cell type. ``path`` may
+    be one shard of a ``dataset`` (its shards' paths, in order): the sample is drawn from the
+    whole dataset (the caps hold for it, not per shard) and ``out`` gets this shard's part."""
     path, out = Path(path), Path(out)
-    obs = io.read_obs(path)
+    paths = shards.paths_of(dataset) if dataset else [path]
+    names = [p.name for p in paths]
+    if path.name not in names:
+        raise InputError(f"{path} is not one of the dataset's shards ({', '.join(names)})")
+    obs = shards.read_obs(paths)
     io.read_shape(path)  # X is there
     rows = choose_cells(obs, spec, sample)
+    sizes, number = shards.sizes(paths), names.index(path.name)
+    first, stop = sum(sizes[:number]), sum(sizes[:number + 1])
+    rows = rows[(rows >= first) & (rows < stop)] - first
     if rows.size == 0:
-        raise InputError("the sample keeps no cell")
-    write_rows(path, rows, out, obs)
-    kept = obs.iloc[rows][spec.cell_type_key].astype(str).value_counts().sort_index()
-    return {"n_cells_input": int(len(obs)), "n_cells_kept": int(rows.size), "cells_per_cell_type": kept.to_dict(),
+        raise InputError("the sample keeps no cell" + (f" of {path.name}" if len(paths) > 1 else ""))
+    shard_obs = obs.iloc[first:stop]
+    write_rows(path, rows, out, shard_obs)
+    kept = shard_obs.iloc[rows][spec.cell_type_key].astype(str).value_counts().sort_index()
+    return {"n_cells_input": int(len(shard_obs)), "n_cells_kept": int(rows.size), "cells_per_cell_type": kept.to_dict(),
             "sample": {k: v for k, v in vars(sample).items()}, "spec": spec.to_dict()}

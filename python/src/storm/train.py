@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import io, shards
 from .data import load_split_data, prepared_spec, stored_keys
 from .errors import InputError
 from .models import get_model_class
@@ -81,7 +81,7 @@ def reads_from_disk(cls, model_name: str, config: dict, prepared, genes_csv, bud
     past it, a model whose package needs its cells in memory is an error naming the budget."""
     if cls.reads_cells == "disk" or config.get("backed"):
         return True
-    n_cells, n_genes = io.read_shape(prepared)[0], len(io.read_csv(genes_csv))
+    n_cells, n_genes = shards.shape(prepared)[0], len(io.read_csv(genes_csv))
     if trains_in_memory(n_cells, n_genes, budget):
         return False
     need = f"{n_cells:,} cells x {n_genes:,} genes take {dense_bytes(n_cells, n_genes) / GB:.1f} GB in memory"
@@ -96,7 +96,7 @@ def run_key(prepared, split_csv, genes_csv, model_name: str, seed: int, config: 
     """What makes two trainings the same: a shared checkpoint folder is keyed by it, so a retry
     resumes its own run and never one trained on other data, split, genes or config. Files count
     by content (the checksums their producers recorded, verified), not by name or size."""
-    contents = [io.content_digest(path) for path in (prepared, split_csv, genes_csv)]
+    contents = [io.content_digest(path) for path in (*shards.paths_of(prepared), split_csv, genes_csv)]
     digest = hashlib.sha256(json.dumps([contents, model_name, seed, config], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 

@@ -333,3 +333,24 @@ def validate(path: str | os.PathLike, spec: DatasetSpec) -> dict:
     log.info("%s: %d cells, %d genes, %d perturbations, %d cell types; X: %s (%s)",
              path, qc["n_cells"], len(var_names), qc["n_perturbations"], qc["n_cell_types"], scale, reason)
     return qc
+
+
+def combine(shards: list[dict]) -> dict:
+    """The qc of a sharded dataset from its shards' ``qc.json``: counts summed, the genes and the
+    scale every shard must share. Perturbations are counted per shard (the labels are not in
+    qc.json): the dataset's count is taken as the largest shard's."""
+    first = shards[0]
+    for key, what in (("n_genes", "genes"), ("scale", "X's scale")):
+        other = next((qc for qc in shards if qc[key] != first[key]), None)
+        if other is not None:
+            raise InputError(f"shard {other['dataset']} has other {what} ({other[key]}) than shard "
+                             f"{first['dataset']} ({first[key]}); a dataset's shards share them")
+    per_cell_type: dict[str, int] = {}
+    for qc in shards:
+        for cell_type, n in qc["cells_per_cell_type"].items():
+            per_cell_type[cell_type] = per_cell_type.get(cell_type, 0) + n
+    summed = {key: sum(qc[key] for qc in shards) for key in ("n_cells", "n_control_cells", "n_empty_cells")}
+    largest = {key: max(qc[key] for qc in shards) for key in ("n_perturbations", "n_combinations", "n_batches",
+                                                               "max_value")}
+    return {**first, **summed, **largest, "n_cell_types": len(per_cell_type), "cells_per_cell_type": per_cell_type,
+            "shards": [{"dataset": qc["dataset"], "n_cells": qc["n_cells"]} for qc in shards]}

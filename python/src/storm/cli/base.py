@@ -110,9 +110,22 @@ def comma_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+#: a prepared dataset: one file, or a sharded dataset's prepared shards in order (repeated)
+prepared_option = click.option("--prepared", required=True, multiple=True, type=click.Path(path_type=Path),
+                               help="prepared.h5ad; a sharded dataset's prepared shards, in order: repeat it.")
+
+
+#: a step that runs once per shard and still needs the dataset's cells (a subsample's draws, the
+#: compounds of a chemical screen) reads every shard's obs
+dataset_shards_option = click.option(
+    "--dataset-shards", multiple=True, type=click.Path(path_type=Path),
+    help="When --input is one shard of a sharded dataset: every shard, in order (repeat it); what applies to the "
+         "dataset (caps, draws, the compounds) is decided on all of them.")
+
+
 def split_input_options(func):
     for option in reversed([
-        click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad."),
+        prepared_option,
         click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path),
                      help="split.parquet (or a cell_id,split CSV)."),
         click.option("--genes", "genes_csv", required=True, type=click.Path(path_type=Path),

@@ -15,7 +15,16 @@ from ..resources import GB, TRAIN_MEMORY_BUDGET
 from ..spec import DatasetSpec
 from ..subsample import Sample
 from ..synth import SynthConfig
-from .base import cli, comma_floats, comma_list, default, log, spec_options
+from .base import (
+    cli,
+    comma_floats,
+    comma_list,
+    dataset_shards_option,
+    default,
+    log,
+    prepared_option,
+    spec_options,
+)
 
 
 @cli.command()
@@ -134,15 +143,21 @@ def import_command(input_path: Path, out: Path, fmt: str, metadata: str, genes: 
     log.info("wrote %s: %d samples x %d genes", out, adata.n_obs, adata.n_vars)
 
 
+def memory_options(func):
+    """What sizes the memory requests VALIDATE writes into qc.json."""
+    func = click.option("--train-memory-budget", type=click.FloatRange(min=0, min_open=True),
+                        default=TRAIN_MEMORY_BUDGET / GB, show_default=True,
+                        help="GB of cells training may hold in memory (storm train's --memory-budget).")(func)
+    return click.option("--n-top-genes", default=N_TOP_GENES, type=click.IntRange(min=1),
+                        help="Genes each split keeps (GENES' --n-top-genes): what training and scoring hold "
+                             "per cell.")(func)
+
+
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to check.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
 @click.option("--dataset", default="", help="Dataset name recorded in qc.json (default: the file name).")
-@click.option("--n-top-genes", default=N_TOP_GENES, type=click.IntRange(min=1),
-              help="Genes each split keeps (GENES' --n-top-genes): what training and scoring hold per cell.")
-@click.option("--train-memory-budget", type=click.FloatRange(min=0, min_open=True),
-              default=TRAIN_MEMORY_BUDGET / GB, show_default=True,
-              help="GB of cells training may hold in memory (storm train's --memory-budget).")
+@memory_options
 @spec_options
 def validate(input_path: Path, out: Path, dataset: str, n_top_genes: int, train_memory_budget: float,
              spec: DatasetSpec) -> None:
@@ -152,9 +167,28 @@ def validate(input_path: Path, out: Path, dataset: str, n_top_genes: int, train_
     from ..resources import Sizes, requests
     from ..validate import validate as run
 
-    qc = run(input_path, spec)
+    qc = {"dataset": dataset or input_path.name.split(".")[0], **run(input_path, spec)}
     qc["memory"] = requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))
-    io.write_json({"dataset": dataset or input_path.name.split(".")[0], **qc}, out)
+    io.write_json(qc, out)
+
+
+@cli.command("combine-qc")
+@click.option("--shard", "shard_qcs", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A shard's qc.json (storm validate's); repeat it for each shard, in order.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
+@click.option("--dataset", required=True, help="The dataset's name, recorded in qc.json.")
+@memory_options
+def combine_qc(shard_qcs: tuple[Path, ...], out: Path, dataset: str, n_top_genes: int,
+               train_memory_budget: float) -> None:
+    """The qc.json of a sharded dataset from its shards' (counts summed, the genes and the scale
+    checked the same), with the memory each later step needs for the whole dataset."""
+    from .. import io
+    from ..resources import Sizes, requests
+    from ..validate import combine
+
+    qc = {**combine([io.read_json(path) for path in shard_qcs]), "dataset": dataset}
+    qc["memory"] = requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))
+    io.write_json(qc, out)
 
 
 @cli.command()
@@ -169,9 +203,11 @@ def validate(input_path: Path, out: Path, dataset: str, n_top_genes: int, train_
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), help="This share of each (cell type, "
               "perturbation)'s cells, at least one.")
 @click.option("--seed", default=default(Sample, "seed"), help="The same seed keeps the same cells.")
+@dataset_shards_option
 @spec_options
 def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: int | None,
-              max_controls_per_cell_type: int | None, fraction: float | None, seed: int, spec: DatasetSpec) -> None:
+              max_controls_per_cell_type: int | None, fraction: float | None, seed: int,
+              dataset_shards: tuple[Path, ...], spec: DatasetSpec) -> None:
     """Keep some cell types and a seeded sample stratified by (cell type, perturbation), reading X
     by row, for a pilot on a slice of a big screen."""
     from .. import io
@@ -179,7 +215,7 @@ def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: 
     from ..subsample import subsample as run
 
     sample = Sample(comma_list(cell_types), max_cells_per_pair, max_controls_per_cell_type, fraction, seed)
-    summary = run(input_path, out, spec, sample)
+    summary = run(input_path, out, spec, sample, dataset_shards or None)
     io.write_json(summary, out.with_suffix(".json"))
     log.info("kept %s of %s cells", f"{summary['n_cells_kept']:,}", f"{summary['n_cells_input']:,}")
 
@@ -192,25 +228,26 @@ def subsample(input_path: Path, out: Path, cell_types: str, max_cells_per_pair: 
 @click.option("--molecule-embeddings", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Chemical screens: a compound -> vector table (parquet, CSV or pickle) to use instead of "
                    "RDKit features of the spec's SMILES.")
+@dataset_shards_option
 @spec_options
 def prepare(input_path: Path, out: Path, qc_json: Path | None, molecule_embeddings: Path | None,
-            spec: DatasetSpec) -> None:
+            dataset_shards: tuple[Path, ...], spec: DatasetSpec) -> None:
     """Log-normalise (keeping counts) and write storm's canonical obs columns, once per dataset,
     a block of cells at a time; for a chemical screen, featurise its compounds once."""
     from .. import io
     from ..prepare import prepare_file
 
     scale = io.read_json(qc_json).get("scale") if qc_json else None
-    prepare_file(input_path, out, spec, molecule_embeddings, scale)
+    prepare_file(input_path, out, spec, molecule_embeddings, scale, dataset_shards or None)
 
 
 @cli.command()
-@click.option("--prepared", required=True, type=click.Path(path_type=Path), help="prepared.h5ad.")
+@prepared_option
 @click.option("--split", "split_csv", required=True, type=click.Path(path_type=Path),
               help="split.parquet (or a cell_id,split CSV).")
 @click.option("--n-top-genes", default=N_TOP_GENES, type=click.IntRange(min=1), help="Highly variable genes to keep.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="genes.csv to write.")
-def genes(prepared: Path, split_csv: Path, n_top_genes: int, out: Path) -> None:
+def genes(prepared: tuple[Path, ...], split_csv: Path, n_top_genes: int, out: Path) -> None:
     """Choose a split's genes on its training cells only; write genes.csv."""
     from .. import io
     from ..genes import select_genes

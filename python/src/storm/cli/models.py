@@ -34,7 +34,7 @@ from .base import cli, eval_split_option, log, parse_overrides, split_input_opti
               default=TRAIN_MEMORY_BUDGET / GB, show_default=True,
               help="GB of cells training may hold in memory; past it, models that can read cells from disk do "
                    "(backed) and the others stop with an error.")
-def train(prepared: Path, split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
+def train(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_name: str, out_dir: Path, seed: int,
           config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
           checkpoint_dir: Path | None, memory_budget: float) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
@@ -69,7 +69,7 @@ def in_model_environment(model_name: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pred.h5ad to write.")
 @click.option("--seed", default=0, help="Seed of the control-cell draw.")
 @eval_split_option
-def predict(prepared: Path, split_csv: Path, genes_csv: Path, model_dir: Path, out: Path, seed: int,
+def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_dir: Path, out: Path, seed: int,
             eval_split: str) -> None:
     """Predict held-out pairs from held-out controls; write pred.h5ad."""
     from ..predict import predict as run

@@ -13,8 +13,9 @@ from .base import cli, comma_floats, comma_list, default, log, spec_options
 
 
 @cli.command()
-@click.option("--input", "input_path", required=True,
-              help="Where to read obs: an h5ad (its obs group only), a parquet or a CSV/TSV table; local or s3://.")
+@click.option("--input", "inputs", required=True, multiple=True,
+              help="Where to read obs: an h5ad (its obs group only), a parquet or a CSV/TSV table; local or s3://. "
+                   "A sharded dataset: repeat it for each shard, in order.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Parent folder; the split goes into <out-dir>/seed<N>[_<strategy>].")
 @click.option("--seed", default=default(SplitParams, "seed"), help="The same seed gives the same split.")
@@ -63,7 +64,7 @@ from .base import cli, comma_floats, comma_list, default, log, spec_options
 @click.option("--name-only", is_flag=True,
               help="Only print the folder the split goes into (seed<N>[_<strategy>]); read nothing.")
 @spec_options
-def split(input_path: str, out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str, dataset_path: str,
+def split(inputs: tuple[str, ...], out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str, dataset_path: str,
           check_only: bool, name_only: bool, spec: DatasetSpec, **options) -> None:
     """Split cells at the (covariates, perturbation) pair level, reading only obs.
 
@@ -76,19 +77,21 @@ def split(input_path: str, out_dir: Path, seed: int, exports: tuple[str, ...], d
     if name_only:
         click.echo(split_name(options["strategy"], seed))
         return
-    remote = input_path.startswith("s3://")
-    if remote:  # run outside Nextflow's staging: fetch it ourselves
+    remote = inputs[0].startswith("s3://")
+    if remote:  # run outside Nextflow's staging: fetch them ourselves
         from ..cloud.s3 import fetch
 
-        input_path = str(fetch(input_path))
-    params, holdouts = split_params(spec=spec, input_path=Path(input_path), seed=seed, **options)
+        paths = [fetch(path) for path in inputs]
+    else:
+        paths = [Path(path) for path in inputs]
+    params, holdouts = split_params(spec=spec, input_path=paths, seed=seed, **options)
     if check_only:
         log.info("split options check out")
         return
-    obs = read_split_obs(Path(input_path), spec, params.covariate_keys)
+    obs = read_split_obs(paths, spec, params.covariate_keys)
     result = make_split(obs, params, **holdouts)
-    default_name = input_path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
-    default_path = input_path if remote else str(Path(input_path).resolve())
+    default_name = inputs[0].rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    default_path = ",".join(inputs) if remote else ",".join(str(p.resolve()) for p in paths)
     write_split(result, obs.cell_ids, out_dir / result.name, params.covariate_keys, spec,
                 dataset_name or default_name, dataset_path or default_path, seed, list(exports))
     click.echo(result.name)
@@ -101,7 +104,7 @@ SPLIT_SHAPE_OPTIONS = {"strategy", "covariate_keys", "min_cells", "min_controls"
                   "compound_groups", "heldout_doses", "whole_time_courses"}
 
 
-def split_params(spec: DatasetSpec, input_path: Path, seed: int = 0, **options):
+def split_params(spec: DatasetSpec, input_path: Path | list[Path], seed: int = 0, **options):
     """Split parameters from the split command's options, checked with everything they refer to
     (columns, the holdout or split file) without splitting; returns them and the holdout files."""
     from ..split import SplitParams, check_split_inputs

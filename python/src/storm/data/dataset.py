@@ -3,7 +3,8 @@
 A :class:`PerturbationData` holds log-normalised expression over the genes chosen for one split
 (dense in memory, or read from ``prepared.h5ad`` by row when loaded ``backed``, for datasets larger
 than memory), the canonical obs columns as arrays, and each cell's split. It is built from
-``prepared.h5ad`` and a ``split.csv`` without copying the data on disk.
+``prepared.h5ad`` (or a sharded dataset's prepared shards, read as one) and a ``split.csv``
+without copying the data on disk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .. import io
+from .. import io, shards
 from ..arrays import to_dense
 from ..errors import InputError
 from ..genes import read_genes, read_split
@@ -84,18 +85,19 @@ class PerturbationData:
         return [p for p in perturbation.split(self.spec.combo_delimiter) if p]
 
 
-def prepared_spec(prepared: str | os.PathLike) -> DatasetSpec:
-    """The dataset spec ``storm prepare`` stored in a prepared file, reading nothing else."""
+def prepared_spec(prepared) -> DatasetSpec:
+    """The dataset spec ``storm prepare`` stored in a prepared file (a sharded dataset's first
+    shard), reading nothing else."""
     import h5py
 
-    path = io.require_file(prepared, "prepared h5ad")
+    path = io.require_file(shards.paths_of(prepared)[0], "prepared h5ad")
     try:
         with h5py.File(path, "r") as f:
             if "uns/storm/spec" not in f:
-                raise InputError(f"{prepared} was not written by `storm prepare` (no uns['storm'])")
+                raise InputError(f"{path} was not written by `storm prepare` (no uns['storm'])")
             return DatasetSpec.from_dict(_read_flat_mapping(f["uns/storm/spec"]))
     except OSError as exc:
-        raise InputError(f"cannot read {prepared} as h5ad: {exc}") from exc
+        raise InputError(f"cannot read {path} as h5ad: {exc}") from exc
 
 
 def _read_flat_mapping(group) -> dict:
@@ -120,11 +122,11 @@ def _read_molecules(f) -> pd.DataFrame | None:
                         columns=table["columns"].asstr()[()])
 
 
-def stored_keys(prepared: str | os.PathLike) -> dict[str, list[str]]:
-    """The keys of a prepared file's ``obsm`` and ``layers``, reading nothing else."""
+def stored_keys(prepared) -> dict[str, list[str]]:
+    """The keys of a prepared file's (a first shard's) ``obsm`` and ``layers``, reading nothing else."""
     import h5py
 
-    with h5py.File(io.require_file(prepared, "prepared h5ad"), "r") as f:
+    with h5py.File(io.require_file(shards.paths_of(prepared)[0], "prepared h5ad"), "r") as f:
         return {slot: list(f[slot]) if slot in f else [] for slot in ("obsm", "layers")}
 
 
@@ -140,33 +142,41 @@ def dense_columns(elem, columns: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
+def load_split_data(prepared, split_csv: str | os.PathLike, genes_csv: str | os.PathLike,
                     obsm_keys: tuple[str, ...] = (), backed: bool = False,
                     layer_keys: tuple[str, ...] = ()) -> PerturbationData:
-    """Load a prepared dataset with one split's cell assignment and genes (``genes.csv``), the
-    embeddings ``obsm_keys`` (cell x dimension arrays of ``obsm``) and the layers ``layer_keys``
-    over the split's genes. ``backed`` leaves X on disk."""
+    """Load a prepared dataset (one file, or its shards in order) with one split's cell
+    assignment and genes (``genes.csv``), the embeddings ``obsm_keys`` (cell x dimension arrays of
+    ``obsm``) and the layers ``layer_keys`` over the split's genes. ``backed`` leaves X on disk."""
     import h5py
 
-    spec = prepared_spec(prepared)  # a file storm did not prepare fails here
-    obs = io.read_obs(prepared)
+    paths = shards.paths_of(prepared)
+    spec = prepared_spec(paths)  # a file storm did not prepare fails here
+    obs = shards.read_obs(paths)
+    var_names = shards.read_var(paths).index
+    split = read_split(split_csv, obs.index)
+    genes = read_genes(genes_csv, var_names)
     # element by element, never uns or layers (counts): smaller, and readable by an older anndata
-    with h5py.File(prepared, "r") as f:
-        var_names = io.read_elem(f["var"]).index
-        stored = list(f["obsm"]) if "obsm" in f else []
-        missing = [key for key in obsm_keys if key not in stored]
-        if missing:
-            raise InputError(f"{prepared} has no obsm['{missing[0]}']; embeddings there: "
-                             f"{', '.join(stored) or '(none)'}")
-        split = read_split(split_csv, obs.index)
-        genes = read_genes(genes_csv, var_names)
-        X = None if backed else dense_columns(f["X"], genes)
-        obsm = {key: to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False) for key in obsm_keys}
-        layers = {key: dense_columns(f[f"layers/{key}"], genes) for key in layer_keys}
-        molecules = _read_molecules(f)
-        profiles = f[f"uns/storm/{PROFILES}"][()].decode() if f"uns/storm/{PROFILES}" in f else "cells"
+    parts = {"X": [], **{f"obsm/{k}": [] for k in obsm_keys}, **{f"layers/{k}": [] for k in layer_keys}}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            stored = list(f["obsm"]) if "obsm" in f else []
+            missing = [key for key in obsm_keys if key not in stored]
+            if missing:
+                raise InputError(f"{path} has no obsm['{missing[0]}']; embeddings there: "
+                                 f"{', '.join(stored) or '(none)'}")
+            if not backed:
+                parts["X"].append(dense_columns(f["X"], genes))
+            for key in obsm_keys:
+                parts[f"obsm/{key}"].append(to_dense(io.read_elem(f[f"obsm/{key}"])).astype(np.float32, copy=False))
+            for key in layer_keys:
+                parts[f"layers/{key}"].append(dense_columns(f[f"layers/{key}"], genes))
+            if path == paths[0]:
+                molecules = _read_molecules(f)
+                profiles = f[f"uns/storm/{PROFILES}"][()].decode() if f"uns/storm/{PROFILES}" in f else "cells"
+    whole = {key: np.concatenate(arrays) if len(arrays) > 1 else arrays[0] for key, arrays in parts.items() if arrays}
     return PerturbationData(
-        X=X,
+        X=whole.get("X"),
         genes=var_names[genes].to_numpy(dtype=object),
         cell_ids=obs.index.to_numpy(dtype=object),
         perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
@@ -174,10 +184,10 @@ def load_split_data(prepared: str | os.PathLike, split_csv: str | os.PathLike, g
         batch=obs[BATCH].astype(str).to_numpy(dtype=object),
         split=split,
         spec=spec,
-        obsm=obsm,
-        layers=layers,
+        obsm={key: whole[f"obsm/{key}"] for key in obsm_keys},
+        layers={key: whole[f"layers/{key}"] for key in layer_keys},
         molecules=molecules,
         profiles=profiles,
-        source=BackedCells([prepared]) if backed else None,
+        source=BackedCells(paths) if backed else None,
         gene_mask=genes if backed else None,
     )

@@ -210,10 +210,39 @@ def read_numbers(path: str | os.PathLike, column: str) -> np.ndarray:
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
 
 
-def read_split_obs(path: str | os.PathLike, spec: DatasetSpec, covariate_keys: list[str]) -> CodedObs:
-    """The covariates, the perturbation and the SMILES a split needs. When the spec names a dose
-    or time, the perturbation column holds each cell's condition
-    (:func:`storm.spec.condition_labels`), labelled once per distinct (perturbation, dose, time)."""
+def concat_obs(parts: list[CodedObs], names: list[str]) -> CodedObs:
+    """Shards' coded obs one after the other: codes over the union of their categories (sorted),
+    cell ids checked unique across shards."""
+    if len(parts) == 1:
+        return parts[0]
+    ids = pa.chunked_array([chunk for part in parts for chunk in pa.chunked_array([part.cell_ids]).chunks])
+    if len(pc.unique(ids)) != len(ids):
+        from ..shards import check_unique_ids
+
+        check_unique_ids(pd.Index(ids.to_numpy(zero_copy_only=False)),
+                         np.repeat(np.arange(len(parts)), [p.n_cells for p in parts]), [Path(n) for n in names])
+    columns = {}
+    for name in parts[0].columns:
+        categories = np.array(sorted({str(c) for part in parts for c in part.columns[name].categories}), dtype=object)
+        index = {c: i for i, c in enumerate(categories)}
+        codes = [np.array([index[str(c)] for c in part.columns[name].categories], dtype=np.int32)[part.columns[name].codes]
+                 for part in parts]
+        columns[name] = Coded(np.concatenate(codes), categories)
+    return CodedObs(ids, columns)
+
+
+def read_split_obs(dataset, spec: DatasetSpec, covariate_keys: list[str]) -> CodedObs:
+    """The covariates, the perturbation and the SMILES a split needs, of one obs source or of a
+    sharded dataset's shards in order. When the spec names a dose or time, the perturbation
+    column holds each cell's condition (:func:`storm.spec.condition_labels`), labelled once per
+    distinct (perturbation, dose, time)."""
+    from ..shards import paths_of
+
+    paths = paths_of(dataset)
+    return concat_obs([_read_split_obs(p, spec, covariate_keys) for p in paths], [str(p) for p in paths])
+
+
+def _read_split_obs(path: Path, spec: DatasetSpec, covariate_keys: list[str]) -> CodedObs:
     smiles = (spec.smiles_key,) if spec.smiles_key else ()  # controls may have none
     obs = read_coded_obs(path, [*covariate_keys, spec.perturbation_key, *smiles], gaps_ok=smiles)
     if not (spec.dose_key or spec.time_key):

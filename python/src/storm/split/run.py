@@ -39,7 +39,10 @@ def check_split_inputs(params: SplitParams, source: str | os.PathLike | None = N
     if split_file is not None:
         check_split_file(split_file)
     if source is not None:
-        require_columns(source, [*params.covariate_keys, params.perturbation_key])
+        from ..shards import paths_of
+
+        for path in paths_of(source):
+            require_columns(path, [*params.covariate_keys, params.perturbation_key])
     return read_manual_holdout(manual_holdout) if manual_holdout else None
 
 
