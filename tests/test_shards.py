@@ -21,7 +21,8 @@ GENETIC = {"args": ["--n-genes", "80", "--n-cell-types", "3", "--n-perturbations
            "models": "control_mean,linear_additive", "model_set": "linear_additive.max_epochs=3"}
 CHEMICAL = {"args": ["--chemical", "--n-genes", "80", "--n-cell-types", "2", "--n-drugs", "6", "--cells-per-pair",
                      "12", "--controls-per-cell-type", "40", "--doses", "0.1,1,10"],
-            "columns": "perturbation_key,cell_type_key,control_value,batch_key,dose_key,time_key,smiles_key,split_strategy",
+            "columns": ("perturbation_key,cell_type_key,control_value,batch_key,dose_key,time_key,smiles_key,"
+                        "split_strategy"),
             "spec": "drug,cell_line,DMSO,batch,dose,time,smiles,unseen_drug",
             "models": "control_mean,chemcpa", "model_set": "chemcpa.max_epochs=2"}
 
@@ -80,8 +81,8 @@ def test_three_shards_give_what_one_file_gives(tmp_path, screen):
 
 def test_cell_ids_repeated_across_shards_are_refused(tmp_path):
     from storm.errors import InputError
-    from storm.split.obs import read_split_obs
     from storm.spec import DatasetSpec
+    from storm.split.obs import read_split_obs
     from storm.synth import SynthConfig, make_synthetic
 
     adata = make_synthetic(SynthConfig(n_genes=60, n_perturbations=4, n_cell_types=2, cells_per_pair=5,

@@ -47,6 +47,13 @@ def synth(path: Path, n_cells: int, n_pairs: int) -> float:
     return wall
 
 
+def stored_values(path: Path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return int(f["X/data"].shape[0])
+
+
 def run_pipeline(data: Path, outdir: Path, work: Path) -> pd.DataFrame:
     cmd = [str(ROOT / ".venv/bin/nextflow"), "run", str(ROOT / "main.nf"), "--input", str(data),
            "--outdir", str(outdir), "--models", MODELS, "--split_seeds", "0", "--model_set", MODEL_SET,
@@ -57,6 +64,9 @@ def run_pipeline(data: Path, outdir: Path, work: Path) -> pd.DataFrame:
         raise SystemExit(f"the pipeline failed at this size:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     trace = read_trace(newest_trace(outdir / "pipeline_info"))
     trace["step"] = step_of(trace["process"])
+    # a model's steps one row per model: training costs differ by model, not by step
+    per_model = trace["step"].isin(["TRAIN", "PREDICT", "EVALUATE"])
+    trace.loc[per_model, "step"] += " " + trace.loc[per_model, "tag"].astype(str).str.split().str[-1]
     trace["memory_gb"] = trace["memory"].map(gigabytes)
     print(f"  pipeline: {time.perf_counter() - started:.0f} s", flush=True)
     return trace
@@ -69,6 +79,7 @@ def main() -> None:
                         help="pairs per size: N (every size) or N@SIZE (that size only), comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/storm-scale"), help="scratch folder")
     parser.add_argument("--keep", action="store_true", help="keep each size's data and run")
+    parser.add_argument("--out", type=Path, help="also write the table here (CSV; tahoe_plan.py reads it)")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     runs = [(n, int(p)) for p in args.pairs.split(",") if "@" not in p for n in sizes]
@@ -82,15 +93,18 @@ def main() -> None:
         print(f"{n_cells:,} cells, {n_pairs:,} pairs", flush=True)
         wall = synth(folder / "screen.h5ad", n_cells, n_pairs)
         print(f"  synth: {wall:.0f} s, {(folder / 'screen.h5ad').stat().st_size / 1e9:.1f} GB", flush=True)
+        stored = stored_values(folder / "screen.h5ad")
         trace = run_pipeline(folder / "screen.h5ad", folder / "results", folder / "work")
         for step, tasks in trace.groupby("step"):
-            rows.append({"cells": n_cells, "pairs": n_pairs, "step": step, "tasks": len(tasks),
+            rows.append({"cells": n_cells, "pairs": n_pairs, "stored_values": stored, "step": step, "tasks": len(tasks),
                          "wall_s": tasks["realtime_s"].max(), "peak_rss_gb": tasks["peak_rss_gb"].max(),
                          "request_gb": tasks["memory_gb"].max(),
                          "inside": bool((tasks["peak_rss_gb"] <= tasks["memory_gb"]).all())})
         if not args.keep:
             shutil.rmtree(folder)
     table = pd.DataFrame(rows)
+    if args.out:
+        table.to_csv(args.out, index=False)
     pd.set_option("display.width", 200)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     base = table[table["pairs"] == table["pairs"].min()]

@@ -18,8 +18,8 @@ from .base import cli, comma_floats, eval_split_option, log, quadratic_option, s
 @eval_split_option
 @threads_option
 @quadratic_option
-def reference(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, out_dir: Path, eval_split: str, threads: int,
-              quadratic: str) -> None:
+def reference(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, out_dir: Path, eval_split: str,
+              threads: int, quadratic: str) -> None:
     """Once per split, what every model's evaluation shares: the real held-out cells (real.h5ad),
     their differential expression and the cell-mean baseline's metrics."""
     from ..evaluate import build_reference

@@ -64,8 +64,8 @@ from .base import cli, comma_floats, comma_list, default, log, spec_options
 @click.option("--name-only", is_flag=True,
               help="Only print the folder the split goes into (seed<N>[_<strategy>]); read nothing.")
 @spec_options
-def split(inputs: tuple[str, ...], out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str, dataset_path: str,
-          check_only: bool, name_only: bool, spec: DatasetSpec, **options) -> None:
+def split(inputs: tuple[str, ...], out_dir: Path, seed: int, exports: tuple[str, ...], dataset_name: str,
+          dataset_path: str, check_only: bool, name_only: bool, spec: DatasetSpec, **options) -> None:
     """Split cells at the (covariates, perturbation) pair level, reading only obs.
 
     Writes split.parquet (every cell's split), pairs.csv, summary.json and split.png, and the

@@ -223,10 +223,10 @@ def concat_obs(parts: list[CodedObs], names: list[str]) -> CodedObs:
                          np.repeat(np.arange(len(parts)), [p.n_cells for p in parts]), [Path(n) for n in names])
     columns = {}
     for name in parts[0].columns:
-        categories = np.array(sorted({str(c) for part in parts for c in part.columns[name].categories}), dtype=object)
+        coded = [part.columns[name] for part in parts]
+        categories = np.array(sorted({str(c) for column in coded for c in column.categories}), dtype=object)
         index = {c: i for i, c in enumerate(categories)}
-        codes = [np.array([index[str(c)] for c in part.columns[name].categories], dtype=np.int32)[part.columns[name].codes]
-                 for part in parts]
+        codes = [np.array([index[str(c)] for c in column.categories], dtype=np.int32)[column.codes] for column in coded]
         columns[name] = Coded(np.concatenate(codes), categories)
     return CodedObs(ids, columns)
 
