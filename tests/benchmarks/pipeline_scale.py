@@ -6,7 +6,8 @@ Usage: python tests/benchmarks/pipeline_scale.py [--sizes 1e5,5e5,2e6] [--pairs 
 For each size, one at a time: `storm synth` writes a screen of that many cells (10 cell types,
 2,000 genes, ~1,100 stored values a cell, 10% controls; --pairs sets the perturbations so that
 there are that many (cell type, perturbation) pairs, 500 by default), then the whole pipeline
-runs on it (`--models control_mean,context_mean,linear_additive,latent_additive`, one seed, the
+runs on it (`--models control_mean,context_mean,linear_additive,latent_additive`, one seed, 1,000
+genes kept per split, the
 two trained models `backed` and trained for a fixed 300 steps: training time is the loader's and
 the model's, not the data's size), and the trace gives each step's wall time, peak RSS and
 memory request. The data and the run are deleted before the next size (2M cells is ~45 GB on disk
@@ -31,7 +32,7 @@ from storm.report.cost import step_of
 from storm.report.trace import gigabytes, newest_trace, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-N_CELL_TYPES, N_GENES, CONTROL_SHARE = 10, 2000, 0.1
+N_CELL_TYPES, N_GENES, N_TOP_GENES, CONTROL_SHARE = 10, 2000, 1000, 0.1
 MODELS = "control_mean,context_mean,linear_additive,latent_additive"
 TRAINED = ("linear_additive", "latent_additive")
 MODEL_SET = " ".join(f"{m}.{k}" for m in TRAINED for k in ("backed=true", "patience=0", "min_steps=300"))
@@ -57,6 +58,7 @@ def stored_values(path: Path) -> int:
 def run_pipeline(data: Path, outdir: Path, work: Path) -> pd.DataFrame:
     cmd = [str(ROOT / ".venv/bin/nextflow"), "run", str(ROOT / "main.nf"), "--input", str(data),
            "--outdir", str(outdir), "--models", MODELS, "--split_seeds", "0", "--model_set", MODEL_SET,
+           "--n_top_genes", str(N_TOP_GENES),
            "-w", str(work), "-ansi-log", "false"]
     started = time.perf_counter()
     result = subprocess.run(cmd, cwd=outdir.parent, capture_output=True, text=True)

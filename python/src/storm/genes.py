@@ -121,7 +121,10 @@ def select_genes(prepared, split_csv: str | os.PathLike, n_top_genes: int) -> pd
     a prepared dataset (one file or its shards)."""
     if n_top_genes < 1:
         raise InputError(f"n_top_genes must be at least 1, got {n_top_genes}")
-    train = np.flatnonzero(read_split(split_csv, shards.read_obs(prepared).index) == "train")
+    from .split.obs import read_dataset_obs
+
+    cell_ids = read_dataset_obs(prepared, []).cell_ids.to_numpy(zero_copy_only=False)
+    train = np.flatnonzero(read_split(split_csv, pd.Index(cell_ids, dtype=object)) == "train")
     if train.size == 0:
         raise InputError(f"{split_csv} has no training cells to choose genes on")
     genes = shards.read_var(prepared).index.to_numpy(dtype=object)

@@ -1,10 +1,10 @@
-"""One GPU per task on a multi-GPU workstation (the local executor), as a scheduler would give.
+"""GPUs per task on a multi-GPU workstation (the local executor), as a scheduler would give.
 
 Nextflow's local executor runs tasks side by side but hands out no GPUs. With ``-profile gpu
 --local_gpus 0,1,...`` it runs at most as many GPU tasks at once as there are GPUs and tells each
-task the list (``STORM_GPUS``); the task claims the first GPU no other task holds, with an
-exclusive ``flock`` on ``<lock dir>/gpu<N>.lock``, and sees only that one
-(``CUDA_VISIBLE_DEVICES``). The kernel releases the lock when the task ends, however it ends, so
+task the list (``STORM_GPUS``); the task claims the first GPU (or, training on ``devices: N``,
+the first N) no other task holds, with an exclusive ``flock`` on ``<lock dir>/gpu<N>.lock``, and
+sees only those (``CUDA_VISIBLE_DEVICES``). The kernel releases the lock when the task ends, however it ends, so
 a killed task never keeps a GPU. A scheduler's own ``CUDA_VISIBLE_DEVICES`` (SLURM) is left alone.
 """
 
@@ -25,17 +25,28 @@ GPUS_ENV, LOCKS_ENV, VISIBLE = "STORM_GPUS", "STORM_GPU_LOCKS", "CUDA_VISIBLE_DE
 _held: list[int] = []  # descriptors of claimed locks: open as long as this process (and its exec) lives
 
 
-def claim_gpu(poll_seconds: float = 2.0, timeout: float | None = None) -> str | None:
-    """Claim a free GPU of ``$STORM_GPUS`` and make it this process's only visible one; returns
-    it, or None when there is nothing to claim (no list, or a scheduler already chose). Waits
-    while every GPU is held (``timeout`` seconds at most, then an error)."""
+def training_rank() -> int:
+    """This process's rank in a training over several devices: Lightning starts ranks 1.. as
+    copies of the command with ``LOCAL_RANK`` set; rank 0 is the process that started them (or
+    the only one). Only rank 0 takes the training lock and writes outputs."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def claim_gpu(count: int = 1, poll_seconds: float = 2.0, timeout: float | None = None) -> str | None:
+    """Claim ``count`` free GPUs of ``$STORM_GPUS`` and make them this process's only visible
+    ones; returns them (comma-separated), or None when there is nothing to claim (no list, or a
+    scheduler already chose). Waits while too few are free (``timeout`` seconds at most, then an
+    error)."""
     devices = [d.strip() for d in os.environ.get(GPUS_ENV, "").split(",") if d.strip()]
     if not devices or os.environ.get(VISIBLE) or _held:
         return None
+    if count > len(devices):
+        raise StormError(f"training asks for {count} GPUs; --local_gpus lists {len(devices)} ({','.join(devices)})")
     folder = Path(os.environ.get(LOCKS_ENV) or Path(tempfile.gettempdir()) / f"storm-gpu-locks-{os.getuid()}")
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     while True:
+        claimed = []
         for device in devices:
             fd = os.open(folder / f"gpu{device}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -43,11 +54,18 @@ def claim_gpu(poll_seconds: float = 2.0, timeout: float | None = None) -> str | 
             except BlockingIOError:
                 os.close(fd)
                 continue
-            os.set_inheritable(fd, True)  # a hand-over to a model's environment (exec) keeps holding it
-            _held.append(fd)
-            os.environ[VISIBLE] = device
-            log.info("GPU %s of %s claimed", device, ",".join(devices))
-            return device
+            claimed.append((device, fd))
+            if len(claimed) == count:
+                for _, held in claimed:
+                    os.set_inheritable(held, True)  # a hand-over to a model's environment (exec) keeps holding it
+                    _held.append(held)
+                os.environ[VISIBLE] = ",".join(d for d, _ in claimed)
+                log.info("GPU %s of %s claimed", os.environ[VISIBLE], ",".join(devices))
+                return os.environ[VISIBLE]
+        for _, fd in claimed:  # too few free: let the others have them while this one waits
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
         if timeout is not None and time.monotonic() - started > timeout:
-            raise StormError(f"no free GPU among {','.join(devices)} after {timeout:.0f}s (locks in {folder})")
+            wanted = "free GPU" if count == 1 else f"{count} free GPUs"
+            raise StormError(f"no {wanted} among {','.join(devices)} after {timeout:.0f}s (locks in {folder})")
         time.sleep(poll_seconds)

@@ -29,7 +29,7 @@ MAX_CELLS = 500
 #: a held-out pair is scored on at most this many of its cells, and its cell type on at most this
 #: many controls (a seeded draw, the same for every model), so PREDICT, REFERENCE and EVALUATE do
 #: not grow with the biggest pairs of a screen
-CELLS_PER_PAIR = 2000
+CELLS_PER_PAIR = 1000
 CONTROLS_PER_CELL_TYPE = 10000
 #: the metric the report leads with and a sweep chooses by, unless told otherwise
 HEADLINE = "pearson_delta"

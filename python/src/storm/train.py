@@ -13,6 +13,7 @@ from typing import Any
 from . import io, shards
 from .data import load_split_data, prepared_spec, stored_keys
 from .errors import InputError
+from .gpus import training_rank
 from .models import get_model_class
 from .resources import GB, TRAIN_MEMORY_BUDGET, dense_bytes, trains_in_memory
 from .spec import DatasetSpec
@@ -58,7 +59,6 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
     log.info("training %s on %d cells x %d genes (seed %d)", model_name, n_train, len(data.genes), seed)
     started = time.perf_counter()
     model.fit(data, out)
-    model.save(out)
     meta = {
         "model": model_name,
         "name": name or model_name,
@@ -71,7 +71,9 @@ def train(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv: 
         "versions": used_versions(),
         "spec": data.spec.to_dict(),
     }
-    io.write_json(meta, out / MODEL_JSON)
+    if training_rank() == 0:  # over several devices, the other ranks leave the writing to rank 0
+        model.save(out)
+        io.write_json(meta, out / MODEL_JSON)
     return meta
 
 

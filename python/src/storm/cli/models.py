@@ -42,9 +42,9 @@ def train(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_na
     from ..models.config import flatten, read_config_file
     from ..train import train as run
 
-    claim_gpu()
-    in_model_environment(model_name)
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
+    claim_gpu(int(config.get("devices", 1)))
+    in_model_environment(model_name)
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
                dataset=dataset, checkpoint_dir=checkpoint_dir, name=name, memory_budget=int(memory_budget * GB))
     log.info("trained %s in %.1fs", meta["name"], meta["fit_seconds"])

@@ -20,6 +20,7 @@ from ..arrays import to_dense
 from ..errors import InputError
 from ..genes import read_genes, read_split
 from ..spec import BATCH, CELL_TYPE, PERTURBATION, PROFILES, DatasetSpec
+from ..split.obs import read_dataset_obs
 from .backed import BackedCells
 
 GROUP_CHUNK = 65536  # cells summed at a time when averaging backed data
@@ -152,9 +153,11 @@ def load_split_data(prepared, split_csv: str | os.PathLike, genes_csv: str | os.
 
     paths = shards.paths_of(prepared)
     spec = prepared_spec(paths)  # a file storm did not prepare fails here
-    obs = shards.read_obs(paths)
+    # the three columns as codes, labels sharing their categories' strings: per cell, 8 bytes a column
+    obs = read_dataset_obs(paths, [PERTURBATION, CELL_TYPE, BATCH])
+    cell_ids = pd.Index(obs.cell_ids.to_numpy(zero_copy_only=False), dtype=object)
     var_names = shards.read_var(paths).index
-    split = read_split(split_csv, obs.index)
+    split = read_split(split_csv, cell_ids)
     genes = read_genes(genes_csv, var_names)
     # element by element, never uns or layers (counts): smaller, and readable by an older anndata
     parts = {"X": [], **{f"obsm/{k}": [] for k in obsm_keys}, **{f"layers/{k}": [] for k in layer_keys}}
@@ -178,10 +181,10 @@ def load_split_data(prepared, split_csv: str | os.PathLike, genes_csv: str | os.
     return PerturbationData(
         X=whole.get("X"),
         genes=var_names[genes].to_numpy(dtype=object),
-        cell_ids=obs.index.to_numpy(dtype=object),
-        perturbation=obs[PERTURBATION].astype(str).to_numpy(dtype=object),
-        cell_type=obs[CELL_TYPE].astype(str).to_numpy(dtype=object),
-        batch=obs[BATCH].astype(str).to_numpy(dtype=object),
+        cell_ids=cell_ids.to_numpy(dtype=object),
+        perturbation=obs.columns[PERTURBATION].labels(),
+        cell_type=obs.columns[CELL_TYPE].labels(),
+        batch=obs.columns[BATCH].labels(),
         split=split,
         spec=spec,
         obsm={key: whole[f"obsm/{key}"] for key in obsm_keys},

@@ -8,7 +8,7 @@ ranks take round-robin, so no two of them read the same fetch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,9 +78,20 @@ class Sampling:
         groups = [order[i:i + self.fetch_size] for i in range(0, order.size, self.fetch_size)]
         return groups[shard::n_shards]
 
-    def n_batches(self, n: int) -> int:
-        """Batches in an epoch of ``n`` cells, over all shards (each fetch ends with a short one)."""
+    def for_shards(self, n: int, n_shards: int) -> "Sampling":
+        """This sampling with fetches small enough that each of ``n_shards`` (DDP ranks x loader
+        workers) gets at least one full fetch of an epoch of ``n`` cells."""
+        if n < self.batch_size * n_shards:
+            raise StormError(f"{n} training cells are too few for {n_shards} devices and workers with batches of "
+                             f"{self.batch_size}: each needs a batch; train on fewer devices")
+        return replace(self, fetch_factor=max(1, min(self.fetch_factor, n // (self.batch_size * n_shards))))
+
+    def n_batches(self, n: int, equal_shards: int = 0) -> int:
+        """Batches in an epoch of ``n`` cells, over all shards (each fetch ends with a short one);
+        with ``equal_shards``, those of each of that many shards taking as many full fetches."""
         full, rest = divmod(n, self.fetch_size)
+        if equal_shards:
+            return full // equal_shards * self.fetch_factor
         return full * self.fetch_factor + -(-rest // self.batch_size)
 
     def batches(self, fetched: np.ndarray, epoch: int, fetch_number: int) -> list[np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -19,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .. import io
 from ..errors import Interrupted
+from ..gpus import training_rank
 from ..logs import adopt
 from .base import EPOCH_LOG, STEP_LOG
 from .checkpoints import resume_point, training_lock
@@ -191,6 +193,8 @@ class EpochLog(L.Callback):
         self.path = path
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:  # over several devices, rank 0 writes
+            return
         row = {"epoch": trainer.current_epoch}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         rows = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
@@ -224,7 +228,7 @@ class StepLog(L.Callback):
                                        step=row["step"])
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        if not self.rows:
+        if not self.rows or not trainer.is_global_zero:
             return
         earlier = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
         if not earlier.empty:
@@ -250,23 +254,26 @@ def training_logger(kind: str, ckpt_dir: Path):
 def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir: Path,
                     budget: Budget, accelerator: str, seed: int, ckpt_dir: Path | None = None,
                     precision: str = "32-true", callbacks: list | None = None, logger: str = "none",
-                    gradient_clip_val: float | None = None) -> None:
+                    gradient_clip_val: float | None = None, devices: int = 1) -> None:
     """Fit ``module`` for its ``budget``, checkpointing every epoch into ``ckpt_dir`` (default
     ``out_dir/checkpoints``) and resuming from the newest intact checkpoint a previous attempt left
     (``last.ckpt``, else the two newest epochs'). Resumed at an epoch boundary, training reaches
     the same weights as a run that never stopped. One attempt at a time trains into ``ckpt_dir``.
-    The epoch and step logs and the ``logger``'s folder end up in ``out_dir``."""
+    The epoch and step logs and the ``logger``'s folder end up in ``out_dir``. With ``devices``
+    N > 1 it trains on N devices of this node at once (DDP, gloo on CPU): Lightning starts ranks
+    1..N-1 as copies of this command; rank 0 holds the lock and writes every file."""
     ckpt_dir = ckpt_dir or out_dir / "checkpoints"
     validates = val_loader is not None
     if not validates and budget.patience > 0:
         log.warning("no validation pairs to stop early on: training for %d step(s) (min_steps)", budget.min_steps)
     if not budget.stops_early(validates):
         val_loader, validates = None, False  # nothing would stop on it: no validation passes to pay for
-    with training_lock(ckpt_dir):
+    rank = training_rank()
+    with training_lock(ckpt_dir) if rank == 0 else contextlib.nullcontext():
         _fit(module, train_loader, val_loader, out_dir, budget.trainer_args(validates), accelerator, seed, ckpt_dir,
-             precision, [*budget.callbacks(validates), *(callbacks or [])], training_logger(logger, ckpt_dir),
-             gradient_clip_val)
-    if ckpt_dir == out_dir:
+             precision, [*budget.callbacks(validates), *(callbacks or [])],
+             training_logger(logger, ckpt_dir) if rank == 0 else None, gradient_clip_val, devices)
+    if ckpt_dir == out_dir or rank > 0:
         return
     for name in (EPOCH_LOG, STEP_LOG):
         with io.atomic_path(out_dir / name) as tmp:
@@ -276,7 +283,8 @@ def fit_with_resume(module: L.LightningModule, train_loader, val_loader, out_dir
 
 
 def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelerator: str, seed: int,
-         ckpt_dir: Path, precision: str, callbacks: list, logger, gradient_clip_val: float | None) -> None:
+         ckpt_dir: Path, precision: str, callbacks: list, logger, gradient_clip_val: float | None,
+         devices: int = 1) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     resume = resume_point(ckpt_dir)
     # the two newest epochs besides last.ckpt: a damaged last.ckpt still leaves one to resume from
@@ -285,7 +293,8 @@ def _fit(module, train_loader, val_loader, out_dir: Path, length: dict, accelera
     trainer = L.Trainer(
         **length,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
         precision=precision,
         default_root_dir=out_dir,
         logger=logger or False,

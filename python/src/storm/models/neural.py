@@ -18,6 +18,7 @@ from ..data import PerturbationData
 from ..data.loader import shard_fetches
 from ..data.sampling import Sampling
 from ..errors import StormError
+from ..gpus import training_rank
 from ..io import atomic_path
 from .base import PerturbationModel
 from .conditions import MoleculeConditions, conditions_for, conditions_from_dict, control_pairs
@@ -26,10 +27,14 @@ from .conditions import MoleculeConditions, conditions_for, conditions_from_dict
 LOGGERS = {"tensorboard": "tensorboard", "wandb": "wandb", "none": None}
 
 
-def check_training_config(config: dict) -> None:
-    """Fail on a bad choice among training.yaml's keys before any data is read."""
+def check_training_config(config: dict, several_devices: bool = False) -> None:
+    """Fail on a bad choice among training.yaml's keys before any data is read; ``several_devices``:
+    the model can train on more than one device at once."""
     if config["logger"] not in LOGGERS:
         raise StormError(f"logger must be one of {', '.join(LOGGERS)}, got '{config['logger']}'")
+    devices = int(config["devices"])
+    if devices < 1 or (devices > 1 and not several_devices):
+        raise StormError(f"devices must be {'at least 1' if several_devices else '1 for this model'}, got {devices}")
 
 
 def mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn.Sequential:
@@ -93,20 +98,26 @@ class PairBatches(IterableDataset):
     strategy's order over the pairs; DataLoader workers take their own fetches."""
 
     def __init__(self, model: "NeuralModel", data: PerturbationData, targets: np.ndarray, controls: np.ndarray,
-                 sampling: Sampling):
+                 sampling: Sampling, rank: int = 0, world_size: int = 1, n_workers: int = 0):
         self.model, self.data, self.targets, self.controls = model, data, targets, controls
-        self.sampling, self.epoch = sampling, 0
+        self.rank, self.world_size, self.n_workers = rank, world_size, max(n_workers, 1)
+        self.sampling = sampling if world_size == 1 else sampling.for_shards(targets.size, world_size * self.n_workers)
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        # a known length lets Lightning tell a finished epoch from a cut one when it resumes
-        return self.sampling.n_batches(self.targets.size)
+        # a known length lets Lightning tell a finished epoch from a cut one when it resumes; over
+        # several devices, this rank's (every rank takes as many)
+        if self.world_size == 1:
+            return self.sampling.n_batches(self.targets.size)
+        return self.sampling.n_batches(self.targets.size, self.world_size * self.n_workers) * self.n_workers
 
     def __iter__(self):
         # pairs are ordered by target cell, so a sorted fetch reads its targets in file order
-        for number, fetch in shard_fetches(self.sampling, self.targets.size, self.epoch):
+        for number, fetch in shard_fetches(self.sampling, self.targets.size, self.epoch, rank=self.rank,
+                                           world_size=self.world_size):
             targets, controls = self.targets[fetch], self.controls[fetch]
             target_rows = self.data.rows(targets)
             control_rows = self.model.inputs(self.data, controls) if self.model.uses_controls else None
@@ -135,7 +146,7 @@ class NeuralModel(PerturbationModel):
     @classmethod
     def resolve_config(cls, overrides: dict) -> dict:
         config = super().resolve_config(overrides)
-        check_training_config(config)
+        check_training_config(config, several_devices=True)
         if config["loader"] not in cls.loaders:
             raise StormError(f"loader must be one of {', '.join(cls.loaders)}, got '{config['loader']}'")
         return config
@@ -156,7 +167,8 @@ class NeuralModel(PerturbationModel):
         if c["backed"]:
             strategy = c["loader"] if train else "streaming"
             dataset = PairBatches(self, data, targets, controls,
-                                  Sampling(strategy, int(c["block_size"]), batch, seed=self.seed))
+                                  Sampling(strategy, int(c["block_size"]), batch, seed=self.seed),
+                                  training_rank(), int(c["devices"]), int(c["num_workers"]))
             loader = DataLoader(dataset, batch_size=None, num_workers=int(c["num_workers"]))
             return loader, SetEpoch(dataset)
         pert, cov = self.conditions.encode(data.perturbation[targets], data.cell_type[targets])
@@ -194,6 +206,7 @@ class NeuralModel(PerturbationModel):
             out_dir, Budget.from_config(self.config), str(self.config["accelerator"]), self.seed,
             ckpt_dir=self.checkpoint_dir, precision=precision_for(self.config),
             callbacks=[set_epoch] if set_epoch else [], logger=str(self.config["logger"]),
+            devices=int(self.config["devices"]),
         )
 
     @torch.no_grad()

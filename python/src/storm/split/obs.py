@@ -231,6 +231,14 @@ def concat_obs(parts: list[CodedObs], names: list[str]) -> CodedObs:
     return CodedObs(ids, columns)
 
 
+def read_dataset_obs(dataset, columns: list[str]) -> CodedObs:
+    """:func:`read_coded_obs` of a dataset: one obs source, or a sharded dataset's shards in order."""
+    from ..shards import paths_of
+
+    paths = paths_of(dataset)
+    return concat_obs([read_coded_obs(p, columns) for p in paths], [str(p) for p in paths])
+
+
 def read_split_obs(dataset, spec: DatasetSpec, covariate_keys: list[str]) -> CodedObs:
     """The covariates, the perturbation and the SMILES a split needs, of one obs source or of a
     sharded dataset's shards in order. When the spec names a dose or time, the perturbation
