@@ -16,7 +16,7 @@ from .metrics import CELLS_PER_PAIR, CONTROLS_PER_CELL_TYPE
 
 GB = 1 << 30
 #: what each step holds whatever the data's size, and per cell (fitted; see the module's doc)
-FIXED = {"PREPARE": 1.8 * GB, "SPLIT": 0.5 * GB, "GENES": 1.2 * GB, "REFERENCE": 0.9 * GB, "TRAIN": 1.2 * GB,
+FIXED = {"PREPARE": 1.8 * GB, "SPLIT": 0.5 * GB, "GENES": 1.8 * GB, "REFERENCE": 0.9 * GB, "TRAIN": 1.2 * GB,
          "PREDICT": 1.2 * GB, "EVALUATE": 1.2 * GB}
 PER_CELL = {"PREPARE": 400, "SPLIT": 400, "GENES": 300, "REFERENCE": 500, "TRAIN": 500, "PREDICT": 500,
             "EVALUATE": 0}
