@@ -4,7 +4,7 @@ Usage: python tests/benchmarks/pipeline_scale.py [--sizes 1e5,5e5,2e6] [--pairs 
                                                   [--work DIR] [--keep]
 
 For each size, one at a time: `storm synth` writes a screen of that many cells (10 cell types,
-2,000 genes, ~1,100 stored values a cell, 10% controls; --pairs sets the perturbations so that
+2,000 genes, ~800 stored values a cell, 10% controls; --pairs sets the perturbations so that
 there are that many (cell type, perturbation) pairs, 500 by default), then the whole pipeline
 runs on it (`--models control_mean,context_mean,linear_additive,latent_additive`, one seed, 1,000
 genes kept per split, the
@@ -33,6 +33,7 @@ from storm.report.trace import gigabytes, newest_trace, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CELL_TYPES, N_GENES, N_TOP_GENES, CONTROL_SHARE = 10, 2000, 1000, 0.1
+LIBRARY_SIZE = 2000  # counts a cell: ~800 stored values of 2,000 genes (2M cells: ~38 GB with the prepared copy)
 MODELS = "control_mean,context_mean,linear_additive,latent_additive"
 TRAINED = ("linear_additive", "latent_additive")
 MODEL_SET = " ".join(f"{m}.{k}" for m in TRAINED for k in ("backed=true", "patience=0", "min_steps=300"))
@@ -44,7 +45,8 @@ def synth(path: Path, n_cells: int, n_pairs: int) -> float:
     controls = max(1, round(n_cells * CONTROL_SHARE / N_CELL_TYPES))
     wall, _ = measure([str(ROOT / ".venv/bin/storm"), "synth", "--out", str(path), "--n-genes", str(N_GENES),
                        "--n-cell-types", str(N_CELL_TYPES), "--n-perturbations", str(n_perts),
-                       "--cells-per-pair", str(per_pair), "--controls-per-cell-type", str(controls)])
+                       "--cells-per-pair", str(per_pair), "--controls-per-cell-type", str(controls),
+                       "--library-size", str(LIBRARY_SIZE)])
     return wall
 
 

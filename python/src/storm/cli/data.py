@@ -42,6 +42,8 @@ from .base import (
 @click.option("--controls-per-cell-type", default=default(SynthConfig, "controls_per_cell_type"),
               help="Control cells per cell type.")
 @click.option("--n-batches", default=default(SynthConfig, "n_batches"), help="Batches.")
+@click.option("--library-size", default=default(SynthConfig, "mean_library_size"),
+              help="Mean counts per cell (fewer: sparser cells).")
 @click.option("--chemical", is_flag=True, help="A drug screen instead: real molecules whose effects follow their "
               "structure, at several doses and times, in --n-cell-types cell lines (obs: drug, dose, time, "
               "cell_line, smiles).")
@@ -55,7 +57,8 @@ from .base import (
               "(obs: stimulus, time, cell_type; layers['velocity']).")
 @click.option("--times", default=None, help="--chemical (default 24) or --time-course: times, comma-separated.")
 def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations: int, n_combos: int,
-          cells_per_pair: int, controls_per_cell_type: int, n_batches: int, chemical: bool, bulk: bool,
+          cells_per_pair: int, controls_per_cell_type: int, n_batches: int, library_size: float, chemical: bool,
+          bulk: bool,
           n_drugs: int, doses: str, time_course: bool, times: str | None) -> None:
     """Write a synthetic perturbation dataset (negative-binomial counts), a chemical screen or a
     time course. Perturbation screens of any size are written a block of cells at a time."""
@@ -93,7 +96,8 @@ def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations
         raise StormError("synth needs at least as many genes as perturbations (each targets a gene)")
     cfg = SynthConfig(n_genes=n_genes, n_cell_types=n_cell_types, n_perturbations=n_perturbations,
                       n_combos=n_combos, cells_per_pair=cells_per_pair,
-                      controls_per_cell_type=controls_per_cell_type, n_batches=n_batches, seed=seed)
+                      controls_per_cell_type=controls_per_cell_type, n_batches=n_batches,
+                      mean_library_size=library_size, seed=seed)
     screen = write_synthetic(cfg, out)
     log.info("wrote %s: %d cells x %d genes", out, len(screen.obs), cfg.n_genes)
 
