@@ -204,3 +204,21 @@ def test_heldout_pairs_score_a_seeded_capped_draw_of_cells(split_data):
         assert pool.size == min(5, all_pool.size) and np.isin(pool, all_pool).all()
         assert np.array_equal(cells, cells2) and np.array_equal(pool, pool2)
         assert np.array_equal(pools.setdefault(ct, pool), pool)
+
+
+def test_training_reads_cells_from_disk_past_the_memory_budget(prepared_split, tmp_path):
+    """Past the budget a model that can read cells from disk does (its config records it), one whose
+    package needs them in memory stops before reading any, naming the budget; baselines always read
+    from disk (they need only group means)."""
+    from storm.errors import InputError
+    from storm.train import train
+
+    tiny = 1000  # bytes: any split is over it
+    meta = train(*prepared_split, "linear_additive", tmp_path / "la", seed=0, config={"max_epochs": 1},
+                 memory_budget=tiny)
+    assert meta["config"]["backed"] is True
+    roomy = train(*prepared_split, "linear_additive", tmp_path / "la2", seed=0, config={"max_epochs": 1})
+    assert roomy["config"]["backed"] is False
+    with pytest.raises(InputError, match=r"cellot trains on cells in memory and .* over the budget of 0.0 GB"):
+        train(*prepared_split, "cellot", tmp_path / "cellot", seed=0, config={}, memory_budget=tiny)
+    assert not (tmp_path / "cellot" / "model.json").exists()

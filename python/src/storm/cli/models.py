@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
+from ..models.base import READS_CELLS
 from ..resources import GB, TRAIN_MEMORY_BUDGET
 from .base import cli, eval_split_option, log, parse_overrides, split_input_options
 
@@ -85,7 +86,8 @@ def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_
 @click.option("--json", "as_json", is_flag=True, help="The table as JSON, keyed by model.")
 def models(show_config: str | None, as_json: bool) -> None:
     """List the models: who implements each, the environment it runs in and whether that is
-    installed here, what a retried training does, and what the model is (or print one model's
+    installed here, what a retried training does, where it reads cells from at scale, and what the
+    model is (or print one model's
     default config)."""
     from ..models import available_models, get_model_class
     from ..models.environments import status
@@ -93,13 +95,13 @@ def models(show_config: str | None, as_json: bool) -> None:
     if show_config:
         click.echo(yaml.safe_dump(get_model_class(show_config).defaults, sort_keys=False).rstrip())
         return
-    header = ("model", "family", "environment", "installed", "resume", "what it is")
+    header = ("model", "family", "environment", "installed", "resume", "cells", "what it is")
     rows = [header]
     for name in available_models():
         cls = get_model_class(name)
         paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         doc = re.split(r"(?<!et al)\. ", paragraph)[0].rstrip(".")  # the first sentence ('et al.' does not end one)
-        rows.append((name, cls.family, cls.environment, status(cls), cls.resume, doc))
+        rows.append((name, cls.family, cls.environment, status(cls), cls.resume, READS_CELLS[cls.reads_cells], doc))
     if as_json:
         click.echo(json.dumps({row[0]: dict(zip(header[1:], row[1:])) for row in rows[1:]}, indent=2))
         return

@@ -18,6 +18,11 @@ from .config import resolve
 EPOCH_LOG, STEP_LOG = "train_log.csv", "train_steps.csv"
 
 
+#: what each ``reads_cells`` means, as ``storm models`` states it
+READS_CELLS = {"disk": "from disk (sums a block at a time)", "auto": "in memory; from disk past the budget",
+               "memory": "in memory; past the budget an error"}
+
+
 class PerturbationModel(ABC):
     """Predicts how control cells of a cell type look under a perturbation.
 
