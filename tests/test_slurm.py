@@ -53,8 +53,9 @@ def test_slurm_profile_values():
 def test_slurm_gpu_singularity_values():
     out = flat_config("slurm", "gpu", "singularity")
     assert "singularity.enabled = true" in out and "singularity.autoMounts = true" in out
-    assert "process.'withLabel:process_gpu'.accelerator = 1" in out
-    assert '"--gres=gpu:1"' in out  # SLURM ignores accelerator: the GPU comes from --gres
+    # the run's GPUs (its `devices`, one unless it trains on several)
+    assert "process.'withLabel:process_gpu'.accelerator = { meta.resources?.devices ?: 1 }" in out
+    assert '"--gres=gpu:${meta.resources?.devices ?: 1}"' in out  # SLURM ignores accelerator: the GPUs come from --gres
     assert "'--nv'" in out
     assert "ext.image = 'storm-gpu'" in out
     assert "process.container = { image(task.ext.image ?: 'storm') }" in out
@@ -83,7 +84,8 @@ def test_awsbatch_profile_values(tmp_path):
     assert "process.queue = { params.aws_cpu_queue }" in out and "params.aws_cpu_queue = 'storm-lab-cpu'" in out
     assert "aws.region = 'eu-west-1'" in out
     assert "aws.batch.maxSpotAttempts = 3" in out and "cliPath" not in out  # only when asked
-    assert "process.'withLabel:process_gpu'.accelerator = 1" in out  # Batch reads accelerator, not --gpus
+    # Batch reads accelerator, not --gpus
+    assert "process.'withLabel:process_gpu'.accelerator = { meta.resources?.devices ?: 1 }" in out
     assert "2147483647" in out  # a reclaimed spot host is retried
     assert "process.container = { image(task.ext.image ?: 'storm') }" in out
 
