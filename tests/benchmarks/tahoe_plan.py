@@ -104,8 +104,8 @@ def plan(costs: pd.DataFrame, args) -> pd.DataFrame:
         PLATES * plate_bytes * 0.01, how="measured: per cell (obs only)")
     add("GENES", SEEDS, fit(costs, "GENES", ["stored_values"])(**tahoe), memory["GENES"], "process_single",
         PLATES * prepared_bytes, how="measured: per stored value")
-    add("REFERENCE", SEEDS, fit(costs, "REFERENCE", ["pairs", "scored"])(**tahoe), memory["REFERENCE"],
-        LABEL["REFERENCE"], PLATES * prepared_bytes, how="measured: per pair and scored cell")
+    add("REFERENCE", SEEDS, fit(costs, "REFERENCE", ["cells", "pairs"])(**tahoe), memory["REFERENCE"],
+        LABEL["REFERENCE"], PLATES * prepared_bytes, how="measured: per cell and pair")
     for model, (device, row) in MODELS.items():
         if device == "cpu":
             seconds, label, gpus, how = fit(costs, row, ["cells"])(**tahoe), "process_medium", 0, "measured: per cell"
@@ -115,10 +115,10 @@ def plan(costs: pd.DataFrame, args) -> pd.DataFrame:
             how = f"assumed: {args.epochs:g} epochs at {args.gpu_cells_per_s:,.0f} cells/s a GPU"
         add(f"TRAIN {model}", SEEDS, seconds, memory["TRAIN_BACKED"], label, PLATES * prepared_bytes, gpus, how)
         measured = f"PREDICT {model}" if f"PREDICT {model}" in set(costs["step"]) else "PREDICT latent_additive"
-        add(f"PREDICT {model}", SEEDS, fit(costs, measured, ["pairs", "scored"])(**tahoe), memory["PREDICT"],
-            "process_single", PLATES * prepared_bytes, how=f"measured ({measured.split()[1]}): per pair and cell")
-        add(f"EVALUATE {model}", SEEDS, fit(costs, "EVALUATE control_mean", ["pairs", "scored"])(**tahoe),
-            memory["EVALUATE"], "process_single", scored_bytes, how="measured: per pair and scored cell")
+        add(f"PREDICT {model}", SEEDS, fit(costs, measured, ["cells", "pairs"])(**tahoe), memory["PREDICT"],
+            "process_single", PLATES * prepared_bytes, how=f"measured ({measured.split()[1]}): per cell and pair")
+        add(f"EVALUATE {model}", SEEDS, fit(costs, "EVALUATE control_mean", ["cells", "pairs"])(**tahoe),
+            memory["EVALUATE"], "process_single", scored_bytes, how="measured: per cell and pair")
     return pd.DataFrame(rows)
 
 

@@ -152,9 +152,12 @@ def plan(models: list[str], model_set: str = "", model_configs: dict | None = No
                       image=_image(run_name, name, model, environment, images),
                       settings={**settings, **(sweep or {})}, sweep=sweep)
             config = resolved_config(run)
-            # what it asks its executor for: memory stays its step's label's until a run states one
+            # what it asks its executor for (memory: sized from the data, qc.json); a model that
+            # always reads its cells from disk (the baselines) asks for what reading from disk takes
+            from .models import get_model_class
+
             run.resources = {"memory": None, "devices": int(config.get("devices", 1)),
-                             "backed": bool(config.get("backed"))}
+                             "backed": bool(config.get("backed")) or get_model_class(model).reads_cells == "disk"}
             runs.append(run)
     return runs
 
