@@ -107,9 +107,10 @@ def test_killed_tasks_and_nextflow_resume_to_the_same_results(straight, tmp_path
     # linear_additive: the same weights and metrics as the run that was never interrupted
     assert weights(tmp_path / MODEL / "linear_additive" / "model") == \
         weights(straight.cwd / MODEL / "linear_additive" / "model")
-    # (a model's rank is among the run's models, and state is not promised the same weights after a kill)
+    # (its rank and flags compare it with the run's other models, and state is not promised the same
+    # weights after a kill)
     ours, theirs = (pd.read_csv(cwd / "results" / "report" / "summary.csv").set_index(["model", "metric"])
-                    .drop(columns="rank") for cwd in (tmp_path, straight.cwd))
+                    .drop(columns=["rank", "flag"]) for cwd in (tmp_path, straight.cwd))
     pd.testing.assert_frame_equal(ours.loc["linear_additive"], theirs.loc["linear_additive"])
     # state: what it promises after a kill, it keeps: every step trained, metrics for every pair
     ckpt = torch.load(tmp_path / MODEL / "state" / "model" / "state" / "model.ckpt", weights_only=False)

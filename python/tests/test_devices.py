@@ -30,8 +30,8 @@ def test_ranks_read_disjoint_cells_and_as_many_batches(split_data, world_size):
         batches = list(dataset)
         assert len(batches) == len(dataset) > 0  # the length Lightning is told is what it gets
         lengths.append(len(batches))
-        seen.append(np.concatenate([fetch for _, fetch in shard_fetches(dataset.sampling, targets.size, 0, rank=rank,
-                                                                        world_size=world_size)]))
+        seen.append(np.concatenate([fetch for _, fetch in shard_fetches(
+            dataset.sampling, targets.size, 0, rank=rank, world_size=world_size, equal=True)]))
     assert len(set(lengths)) == 1  # a rank that ran out first would leave the others waiting
     everything = np.concatenate(seen)
     assert np.unique(everything).size == everything.size  # no pair read by two ranks

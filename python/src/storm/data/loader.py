@@ -19,17 +19,18 @@ from .sampling import Sampling
 
 
 def shard_fetches(sampling: Sampling, n: int, epoch: int, weights: np.ndarray | None = None, rank: int = 0,
-                  world_size: int = 1):
+                  world_size: int = 1, equal: bool = False):
     """This process's fetches of an epoch (its DataLoader worker of its DDP rank), each sorted for
     reading in file order, with the fetch's number in the whole epoch: that number keys the
-    in-memory shuffle, so batches do not depend on how the epoch is sharded. Over several ranks,
-    each takes as many full fetches (the epoch's last few cells wait for another epoch's order),
-    since a rank that ran out of batches first would leave the others waiting for it forever."""
+    in-memory shuffle, so batches do not depend on how the epoch is sharded. ``equal`` (training
+    over several ranks): each shard takes as many full fetches (the epoch's last few cells wait for
+    another epoch's order), since a rank that ran out of batches first would leave the others
+    waiting for it forever; without it the shards cover the epoch exactly once."""
     worker = get_worker_info()
     worker_id, n_workers = (worker.id, worker.num_workers) if worker else (0, 1)
     shard, n_shards = rank * n_workers + worker_id, world_size * n_workers
     fetches = sampling.fetches(n, epoch, weights, shard, n_shards)
-    if world_size > 1:
+    if equal:
         fetches = fetches[:n // sampling.fetch_size // n_shards]
     for i, fetch in enumerate(fetches):
         yield shard + i * n_shards, np.sort(fetch)

@@ -117,7 +117,7 @@ class PairBatches(IterableDataset):
     def __iter__(self):
         # pairs are ordered by target cell, so a sorted fetch reads its targets in file order
         for number, fetch in shard_fetches(self.sampling, self.targets.size, self.epoch, rank=self.rank,
-                                           world_size=self.world_size):
+                                           world_size=self.world_size, equal=self.world_size > 1):
             targets, controls = self.targets[fetch], self.controls[fetch]
             target_rows = self.data.rows(targets)
             control_rows = self.model.inputs(self.data, controls) if self.model.uses_controls else None
