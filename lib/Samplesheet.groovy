@@ -91,7 +91,7 @@ class Samplesheet {
             if (item.contains('://')) { paths << item; return }
             def matches = [base.resolve(item)]
             if (item ==~ /.*[*?\[].*/) {
-                def pattern = base.resolve(item)
+                def pattern = matches[0]
                 def matcher = pattern.fileSystem.getPathMatcher("glob:${pattern}")
                 matches = Files.isDirectory(pattern.parent) ?
                     Files.list(pattern.parent).withCloseable { it.toList() }.findAll { matcher.matches(it) }

@@ -69,18 +69,19 @@ def file_mean_var(dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`mean_var` of a dataset's X (one file or its shards), read in order a block of rows
     at a time (the training cells are most of a screen: reading every row in order beats seeking
     to each)."""
-    n_cells, n_genes = shards.shape(dataset)
-    keep = np.zeros(n_cells, dtype=bool)
+    paths = shards.paths_of(dataset)
+    shapes = [io.read_shape(path) for path in paths]
+    keep = np.zeros(sum(n for n, _ in shapes), dtype=bool)
     keep[rows] = True
-    moments = GeneMoments(n_genes)
+    moments = GeneMoments(shapes[0][1])
     offset = 0
-    for path in shards.paths_of(dataset):
+    for path, (n_cells, _) in zip(paths, shapes):
         with h5py.File(path, "r") as f:
             for start, block in read_blocks(f["X"]):
                 wanted = keep[offset + start:offset + start + block.shape[0]]
                 if wanted.any():
                     moments.add(block[wanted])
-            offset += io.read_shape(path)[0]
+        offset += n_cells
     return moments.mean_var()
 
 

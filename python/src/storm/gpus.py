@@ -4,8 +4,8 @@ Nextflow's local executor runs tasks side by side but hands out no GPUs. With ``
 --local_gpus 0,1,...`` it runs at most as many GPU tasks at once as there are GPUs and tells each
 task the list (``STORM_GPUS``); the task claims the first GPU (or, training on ``devices: N``,
 the first N) no other task holds, with an exclusive ``flock`` on ``<lock dir>/gpu<N>.lock``, and
-sees only those (``CUDA_VISIBLE_DEVICES``). The kernel releases the lock when the task ends, however it ends, so
-a killed task never keeps a GPU. A scheduler's own ``CUDA_VISIBLE_DEVICES`` (SLURM) is left alone.
+sees only those (``CUDA_VISIBLE_DEVICES``). The kernel releases the lock when the task ends,
+however it ends, so a killed task never keeps a GPU. A scheduler's own ``CUDA_VISIBLE_DEVICES`` (SLURM) is left alone.
 """
 
 from __future__ import annotations

@@ -154,8 +154,6 @@ def plan(models: list[str], model_set: str = "", model_configs: dict | None = No
             config = resolved_config(run)
             # what it asks its executor for (memory: sized from the data, qc.json); a model that
             # always reads its cells from disk (the baselines) asks for what reading from disk takes
-            from .models import get_model_class
-
             run.resources = {"memory": None, "devices": int(config.get("devices", 1)),
                              "backed": bool(config.get("backed")) or get_model_class(model).reads_cells == "disk"}
             runs.append(run)

@@ -163,7 +163,7 @@ def prepare_file(path: str | os.PathLike, out: str | os.PathLike, spec: DatasetS
     compounds = shards.read_obs(dataset) if dataset and (molecule_embeddings or spec.smiles_key) else obs
     molecules = molecule_table(compounds, spec, molecule_embeddings)  # a bad SMILES fails before the work
     add_canonical_obs(obs, spec)
-    with h5py.File(io.require_file(path, "h5ad file"), "r") as f:
+    with h5py.File(path, "r") as f:  # read_obs found and verified it
         var = io.read_elem(f["var"])
         if scale is None:
             scale, reason = classify_scale(scan_values(path, obs.index, var.index))

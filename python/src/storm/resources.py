@@ -4,7 +4,7 @@ Steps read X a block of rows at a time, so what they hold is a fixed part (the i
 packages, a block) plus a part per cell (the obs table, labels and indices), plus, where a step
 holds dense expression, that matrix: training in memory holds every cell over the split's genes,
 scoring holds one cell type's scored cells. The constants were fitted to peak RSS measured by
-``tests/benchmarks/pipeline_scale.py`` (docs/benchmarks.md); a request adds ``HEADROOM`` on top,
+``tests/benchmarks/pipeline_scale.py`` (the README's table); a request adds ``HEADROOM`` on top,
 and Nextflow multiplies it by the attempt, so a task killed for memory is retried with more.
 """
 

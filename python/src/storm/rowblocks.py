@@ -119,8 +119,8 @@ class DenseWriter:
 class H5adRows:
     """An h5ad being written: obs, var and uns whole, matrices by :meth:`matrix`."""
 
-    def __init__(self, file: h5py.File, obs: pd.DataFrame):
-        self.file, self.obs, self.writers = file, obs, {}
+    def __init__(self, file: h5py.File):
+        self.file, self.writers = file, {}
 
     def matrix(self, key: str, n_cols: int, dtype=np.float32, dense: bool = False) -> CsrWriter | DenseWriter:
         """A CSR (or dense) writer for ``X`` or ``layers/<name>``, ``n_cols`` wide."""
@@ -132,7 +132,7 @@ class H5adRows:
 def write_h5ad_rows(path: str | os.PathLike, obs: pd.DataFrame, var: pd.DataFrame, uns: dict | None = None,
                     copy_from: h5py.File | None = None, copy: tuple[str, ...] = ()) -> Iterator[H5adRows]:
     """Write an h5ad whose matrices come in row blocks (``H5adRows.matrix``). ``copy`` names
-    elements of ``copy_from`` (``obsm/emb``, ``layers/velocity``, ``varm``) copied as they are,
+    elements of ``copy_from`` (``obsm/emb``, ``layers/velocity``: group/name) copied as they are,
     by HDF5 itself, never through memory. Atomic, with a checksum; every matrix must end with
     obs's rows, or nothing is written."""
     path = Path(path)
@@ -144,8 +144,9 @@ def write_h5ad_rows(path: str | os.PathLike, obs: pd.DataFrame, var: pd.DataFram
         for group in ("layers", "obsm", "varm", "obsp", "varp"):
             io.write_elem(f, group, {})
         for key in copy:
-            copy_from.copy(copy_from[key], f[key.rsplit("/", 1)[0]] if "/" in key else f, name=key.rsplit("/", 1)[-1])
-        rows = H5adRows(f, obs)
+            group, name = key.split("/", 1)
+            copy_from.copy(copy_from[key], f[group], name=name)
+        rows = H5adRows(f)
         yield rows
         short = {key: w.n_rows for key, w in rows.writers.items() if w.n_rows != len(obs)}
         if short or "X" not in rows.writers:

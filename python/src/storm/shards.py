@@ -69,6 +69,6 @@ def sizes(dataset) -> list[int]:
 
 
 def shape(dataset) -> tuple[int, int]:
-    """(cells, genes) of the whole dataset."""
-    paths = paths_of(dataset)
-    return sum(sizes(paths)), io.read_shape(paths[0])[1]
+    """(cells, genes) of the whole dataset (its shards share their genes)."""
+    shapes = [io.read_shape(p) for p in paths_of(dataset)]
+    return sum(n for n, _ in shapes), shapes[0][1]

@@ -58,8 +58,7 @@ from .base import (
 @click.option("--times", default=None, help="--chemical (default 24) or --time-course: times, comma-separated.")
 def synth(out: Path, seed: int, n_genes: int, n_cell_types: int, n_perturbations: int, n_combos: int,
           cells_per_pair: int, controls_per_cell_type: int, n_batches: int, library_size: float, chemical: bool,
-          bulk: bool,
-          n_drugs: int, doses: str, time_course: bool, times: str | None) -> None:
+          bulk: bool, n_drugs: int, doses: str, time_course: bool, times: str | None) -> None:
     """Write a synthetic perturbation dataset (negative-binomial counts), a chemical screen or a
     time course. Perturbation screens of any size are written a block of cells at a time."""
     from .. import io
@@ -157,6 +156,14 @@ def memory_options(func):
                              "per cell.")(func)
 
 
+def write_qc(qc: dict, out: Path, n_top_genes: int, train_memory_budget: float) -> None:
+    """qc.json with, under "memory", the bytes each later step needs for its dataset."""
+    from .. import io
+    from ..resources import Sizes, requests
+
+    io.write_json({**qc, "memory": requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))}, out)
+
+
 @cli.command()
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="h5ad to check.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="qc.json to write.")
@@ -167,13 +174,10 @@ def validate(input_path: Path, out: Path, dataset: str, n_top_genes: int, train_
              spec: DatasetSpec) -> None:
     """Check a dataset against its spec, reading all of X in chunks; write qc.json (with the
     memory each later step needs for it, in bytes, under "memory"), or exit 2."""
-    from .. import io
-    from ..resources import Sizes, requests
     from ..validate import validate as run
 
-    qc = {"dataset": dataset or input_path.name.split(".")[0], **run(input_path, spec)}
-    qc["memory"] = requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))
-    io.write_json(qc, out)
+    write_qc({"dataset": dataset or input_path.name.split(".")[0], **run(input_path, spec)}, out, n_top_genes,
+             train_memory_budget)
 
 
 @cli.command("combine-qc")
@@ -187,12 +191,10 @@ def combine_qc(shard_qcs: tuple[Path, ...], out: Path, dataset: str, n_top_genes
     """The qc.json of a sharded dataset from its shards' (counts summed, the genes and the scale
     checked the same), with the memory each later step needs for the whole dataset."""
     from .. import io
-    from ..resources import Sizes, requests
     from ..validate import combine
 
-    qc = {**combine([io.read_json(path) for path in shard_qcs]), "dataset": dataset}
-    qc["memory"] = requests(Sizes.from_qc(qc), n_top_genes, int(train_memory_budget * GB))
-    io.write_json(qc, out)
+    write_qc({**combine([io.read_json(path) for path in shard_qcs]), "dataset": dataset}, out, n_top_genes,
+             train_memory_budget)
 
 
 @cli.command()

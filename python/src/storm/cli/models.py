@@ -87,8 +87,7 @@ def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_
 def models(show_config: str | None, as_json: bool) -> None:
     """List the models: who implements each, the environment it runs in and whether that is
     installed here, what a retried training does, where it reads cells from at scale, and what the
-    model is (or print one model's
-    default config)."""
+    model is (or print one model's default config)."""
     from ..models import available_models, get_model_class
     from ..models.environments import status
 

@@ -31,7 +31,7 @@ def shard_fetches(sampling: Sampling, n: int, epoch: int, weights: np.ndarray | 
     shard, n_shards = rank * n_workers + worker_id, world_size * n_workers
     fetches = sampling.fetches(n, epoch, weights, shard, n_shards)
     if equal:
-        fetches = fetches[:n // sampling.fetch_size // n_shards]
+        fetches = fetches[:sampling.equal_fetches(n, n_shards)]
     for i, fetch in enumerate(fetches):
         yield shard + i * n_shards, np.sort(fetch)
 

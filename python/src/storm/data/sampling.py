@@ -86,12 +86,16 @@ class Sampling:
                              f"{self.batch_size}: each needs a batch; train on fewer devices")
         return replace(self, fetch_factor=max(1, min(self.fetch_factor, n // (self.batch_size * n_shards))))
 
+    def equal_fetches(self, n: int, n_shards: int) -> int:
+        """Full fetches each of ``n_shards`` takes of an epoch of ``n`` cells when all take as many."""
+        return n // self.fetch_size // n_shards
+
     def n_batches(self, n: int, equal_shards: int = 0) -> int:
         """Batches in an epoch of ``n`` cells, over all shards (each fetch ends with a short one);
         with ``equal_shards``, those of each of that many shards taking as many full fetches."""
-        full, rest = divmod(n, self.fetch_size)
         if equal_shards:
-            return full // equal_shards * self.fetch_factor
+            return self.equal_fetches(n, equal_shards) * self.fetch_factor
+        full, rest = divmod(n, self.fetch_size)
         return full * self.fetch_factor + -(-rest // self.batch_size)
 
     def batches(self, fetched: np.ndarray, epoch: int, fetch_number: int) -> list[np.ndarray]:
