@@ -10,7 +10,8 @@ runs on it (`--models control_mean,context_mean,linear_additive,latent_additive`
 genes kept per split, the
 two trained models `backed` and trained for a fixed 300 steps: training time is the loader's and
 the model's, not the data's size), and the trace gives each step's wall time, peak RSS and
-memory request. The data and the run are deleted before the next size (2M cells is ~45 GB on disk
+memory request (peak RSS to the kilobyte from each task's `.command.trace`: the trace file
+rounds it to 0.1 GB). The data and the run are deleted before the next size (2M cells is ~45 GB on disk
 with its prepared copy). Printed: the table per step and size, the ratio of the two largest
 sizes, the fitted bytes per cell (the slope of peak RSS between them) and whether every task
 stayed inside its request.
@@ -39,14 +40,14 @@ TRAINED = ("linear_additive", "latent_additive")
 MODEL_SET = " ".join(f"{m}.{k}" for m in TRAINED for k in ("backed=true", "patience=0", "min_steps=300"))
 
 
-def synth(path: Path, n_cells: int, n_pairs: int) -> float:
+def synth(path: Path, n_cells: int, n_pairs: int, library_size: float) -> float:
     n_perts = max(2, n_pairs // N_CELL_TYPES)
     per_pair = max(1, round(n_cells * (1 - CONTROL_SHARE) / (n_perts * N_CELL_TYPES)))
     controls = max(1, round(n_cells * CONTROL_SHARE / N_CELL_TYPES))
     wall, _ = measure([str(ROOT / ".venv/bin/storm"), "synth", "--out", str(path), "--n-genes", str(N_GENES),
                        "--n-cell-types", str(N_CELL_TYPES), "--n-perturbations", str(n_perts),
                        "--cells-per-pair", str(per_pair), "--controls-per-cell-type", str(controls),
-                       "--library-size", str(LIBRARY_SIZE)])
+                       "--library-size", str(library_size)])
     return wall
 
 
@@ -72,8 +73,18 @@ def run_pipeline(data: Path, outdir: Path, work: Path) -> pd.DataFrame:
     per_model = trace["step"].isin(["TRAIN", "PREDICT", "EVALUATE"])
     trace.loc[per_model, "step"] += " " + trace.loc[per_model, "tag"].astype(str).str.split().str[-1]
     trace["memory_gb"] = trace["memory"].map(gigabytes)
+    trace["peak_rss_gb"] = [task_peak_rss(work, h, rounded) for h, rounded in zip(trace["hash"], trace["peak_rss_gb"])]
     print(f"  pipeline: {time.perf_counter() - started:.0f} s", flush=True)
     return trace
+
+
+def task_peak_rss(work: Path, task_hash: str, rounded: float) -> float:
+    """A task's peak RSS in GB from its ``.command.trace`` (kilobytes), else the trace's rounded figure."""
+    for trace in work.glob(f"{task_hash[:2]}/{task_hash[3:]}*/.command.trace"):
+        fields = dict(line.split("=", 1) for line in trace.read_text().splitlines() if "=" in line)
+        if fields.get("peak_rss", "").isdigit():
+            return int(fields["peak_rss"]) * 1024 / 2**30
+    return rounded
 
 
 def main() -> None:
@@ -83,6 +94,8 @@ def main() -> None:
                         help="pairs per size: N (every size) or N@SIZE (that size only), comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/storm-scale"), help="scratch folder")
     parser.add_argument("--keep", action="store_true", help="keep each size's data and run")
+    parser.add_argument("--library-size", type=float, default=LIBRARY_SIZE,
+                        help="mean counts a cell (fewer: sparser cells, quicker runs that still show per-cell costs)")
     parser.add_argument("--out", type=Path, help="also write the table here (CSV; tahoe_plan.py reads it)")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
@@ -95,7 +108,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         print(f"{n_cells:,} cells, {n_pairs:,} pairs", flush=True)
-        wall = synth(folder / "screen.h5ad", n_cells, n_pairs)
+        wall = synth(folder / "screen.h5ad", n_cells, n_pairs, args.library_size)
         print(f"  synth: {wall:.0f} s, {(folder / 'screen.h5ad').stat().st_size / 1e9:.1f} GB", flush=True)
         stored = stored_values(folder / "screen.h5ad")
         trace = run_pipeline(folder / "screen.h5ad", folder / "results", folder / "work")

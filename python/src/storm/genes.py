@@ -22,22 +22,6 @@ from .rowblocks import read_blocks
 log = logging.getLogger(__name__)
 
 
-def read_split(split_csv: str | os.PathLike, cell_ids: pd.Index) -> np.ndarray:
-    """The split label of every cell of ``cell_ids``, from ``storm split``'s split.parquet or a
-    ``cell_id,split`` CSV."""
-    if str(split_csv).endswith(".parquet"):
-        table = pd.read_parquet(io.require_file(split_csv, "split")).astype({"cell_id": str, "split": str})
-    else:
-        table = io.read_csv(split_csv, dtype={"cell_id": str, "split": str})
-    if list(table.columns[:2]) != ["cell_id", "split"]:
-        raise InputError(f"{split_csv} is not a split table (columns cell_id, split)")
-    split = table.set_index("cell_id")["split"].reindex(cell_ids.astype(str))
-    if split.isna().any():
-        example = split.index[split.isna().to_numpy()][0]
-        raise InputError(f"{split_csv} gives no split for {int(split.isna().sum())} cell(s), e.g. {example}")
-    return split.to_numpy(dtype=object)
-
-
 class GeneMoments:
     """Per-gene sum and sum of squares of expm1(X), taken a block of rows at a time."""
 
@@ -122,10 +106,10 @@ def select_genes(prepared, split_csv: str | os.PathLike, n_top_genes: int) -> pd
     a prepared dataset (one file or its shards)."""
     if n_top_genes < 1:
         raise InputError(f"n_top_genes must be at least 1, got {n_top_genes}")
+    from .split.inputs import split_labels
     from .split.obs import read_dataset_obs
 
-    cell_ids = read_dataset_obs(prepared, []).cell_ids.to_numpy(zero_copy_only=False)
-    train = np.flatnonzero(read_split(split_csv, pd.Index(cell_ids, dtype=object)) == "train")
+    train = np.flatnonzero(split_labels(split_csv, read_dataset_obs(prepared, []).cell_ids) == "train")
     if train.size == 0:
         raise InputError(f"{split_csv} has no training cells to choose genes on")
     genes = shards.read_var(prepared).index.to_numpy(dtype=object)

@@ -134,6 +134,6 @@ def write_real(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_
     data = load_split_data(prepared, split_csv, genes_csv, backed=True)
     pairs = heldout_pairs(data, eval_split)
     cells = np.concatenate([real for _, _, real, _ in pairs] + [_controls(pairs)])
-    _write(out, _obs(data.perturbation[cells], data.cell_type[cells], data.cell_ids[cells]), data,
+    _write(out, _obs(data.perturbation[cells], data.cell_type[cells], data.ids(cells)), data,
            _read_rows(data, cells))
     return {"pairs": len(pairs), "cells": int(cells.size)}

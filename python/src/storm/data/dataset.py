@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import io, shards
 from ..arrays import to_dense
 from ..errors import InputError
-from ..genes import read_genes, read_split
+from ..genes import read_genes
 from ..spec import BATCH, CELL_TYPE, PERTURBATION, PROFILES, DatasetSpec
+from ..split.inputs import split_labels
 from ..split.obs import read_dataset_obs
 from .backed import BackedCells
 
@@ -30,7 +32,7 @@ GROUP_CHUNK = 65536  # cells summed at a time when averaging backed data
 class PerturbationData:
     X: np.ndarray | None  # cells x genes, float32, log-normalised; None when backed
     genes: np.ndarray
-    cell_ids: np.ndarray
+    cell_ids: pa.ChunkedArray  # Arrow strings: a few bytes a cell, where Python strings cost ~60
     perturbation: np.ndarray
     cell_type: np.ndarray
     batch: np.ndarray
@@ -42,6 +44,14 @@ class PerturbationData:
     profiles: str = "cells"  # or "bulk": samples are bulk profiles (storm.bulk)
     source: BackedCells | None = None  # backed: where rows are read from
     gene_mask: np.ndarray | None = None  # backed: the split's genes among the file's
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cell_ids)
+
+    def ids(self, cells: np.ndarray) -> np.ndarray:
+        """The cell ids of ``cells`` (indices) as strings."""
+        return self.cell_ids.take(pa.array(np.asarray(cells, dtype=np.int64))).to_numpy(zero_copy_only=False)
 
     def rows(self, cells: np.ndarray) -> np.ndarray:
         """Dense float32 expression of ``cells`` (indices, any order) over the split's genes."""
@@ -57,7 +67,7 @@ class PerturbationData:
     def mask(self, split: str | None = None, cell_type: str | None = None,
              perturbation: str | None = None) -> np.ndarray:
         """Boolean mask of cells matching every criterion given."""
-        m = np.ones(len(self.cell_ids), dtype=bool)
+        m = np.ones(self.n_cells, dtype=bool)
         if split is not None:
             m &= self.split == split
         if cell_type is not None:
@@ -155,9 +165,8 @@ def load_split_data(prepared, split_csv: str | os.PathLike, genes_csv: str | os.
     spec = prepared_spec(paths)  # a file storm did not prepare fails here
     # the three columns as codes, labels sharing their categories' strings: per cell, 8 bytes a column
     obs = read_dataset_obs(paths, [PERTURBATION, CELL_TYPE, BATCH])
-    cell_ids = pd.Index(obs.cell_ids.to_numpy(zero_copy_only=False), dtype=object)
     var_names = shards.read_var(paths).index
-    split = read_split(split_csv, cell_ids)
+    split = split_labels(split_csv, obs.cell_ids)
     genes = read_genes(genes_csv, var_names)
     # element by element, never uns or layers (counts): smaller, and readable by an older anndata
     parts = {"X": [], **{f"obsm/{k}": [] for k in obsm_keys}, **{f"layers/{k}": [] for k in layer_keys}}
@@ -181,7 +190,7 @@ def load_split_data(prepared, split_csv: str | os.PathLike, genes_csv: str | os.
     return PerturbationData(
         X=whole.get("X"),
         genes=var_names[genes].to_numpy(dtype=object),
-        cell_ids=cell_ids.to_numpy(dtype=object),
+        cell_ids=pa.chunked_array([obs.cell_ids]) if isinstance(obs.cell_ids, pa.Array) else obs.cell_ids,
         perturbation=obs.columns[PERTURBATION].labels(),
         cell_type=obs.columns[CELL_TYPE].labels(),
         batch=obs.columns[BATCH].labels(),

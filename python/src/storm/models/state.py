@@ -84,7 +84,7 @@ def write_inputs(data: PerturbationData, folder: Path, embed_key: str | None) ->
     obs = pd.DataFrame(
         {"perturbation": pd.Categorical(data.perturbation[keep]), "cell_type": pd.Categorical(data.cell_type[keep]),
          "batch": pd.Categorical(data.batch[keep])},
-        index=pd.Index(data.cell_ids[keep].astype(str), dtype=object),
+        index=pd.Index(data.ids(np.flatnonzero(keep)), dtype=object),
     )
     # State's HVG mode reads expression (input and gene-space target) from obsm['X_hvg'] only, so X
     # is an empty sparse matrix: it still names the genes, and the file is written once, not twice

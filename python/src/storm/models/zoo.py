@@ -44,7 +44,7 @@ def training_anndata(data: PerturbationData) -> ad.AnnData:
     """The split's training and validation cells (never its test cells), ``obs['split']`` saying which."""
     cells = np.flatnonzero(data.split != "test")
     adata = cells_anndata(data.rows(cells), data.perturbation[cells], data.cell_type[cells], data.genes,
-                          data.cell_ids[cells].astype(str))
+                          data.ids(cells))
     adata.obs[SPLIT] = pd.Categorical(np.where(data.split[cells] == "val", VALID, TRAIN))
     return adata
 

@@ -134,3 +134,8 @@ def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:
         example = cell_ids[int(np.argmax(missing))]
         raise InputError(f"{path} gives no split for {int(missing.sum())} cell(s), e.g. {example}")
     return codes.astype(np.int8)[position.astype(np.int64)]
+
+
+def split_labels(path: str | os.PathLike, cell_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """:func:`read_split_file` as labels (train, val, test): one pointer a cell to three strings."""
+    return np.asarray(SPLITS, dtype=object)[read_split_file(path, cell_ids)]

@@ -86,14 +86,28 @@ def _from_arrow(column: pa.ChunkedArray, name: str, gaps_ok: bool = False) -> Co
     return _sorted_coded(codes, categories, name)
 
 
+#: strings read from HDF5 at a time: Python str objects cost ~60 bytes each, Arrow's a few
+ID_BLOCK = 1 << 18
+
+
 def _h5_strings(dataset: h5py.Dataset) -> np.ndarray:
     return dataset.asstr()[:] if dataset.dtype.kind in "OS" else dataset[:].astype(str)
+
+
+def _h5_arrow_strings(dataset: h5py.Dataset) -> pa.ChunkedArray:
+    """A string dataset as Arrow, read a block at a time so its Python strings never all live at once."""
+    strings = dataset.asstr() if dataset.dtype.kind in "OS" else None
+    blocks = []
+    for start in range(0, dataset.shape[0], ID_BLOCK):
+        block = strings[start:start + ID_BLOCK] if strings is not None else dataset[start:start + ID_BLOCK].astype(str)
+        blocks.append(pa.array(block, type=pa.string()))
+    return pa.chunked_array(blocks, type=pa.string())
 
 
 def _read_h5ad(path: Path, columns: list[str], gaps_ok: tuple[str, ...]) -> CodedObs:
     with h5py.File(path, "r") as f:
         obs = f["obs"]
-        cell_ids = pa.array(_h5_strings(obs[obs.attrs.get("_index", "_index")]), type=pa.string())
+        cell_ids = _h5_arrow_strings(obs[obs.attrs.get("_index", "_index")])
         coded = {}
         for col in columns:
             if col not in obs:
