@@ -208,8 +208,8 @@ def test_heldout_pairs_score_a_seeded_capped_draw_of_cells(split_data):
 
 def test_training_reads_cells_from_disk_past_the_memory_budget(prepared_split, tmp_path):
     """Past the budget a model that can read cells from disk does (its config records it), one whose
-    package needs them in memory stops before reading any, naming the budget; baselines always read
-    from disk (they need only group means)."""
+    package needs them in memory stops before reading any, naming the budget; baselines and State
+    always read from disk."""
     from storm.errors import InputError
     from storm.train import train
 
@@ -222,6 +222,9 @@ def test_training_reads_cells_from_disk_past_the_memory_budget(prepared_split, t
     with pytest.raises(InputError, match=r"cellot trains on cells in memory and .* over the budget of 0.0 GB"):
         train(*prepared_split, "cellot", tmp_path / "cellot", seed=0, config={}, memory_budget=tiny)
     assert not (tmp_path / "cellot" / "model.json").exists()
+    # State trains from the file storm writes a block at a time, read by row by cell-load
+    state = train(*prepared_split, "state", tmp_path / "state", seed=0, config={"max_steps": 5}, memory_budget=tiny)
+    assert state["model"] == "state" and (tmp_path / "state" / "model.json").is_file()
 
 
 #: how far backed training's pearson_delta may be from in-memory training's on the small data when

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .data import PerturbationData, load_split_data
 from .errors import InputError
 from .metrics import CELLS_PER_PAIR, CONTROLS_PER_CELL_TYPE
-from .rowblocks import write_h5ad_rows
+from .rowblocks import WRITE_ROWS, write_h5ad_rows
 from .spec import CELL_TYPE, PERTURBATION, PROFILES
 from .train import load_model
 
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 #: draws of cells to score are seeded by this, never by a model's seed: every model meets the same cells
 SCORED_CELLS_SEED = 0
-#: cells written to an h5ad at a time
-WRITE_ROWS = 8192
 
 
 def _at_most(cells: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: stored values per block: ~8 bytes each as float32 values and int32 gene indices, so a block
 #: and its transformed copy stay near half a gigabyte
 BLOCK_VALUES = 32 << 20
+#: dense rows (cells over a split's genes) produced and written at a time
+WRITE_ROWS = 8192
 #: HDF5 chunk of a written CSR's arrays (values): big enough for fast appends, small for row reads
 WRITE_CHUNK = 1 << 18
 

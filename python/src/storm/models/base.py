@@ -19,7 +19,7 @@ EPOCH_LOG, STEP_LOG = "train_log.csv", "train_steps.csv"
 
 
 #: what each ``reads_cells`` means, as ``storm models`` states it
-READS_CELLS = {"disk": "from disk (sums a block at a time)", "auto": "in memory; from disk past the budget",
+READS_CELLS = {"disk": "from disk, a block or a row at a time", "auto": "in memory; from disk past the budget",
                "memory": "in memory; past the budget an error"}
 
 

@@ -26,7 +26,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -35,6 +34,7 @@ from .. import io
 from ..data import PerturbationData
 from ..errors import InputError, Interrupted, StormError
 from ..logs import adopt
+from ..rowblocks import WRITE_ROWS, write_h5ad_rows
 from ..split.export import toml_string
 from .base import EPOCH_LOG, PerturbationModel
 from .checkpoints import resume_point, training_lock
@@ -78,23 +78,29 @@ def write_inputs(data: PerturbationData, folder: Path, embed_key: str | None) ->
     """The split's train and val cells as cell-load reads them, and the TOML; returns the TOML.
 
     Test cells are left out entirely. A perturbation's val cells are cell-load ``fewshot`` val
-    lists per cell type; all other cells train.
+    lists per cell type; all other cells train. The cells are written a block of rows at a time
+    and cell-load reads them back by row, so neither storm nor State holds them all.
     """
-    keep = data.split != "test"
+    keep = np.flatnonzero(data.split != "test")
     obs = pd.DataFrame(
         {"perturbation": pd.Categorical(data.perturbation[keep]), "cell_type": pd.Categorical(data.cell_type[keep]),
          "batch": pd.Categorical(data.batch[keep])},
-        index=pd.Index(data.ids(np.flatnonzero(keep)), dtype=object),
+        index=pd.Index(data.ids(keep), dtype=object),
     )
-    # State's HVG mode reads expression (input and gene-space target) from obsm['X_hvg'] only, so X
-    # is an empty sparse matrix: it still names the genes, and the file is written once, not twice
-    empty = sp.csr_matrix((int(keep.sum()), len(data.genes)), dtype=np.float32)
-    adata = ad.AnnData(X=empty, obs=obs, var=pd.DataFrame(index=pd.Index(data.genes.astype(str), dtype=object)))
-    adata.obsm[HVG_KEY] = data.rows(np.flatnonzero(keep))
-    if embed_key:
-        adata.obsm[embed_key] = data.obsm[embed_key][keep]
+    n_genes = len(data.genes)
     h5ad = folder / "cells.h5ad"
-    io.write_h5ad(adata, h5ad)
+    with write_h5ad_rows(h5ad, obs, pd.DataFrame(index=pd.Index(data.genes.astype(str), dtype=object))) as rows:
+        # State's HVG mode reads expression (input and gene-space target) from obsm['X_hvg'] only,
+        # so X is an empty sparse matrix: it still names the genes, and the cells are written once
+        empty, hvg = rows.matrix("X", n_genes), rows.matrix(f"obsm/{HVG_KEY}", n_genes, dense=True)
+        embedding = data.obsm[embed_key] if embed_key else None
+        emb = rows.matrix(f"obsm/{embed_key}", embedding.shape[1], dense=True) if embed_key else None
+        for start in range(0, keep.size, WRITE_ROWS):
+            cells = keep[start:start + WRITE_ROWS]
+            empty.append(sp.csr_matrix((cells.size, n_genes), dtype=np.float32))
+            hvg.append(data.rows(cells))
+            if emb is not None:
+                emb.append(embedding[cells])
 
     lines = ["[datasets]", f"{DATASET} = {toml_string(str(h5ad.resolve()))}", "",
              "[training]", f'{DATASET} = "train"', "", "[zeroshot]", "", "[fewshot]"]
@@ -189,6 +195,7 @@ class StateTransition(PerturbationModel):
     requires = ("state", "cell_load")
     resume = "resumes from State's last checkpoint"
     open_sections = frozenset({"overrides"})
+    reads_cells = "disk"  # storm writes cell-load's file a block at a time; cell-load reads it by row
 
     def hydra_overrides(self, data: PerturbationData, toml: Path, run_root: Path) -> list[str]:
         c = self.config
