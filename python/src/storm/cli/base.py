@@ -85,9 +85,11 @@ def cli(quiet: bool, log_file: Path | None, versions_file: Path | None) -> None:
     Each subcommand is one step of the pipeline (files in, files out); `nextflow run main.nf`
     runs them all over datasets x seeds x models.
     """
+    from ..allocators import return_freed_memory
     from ..logs import setup
 
     setup(logging.WARNING if quiet else logging.INFO, log_file)
+    return_freed_memory()
     _versions_file[:] = [versions_file] if versions_file else []
 
 

@@ -105,35 +105,44 @@ def check_split_file(path: str | os.PathLike) -> None:
         raise InputError(f"{path}: expected two columns, cell_id and split; the first line is {first.strip()[:80]!r}")
 
 
-def read_split_file(path: str | os.PathLike, cell_ids: pa.Array) -> np.ndarray:
-    """Split codes per cell from a ``cell_id,split`` CSV (PerturBench's is headerless) or a storm
-    split.parquet."""
+def read_split_file(path: str | os.PathLike, cell_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Split codes (int8) per cell of ``cell_ids`` from a ``cell_id,split`` CSV (PerturBench's is
+    headerless) or a storm split.parquet. The split column is read dictionary-coded and the ids
+    compared in Arrow: matched by position when the file lists the cells in the same order (storm
+    writes them so), else by an Arrow hash join; never a Python string per cell."""
     path = Path(path)
     check_split_file(path)
+    as_dictionary = pa.dictionary(pa.int32(), pa.string())
     if path.suffix == ".parquet":
-        table = pq.read_table(path, columns=["cell_id", "split"])
-        table = pa.table({"cell_id": table["cell_id"].cast(pa.string()), "split": table["split"].cast(pa.string())})
+        table = pq.read_table(path, columns=["cell_id", "split"], read_dictionary=["split"])
     else:
         with open(path, newline="") as fh:
             first = next(csv.reader(fh), [])  # quoted ids may hold commas
         has_header = len(first) < 2 or first[1] not in SPLITS
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
             column_names=None if has_header else ["cell_id", "split"], skip_rows=0),
-            convert_options=pacsv.ConvertOptions(column_types={"cell_id": pa.string(), "split": pa.string()}))
+            convert_options=pacsv.ConvertOptions(column_types={"cell_id": pa.string(), "split": as_dictionary}))
     if table.num_columns < 2:
         raise InputError(f"{path}: expected two columns, cell_id and split")
-    ids, splits = table.column(0).combine_chunks(), table.column(1).combine_chunks()
-    codes = pc.index_in(splits, value_set=pa.array(list(SPLITS))).to_numpy(zero_copy_only=False)
-    if np.isnan(codes.astype(float)).any():
+    ids, splits = pc.cast(table.column(0), pa.string()), table.column(1)
+    if not pa.types.is_dictionary(splits.type):
+        splits = pc.dictionary_encode(pc.cast(splits, pa.string()))
+    splits = splits.unify_dictionaries()
+    values = splits.chunks[0].dictionary.to_pylist() if splits.num_chunks else []
+    if splits.null_count or set(values) - set(SPLITS):
         raise InputError(f"{path}: split values must be train, val or test")
-    if len(ids) == len(cell_ids) and pc.all(pc.equal(ids, cell_ids)).as_py():
-        return codes.astype(np.int8)  # same order: no join needed
-    position = pc.index_in(cell_ids, value_set=ids).to_numpy(zero_copy_only=False)
-    missing = np.isnan(position.astype(float))
-    if missing.any():
-        example = cell_ids[int(np.argmax(missing))]
-        raise InputError(f"{path} gives no split for {int(missing.sum())} cell(s), e.g. {example}")
-    return codes.astype(np.int8)[position.astype(np.int64)]
+    code_of = np.array([list(SPLITS).index(v) for v in values] or [0], dtype=np.int8)
+    codes = np.concatenate([code_of[chunk.indices.to_numpy(zero_copy_only=False)] for chunk in splits.chunks]
+                           or [np.zeros(0, np.int8)])
+    cell_ids = pa.chunked_array([cell_ids]) if isinstance(cell_ids, pa.Array) else cell_ids
+    if len(ids) == len(cell_ids) and ids.equals(cell_ids):
+        return codes  # same order: no join needed
+    position = pc.index_in(cell_ids, value_set=ids.combine_chunks())
+    if position.null_count:
+        missing = position.is_null().to_numpy(zero_copy_only=False)
+        raise InputError(f"{path} gives no split for {position.null_count} cell(s), "
+                         f"e.g. {cell_ids[int(np.argmax(missing))]}")
+    return codes[position.to_numpy(zero_copy_only=False)]
 
 
 def split_labels(path: str | os.PathLike, cell_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
