@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install install-models install-env demo test test-deps lint slurm browser clean
+.PHONY: install install-models install-env demo test test-deps lint slurm browser clean images
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -73,6 +73,20 @@ browser: slurm
 
 test: test-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+
+# storm's images, built and checked (docker/): a Docker Engine (started when none runs), the
+# machine's extra CA certificates, every wheel gathered once from pip's cache, the public Python
+# base or, where no registry answers, one built by debootstrap; then every image is built and
+# checked by running commands in it. IMAGES=storm,gpu builds a subset; IMAGE_REGISTRY=R names them R/storm...
+PUBLIC_BASE := $(shell sed -n 's/^ARG BASE_IMAGE=//p' docker/Dockerfile)
+images: install
+	docker/engine.sh
+	cp /usr/local/share/ca-certificates/*.crt docker/certs/ 2>/dev/null || true
+	docker/wheelhouse.sh .wheels $(BIN)/python
+	base=$$(docker pull -q $(PUBLIC_BASE) >/dev/null 2>&1 && echo $(PUBLIC_BASE) || docker/base-image.sh) && \
+	docker/build.sh --base $$base --wheels .wheels $(if $(IMAGE_REGISTRY),--registry $(IMAGE_REGISTRY)) \
+		$(if $(IMAGES),--only $(IMAGES)) > .wheels/built.txt; status=$$?; cat .wheels/built.txt; exit $$status
+	docker/check.sh $$(awk '{print $$1}' .wheels/built.txt)
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
 slurm:

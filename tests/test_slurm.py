@@ -61,6 +61,14 @@ def test_slurm_gpu_singularity_values():
     assert "process.container = { image(task.ext.image ?: 'storm') }" in out
 
 
+def test_docker_profile_limits_memory_and_cpus_hard():
+    """Nextflow passes --memory and --cpu-shares (a weight); the docker profile adds swap equal to the
+    memory and --cpus, and runs tasks as the launching user."""
+    out = flat_config("docker")
+    assert "docker.runOptions = '-u $(id -u):$(id -g)'" in out
+    assert '"--memory-swap ${task.memory.toMega()}m --cpus ${task.cpus}"' in out
+
+
 def test_container_image_per_step(tmp_path):
     """`nextflow inspect` resolves each step's container under the docker and gpu profiles."""
     out = subprocess.run([nextflow_bin(), "inspect", str(REPO / "main.nf"), "-profile", "test,docker,gpu",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
+from .. import __commit__, __version__
 from ..errors import Interrupted, StormError
 from ..spec import DatasetSpec
 
@@ -73,7 +73,8 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.version_option(__version__, prog_name="storm")
+@click.version_option(__version__, prog_name="storm",
+                      message="%(prog)s %(version)s" + (f" (commit {__commit__})" if __commit__ else ""))
 @click.option("-q", "--quiet", is_flag=True, help="Only log warnings and errors.")
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the log to this file (the pipeline publishes it beside the step's outputs).")

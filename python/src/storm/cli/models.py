@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
+from ..errors import InputError, StormError
 from ..models.base import READS_CELLS
 from ..resources import GB, TRAIN_MEMORY_BUDGET
 from .base import cli, eval_split_option, log, parse_overrides, split_input_options
@@ -84,19 +85,33 @@ def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_
 @cli.command()
 @click.option("--config", "show_config", metavar="MODEL", help="Print MODEL's default config as YAML instead.")
 @click.option("--json", "as_json", is_flag=True, help="The table as JSON, keyed by model.")
-def models(show_config: str | None, as_json: bool) -> None:
+@click.option("--environment", help="Only the models of this environment (core: storm's own).")
+@click.option("--check", is_flag=True,
+              help="Import each listed model's packages here (a container image's check); fail naming any that "
+                   "does not import.")
+def models(show_config: str | None, as_json: bool, environment: str | None, check: bool) -> None:
     """List the models: who implements each, the environment it runs in and whether that is
     installed here, what a retried training does, where it reads cells from at scale, and what the
     model is (or print one model's default config)."""
     from ..models import available_models, get_model_class
-    from ..models.environments import status
+    from ..models.environments import import_error, status
 
     if show_config:
         click.echo(yaml.safe_dump(get_model_class(show_config).defaults, sort_keys=False).rstrip())
         return
+    names = [n for n in available_models() if environment in (None, get_model_class(n).environment)]
+    if not names:
+        raise InputError(f"no model runs in environment '{environment}'")
+    if check:
+        failed = {name: error for name in names if (error := import_error(get_model_class(name)))}
+        for name in names:
+            click.echo(f"{name}: {'fails: ' + failed[name] if name in failed else 'imports'}")
+        if failed:
+            raise StormError(f"{len(failed)} model(s) do not import here: {', '.join(failed)}")
+        return
     header = ("model", "family", "environment", "installed", "resume", "cells", "what it is")
     rows = [header]
-    for name in available_models():
+    for name in names:
         cls = get_model_class(name)
         paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         doc = re.split(r"(?<!et al)\. ", paragraph)[0].rstrip(".")  # the first sentence ('et al.' does not end one)

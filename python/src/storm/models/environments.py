@@ -45,6 +45,16 @@ def runs_here(cls) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in cls.requires)
 
 
+def import_error(cls) -> str | None:
+    """None when every module the model needs really imports here; else the first failure."""
+    for module in cls.requires:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # an import can fail in any way: a missing library, a bad pin
+            return f"import {module}: {type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
 def installed(environment: str) -> bool:
     return (venv(environment) / STAMP).is_file()
 
