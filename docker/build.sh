@@ -39,7 +39,14 @@ commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 args=(--build-arg "STORM_COMMIT=$commit" --build-arg "STORM_VERSION=$version")
 [[ -n $base ]] && args+=(--build-arg "BASE_IMAGE=$base")
 if [[ -n $wheels ]]; then
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # a fixed port where free: the URL is a build argument, and a new one would rebuild every layer
+  port=$(python3 -c 'import socket
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8477))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
   python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" >/dev/null 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null' EXIT

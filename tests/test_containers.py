@@ -1,0 +1,90 @@
+"""storm's images for real (`make images` builds and checks them before the tests): pushed to a
+registry on localhost by docker/build.sh, pulled back by the pipeline, and every task of a run
+inside them gives the report the same run without containers gives."""
+
+import json
+import socket
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from harness import REPO, run_pipeline
+
+VERSION = next(line.split('"')[1] for line in (REPO / "python" / "pyproject.toml").read_text().splitlines()
+               if line.startswith("version = "))
+#: the grid: a baseline, a Lightning model, and a published model in its own environment's image
+MODELS = "control_mean,linear_additive,biolord"
+SETTINGS = ("--split_seeds", "0", "--models", MODELS, "--model_set", "linear_additive.max_epochs=5 biolord.max_epochs=3",
+            "--synth_args", "--n-genes 200 --n-perturbations 8 --cells-per-pair 20 --controls-per-cell-type 80",
+            "--n_top_genes", "100")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """Debian's docker-registry (the reference registry) on localhost, as ECR serves AWS Batch."""
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(json.dumps({"version": 0.1, "storage": {"filesystem": {"rootdirectory": str(tmp_path / "blobs")},
+                                                               "delete": {"enabled": True}},
+                                  "http": {"addr": f"127.0.0.1:{port}"}, "log": {"level": "error"}}))
+    server = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    server.terminate()
+    server.wait()
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], check=False, capture_output=True, text=True)
+
+
+def test_pipeline_in_images_pulled_from_a_registry(registry, tmp_path):
+    pushed = subprocess.run([str(REPO / "docker" / "build.sh"), "--registry", registry, "--wheels", str(REPO / ".wheels"),
+                             "--only", "storm,gpu,biolord", "--push"], check=False, capture_output=True,
+                            text=True, cwd=REPO)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    images = [f"{registry}/{name}:{VERSION}" for name in ("storm", "storm-gpu", "storm-biolord")]
+    assert all(f"pushed {image}" in pushed.stdout for image in images), pushed.stdout
+    # gone from here: the run has to pull them, as AWS Batch pulls from ECR
+    assert docker("rmi", *images).returncode == 0
+    assert docker("image", "inspect", images[0]).returncode != 0
+
+    plain = run_pipeline(tmp_path / "plain", "-profile", "test", *SETTINGS)
+    assert plain.result.returncode == 0, plain.output[-3000:]
+    contained = run_pipeline(tmp_path / "docker", "-profile", "test,docker", "--container_registry", registry, *SETTINGS)
+    assert contained.result.returncode == 0, contained.output[-3000:]
+    assert docker("image", "inspect", images[0]).returncode == 0 and docker("image", "inspect", images[2]).returncode == 0
+
+    # every task ran in its image: the model's environment image for biolord's TRAIN and PREDICT
+    commands = {path.parent.name: path.read_text() for path in (tmp_path / "docker" / "work").glob("*/*/.command.run")}
+    assert commands and all(f"{registry}/storm" in text for text in commands.values())
+    biolord = [text for text in commands.values() if f"{registry}/storm-biolord:{VERSION}" in text]
+    assert len(biolord) == 2  # its TRAIN and its PREDICT
+    assert all("--memory-swap" in text for text in commands.values() if "docker run" in text)
+
+    # the same splits, and the same metrics within what threads change in training
+    same = [path.relative_to(plain.outdir) for path in plain.outdir.glob("synthetic/seed0/**/pairs.csv")]
+    assert same
+    for path in same:
+        assert (plain.outdir / path).read_text() == (contained.outdir / path).read_text(), path
+    plain_summary, contained_summary = (pd.read_csv(run.outdir / "report" / "summary.csv").set_index(["model", "metric"])
+                                        for run in (plain, contained))
+    assert plain_summary.index.equals(contained_summary.index)
+    gap = (plain_summary["mean"] - contained_summary["mean"]).abs()
+    baselines = gap.index.get_level_values("model") == "control_mean"
+    assert gap[baselines].max() < 1e-5, gap[baselines].sort_values().tail()
+    assert gap[~baselines].max() < 0.05, gap[~baselines].sort_values().tail()
