@@ -16,9 +16,9 @@ VERSION = next(line.split('"')[1] for line in (REPO / "python" / "pyproject.toml
                if line.startswith("version = "))
 #: the grid: a baseline, a Lightning model, and a published model in its own environment's image
 MODELS = "control_mean,linear_additive,biolord"
-SETTINGS = ("--split_seeds", "0", "--models", MODELS, "--model_set", "linear_additive.max_epochs=5 biolord.max_epochs=3",
-            "--synth_args", "--n-genes 200 --n-perturbations 8 --cells-per-pair 20 --controls-per-cell-type 80",
-            "--n_top_genes", "100")
+SETTINGS = ("--split_seeds", "0", "--models", MODELS, "--n_top_genes", "100",
+            "--model_set", "linear_additive.max_epochs=5 biolord.max_epochs=3",
+            "--synth_args", "--n-genes 200 --n-perturbations 8 --cells-per-pair 20 --controls-per-cell-type 80")
 
 
 def free_port() -> int:
@@ -32,9 +32,8 @@ def registry(tmp_path):
     """Debian's docker-registry (the reference registry) on localhost, as ECR serves AWS Batch."""
     port = free_port()
     config = tmp_path / "registry.yml"
-    config.write_text(json.dumps({"version": 0.1, "storage": {"filesystem": {"rootdirectory": str(tmp_path / "blobs")},
-                                                               "delete": {"enabled": True}},
-                                  "http": {"addr": f"127.0.0.1:{port}"}, "log": {"level": "error"}}))
+    config.write_text(json.dumps({"version": 0.1, "log": {"level": "error"}, "http": {"addr": f"127.0.0.1:{port}"},
+                                  "storage": {"filesystem": {"rootdirectory": str(tmp_path / "blobs")}}}))
     server = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     for _ in range(50):
@@ -52,10 +51,14 @@ def docker(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], check=False, capture_output=True, text=True)
 
 
+def summary(run) -> pd.DataFrame:
+    return pd.read_csv(run.outdir / "report" / "summary.csv").set_index(["model", "metric"])
+
+
 def test_pipeline_in_images_pulled_from_a_registry(registry, tmp_path):
-    pushed = subprocess.run([str(REPO / "docker" / "build.sh"), "--registry", registry, "--wheels", str(REPO / ".wheels"),
-                             "--only", "storm,gpu,biolord", "--push"], check=False, capture_output=True,
-                            text=True, cwd=REPO)
+    build = [str(REPO / "docker" / "build.sh"), "--registry", registry, "--wheels", str(REPO / ".wheels"),
+             "--only", "storm,gpu,biolord", "--push"]
+    pushed = subprocess.run(build, check=False, capture_output=True, text=True, cwd=REPO)
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     images = [f"{registry}/{name}:{VERSION}" for name in ("storm", "storm-gpu", "storm-biolord")]
     assert all(f"pushed {image}" in pushed.stdout for image in images), pushed.stdout
@@ -65,26 +68,25 @@ def test_pipeline_in_images_pulled_from_a_registry(registry, tmp_path):
 
     plain = run_pipeline(tmp_path / "plain", "-profile", "test", *SETTINGS)
     assert plain.result.returncode == 0, plain.output[-3000:]
-    contained = run_pipeline(tmp_path / "docker", "-profile", "test,docker", "--container_registry", registry, *SETTINGS)
+    contained = run_pipeline(tmp_path / "docker", "-profile", "test,docker", "--container_registry", registry,
+                             *SETTINGS)
     assert contained.result.returncode == 0, contained.output[-3000:]
-    assert docker("image", "inspect", images[0]).returncode == 0 and docker("image", "inspect", images[2]).returncode == 0
+    assert all(docker("image", "inspect", image).returncode == 0 for image in (images[0], images[2]))
 
-    # every task ran in its image: the model's environment image for biolord's TRAIN and PREDICT
-    commands = {path.parent.name: path.read_text() for path in (tmp_path / "docker" / "work").glob("*/*/.command.run")}
-    assert commands and all(f"{registry}/storm" in text for text in commands.values())
-    biolord = [text for text in commands.values() if f"{registry}/storm-biolord:{VERSION}" in text]
-    assert len(biolord) == 2  # its TRAIN and its PREDICT
-    assert all("--memory-swap" in text for text in commands.values() if "docker run" in text)
+    # every task in its image, biolord's TRAIN and PREDICT in its environment's, under hard limits
+    commands = [path.read_text() for path in (tmp_path / "docker" / "work").glob("*/*/.command.run")]
+    assert commands and all(f"{registry}/storm" in text for text in commands)
+    assert len([text for text in commands if f"{registry}/storm-biolord:{VERSION}" in text]) == 2
+    assert all("--memory-swap" in text for text in commands if "docker run" in text)
 
     # the same splits, and the same metrics within what threads change in training
-    same = [path.relative_to(plain.outdir) for path in plain.outdir.glob("synthetic/seed0/**/pairs.csv")]
-    assert same
-    for path in same:
+    splits = [path.relative_to(plain.outdir) for path in plain.outdir.glob("synthetic/seed0/**/pairs.csv")]
+    assert splits
+    for path in splits:
         assert (plain.outdir / path).read_text() == (contained.outdir / path).read_text(), path
-    plain_summary, contained_summary = (pd.read_csv(run.outdir / "report" / "summary.csv").set_index(["model", "metric"])
-                                        for run in (plain, contained))
+    plain_summary, contained_summary = summary(plain), summary(contained)
     assert plain_summary.index.equals(contained_summary.index)
     gap = (plain_summary["mean"] - contained_summary["mean"]).abs()
-    baselines = gap.index.get_level_values("model") == "control_mean"
-    assert gap[baselines].max() < 1e-5, gap[baselines].sort_values().tail()
-    assert gap[~baselines].max() < 0.05, gap[~baselines].sort_values().tail()
+    baseline = gap.index.get_level_values("model") == "control_mean"
+    assert gap[baseline].max() < 1e-5, gap[baseline].sort_values().tail()
+    assert gap[~baseline].max() < 0.05, gap[~baseline].sort_values().tail()

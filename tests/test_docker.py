@@ -22,8 +22,9 @@ def test_hadolint_clean():
 def test_image_installs_the_ci_lock():
     text = (DOCKER / "Dockerfile").read_text()
     # the same constraints file the Makefile installs the venv with, the same Python minor version
-    assert re.search(r'pip install \$\{PIP_OPTIONS\} -c /opt/storm/python/requirements\.lock "/tmp/deps\[pipeline\]"', text)
-    assert re.search(r'--no-deps -c /opt/storm/python/requirements\.lock "/opt/storm/python\[pipeline\]"', text)
+    lock = r"-c /opt/storm/python/requirements\.lock"
+    assert re.search(rf'pip install \$\{{PIP_OPTIONS\}} {lock} "/tmp/deps\[pipeline\]"', text)
+    assert re.search(rf'--no-deps {lock} "/opt/storm/python\[pipeline\]"', text)
     assert "COPY python/pyproject.toml python/requirements.lock" in text
     makefile = (REPO / "Makefile").read_text()
     assert "-c python/requirements.lock" in makefile
@@ -34,7 +35,8 @@ def test_image_installs_the_ci_lock():
 
 def test_state_image_adds_the_state_extra_from_the_same_lock():
     text = (DOCKER / "Dockerfile.state").read_text()
-    install = r'pip install --no-cache-dir \$\{PIP_OPTIONS\} -c /opt/storm/python/requirements\.lock "/opt/storm/python\[state\]"'
+    install = (r'pip install --no-cache-dir \$\{PIP_OPTIONS\} -c /opt/storm/python/requirements\.lock '
+               r'"/opt/storm/python\[state\]"')
     assert re.search(install, text)
     # the lock pins what the extra brings, as CI's venv (the test extra includes storm[state]) has it
     lock = (REPO / "python" / "requirements.lock").read_text()
