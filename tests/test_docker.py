@@ -60,11 +60,12 @@ def test_build_script_builds_an_image_per_model_environment(tmp_path):
     environments = sorted(p.stem for p in (REPO / "python" / "envs").glob("*.lock"))
     assert environments
     for environment in environments:
-        assert any(line.startswith("build --quiet -f docker/Dockerfile.env ") and line.endswith(
-            f"--build-arg BASE_IMAGE=reg/storm-gpu:7 --build-arg ENVIRONMENT={environment} -t reg/storm-{environment}:7 .")
-            for line in builds), builds
+        tail = f"--build-arg BASE_IMAGE=reg/storm-gpu:7 --build-arg ENVIRONMENT={environment} -t reg/storm-{environment}:7 ."
+        assert any(line.startswith("build --quiet -f docker/Dockerfile.env ") and line.endswith(tail)
+                   for line in builds), builds
     text = (DOCKER / "Dockerfile.env").read_text()
-    assert re.search(r'pip install --no-cache-dir \$\{PIP_OPTIONS\} --no-deps -r "/opt/storm/python/envs/\$\{ENVIRONMENT\}\.lock"', text)
+    install = r'pip install --no-cache-dir \$\{PIP_OPTIONS\} --no-deps -r "/opt/storm/python/envs/\$\{ENVIRONMENT\}\.lock"'
+    assert re.search(install, text)
     # the venvs are built from the same lock the same way
     assert '--no-deps -r "$lock"' in (REPO / "tools" / "install-env").read_text()
 
