@@ -30,7 +30,15 @@ def test_setup_is_idempotent_and_teardown_spares_untagged(moto_server, tmp_path)
     iam.create_role(RoleName="someone-elses-role", AssumeRolePolicyDocument="{}")
     first = storm("aws", "setup", "--deployment", "lab", "--bucket", "lab-bucket", "--out", tmp_path / "aws.config")
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "created 11:" in first.stdout  # bucket, 3 roles, instance profile, 2 compute envs, 2 queues, 2 repos
+    from storm.models.environments import images
+
+    # bucket, 3 roles, instance profile, 2 compute envs, 2 queues, and a repository per image build.sh builds
+    assert f"created {9 + len(images())}:" in first.stdout
+    found = boto3.client("ecr").describe_repositories()["repositories"]
+    assert {r["repositoryName"] for r in found} == {f"storm-lab/{image}" for image in images()}
+    assert "storm-state" in images() and "storm-biolord" in images()
+    registry = found[0]["repositoryUri"].rsplit("/", 1)[0]
+    assert f"docker/build.sh --registry {registry} --push" in first.stdout
     config = (tmp_path / "aws.config").read_text()
     assert "aws_cpu_queue = 'storm-lab-cpu'" in config and "aws_bucket = 'lab-bucket'" in config
     second = storm("aws", "setup", "--deployment", "lab", "--bucket", "lab-bucket", "--out", tmp_path / "aws.config")
@@ -42,7 +50,7 @@ def test_setup_is_idempotent_and_teardown_spares_untagged(moto_server, tmp_path)
     assert "arn:aws:s3:::lab-bucket" in resources and "*\"" not in resources.replace("lab-bucket/*\"", "")
     down = storm("aws", "teardown", "--deployment", "lab", "--bucket", "lab-bucket")
     assert down.returncode == 0, down.stderr[-2000:]
-    assert "deleted 10:" in down.stdout  # everything but the bucket, which keeps its data
+    assert f"deleted {8 + len(images())}:" in down.stdout  # everything but the bucket, which keeps its data
     assert iam.get_role(RoleName="someone-elses-role")
     assert boto3.client("batch").describe_job_queues()["jobQueues"] == []
     boto3.client("s3").head_bucket(Bucket="lab-bucket")

@@ -92,12 +92,12 @@ def _parse_item(item: str) -> tuple[str, str, str]:
 
 
 def _image(name: str, group: str, model: str, environment: str, overrides: dict[str, str]) -> str | None:
-    from .models.environments import CORE
+    from .models.environments import CORE, image_of
 
     for key in (name, group, model):
         if key in overrides:
             return overrides[key]
-    return None if environment == CORE else f"storm-{environment}"
+    return None if environment == CORE else image_of(environment)
 
 
 def parse_images(text: str) -> dict[str, str]:

@@ -186,8 +186,10 @@ def setup(deployment: Deployment) -> tuple[dict, _Report]:
                                            service_role, network, report)
         queues[kind] = deployment.resource(kind)
         _queue(batch, queues[kind], environment, deployment, report)
+    from ..models.environments import images
+
     registry = ""
-    for image in ("storm", "storm-gpu"):
+    for image in images():
         uri = _repository(ecr, f"storm-{deployment.name}/{image}", deployment, report)
         registry = uri.rsplit("/", 1)[0]
     params = {"aws_region": deployment.region, "aws_bucket": deployment.bucket, "aws_cpu_queue": queues["cpu"],

@@ -28,6 +28,19 @@ class EnvironmentMissing(StormError):
     """A model's environment is not installed where storm looks for it."""
 
 
+def image_of(environment: str) -> str:
+    """The image a model of ``environment`` runs in: storm's own, or storm-<environment>."""
+    return "storm" if environment == CORE else f"storm-{environment}"
+
+
+def images() -> list[str]:
+    """Every image docker/build.sh builds: storm, storm-gpu, and one per model environment."""
+    from .registry import available_models, get_model_class
+
+    environments = {get_model_class(name).environment for name in available_models()} - {CORE}
+    return ["storm", "storm-gpu", *sorted(image_of(e) for e in environments)]
+
+
 def envs_dir() -> Path:
     return Path(os.environ.get(ENVS_DIR) or Path(sys.prefix).parent)
 
