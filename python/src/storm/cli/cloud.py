@@ -77,8 +77,9 @@ def aws_setup(deployment: str, region: str, bucket: str, cpu_instance_types: str
     else:
         click.echo("no change: every resource already exists")
     registry = params["container_registry"]
-    click.echo(f"push the images: aws ecr get-login-password --region {params['aws_region']} | docker login "
-               f"--username AWS --password-stdin {registry.split('/')[0]} && docker/build.sh --registry {registry} --push")
+    login = (f"aws ecr get-login-password --region {params['aws_region']} | "
+             f"docker login --username AWS --password-stdin {registry.split('/')[0]}")
+    click.echo(f"push the images: {login} && docker/build.sh --registry {registry} --push")
     click.echo(f"run with: nextflow run main.nf -profile awsbatch -c {out} ...")
 
 
