@@ -79,6 +79,20 @@ def test_container_image_per_step(tmp_path):
     assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
 
 
+def test_apptainer_runs_the_same_images_on_hpc(tmp_path):
+    """-profile slurm,gpu,apptainer: every step in the images Docker runs (Nextflow pulls them as
+    docker:// URIs), converted once into --container_cache_dir, the GPU passed with --nv."""
+    out = subprocess.run([nextflow_bin(), "inspect", str(REPO / "main.nf"), "-profile", "test,slurm,gpu,apptainer",
+                          "--container_registry", "reg.example"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
+    assert images["PERTURBATION:TRAIN"] == "reg.example/storm-gpu:0.1.0"
+    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
+    config = flat_config("slurm", "gpu", "apptainer")
+    assert "apptainer.enabled = true" in config and "apptainer.cacheDir = null" in config  # Nextflow's own unless given
+    assert "'--nv'" in config and "task.accelerator" in config
+
+
 def test_awsbatch_profile_values(tmp_path):
     from storm.cloud.aws import config_text
 
