@@ -72,3 +72,18 @@ def test_a_model_that_trains_on_one_device_says_so():
 
     with pytest.raises(StormError, match="devices must be 1 for this model, got 2"):
         get_model_class("st").resolve_config({"devices": 2})
+
+
+def test_an_old_nvidia_driver_stops_training_naming_both_versions(tmp_path, monkeypatch):
+    from storm import gpus
+    from storm.errors import StormError
+
+    monkeypatch.setattr(gpus, "DRIVER_FILE", tmp_path / "version")
+    gpus.check_driver("13.0")  # no driver loaded: not a GPU host, nothing to check
+    (tmp_path / "version").write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 2023\n")
+    assert gpus.host_driver() == (535, 104, 5)
+    gpus.check_driver("12.4")
+    with pytest.raises(StormError, match=r"driver is 535\.104\.5; torch's CUDA 13\.0 needs 580\.65\.6 or newer"):
+        gpus.check_driver("13.0")
+    (tmp_path / "version").write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.95.05  Release\n")
+    gpus.check_driver("13.0")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 GPUS_ENV, LOCKS_ENV, VISIBLE = "STORM_GPUS", "STORM_GPU_LOCKS", "CUDA_VISIBLE_DEVICES"
 _held: list[int] = []  # descriptors of claimed locks: open as long as this process (and its exec) lives
+#: the oldest NVIDIA driver (Linux) each CUDA major version of PyPI's torch wheels runs on (NVIDIA's
+#: CUDA compatibility table); storm's images pin a CUDA 13 torch
+MIN_DRIVER = {11: (450, 80, 2), 12: (525, 60, 13), 13: (580, 65, 6)}
+DRIVER_FILE = Path("/proc/driver/nvidia/version")  # the loaded kernel module's version: a GPU host
 
 
 def training_rank() -> int:
@@ -69,3 +74,31 @@ def claim_gpu(count: int = 1, poll_seconds: float = 2.0, timeout: float | None =
             wanted = "free GPU" if count == 1 else f"{count} free GPUs"
             raise StormError(f"no {wanted} among {','.join(devices)} after {timeout:.0f}s (locks in {folder})")
         time.sleep(poll_seconds)
+
+
+def host_driver() -> tuple[int, ...] | None:
+    """The version of the NVIDIA driver this host has loaded; None without one."""
+    try:
+        text = DRIVER_FILE.read_text()
+    except OSError:
+        return None
+    found = re.search(r"Kernel Module(?: for \S+)?\s+(\d+(?:\.\d+)+)", text)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None
+
+
+def check_driver(cuda: str | None = None) -> None:
+    """On a GPU host, stop before training when its driver is older than torch's CUDA build
+    needs (torch would fall back to the CPU or fail deep in a run), naming both versions.
+    ``cuda``: torch's CUDA version (default: the installed torch's)."""
+    driver = host_driver()
+    if driver is None:
+        return
+    if cuda is None:
+        import torch
+
+        cuda = torch.version.cuda
+    need = MIN_DRIVER.get(int(cuda.split(".")[0])) if cuda else None
+    if need and driver < need:
+        raise StormError(f"this host's NVIDIA driver is {'.'.join(map(str, driver))}; torch's CUDA {cuda} needs "
+                         f"{'.'.join(map(str, need))} or newer: update the driver, or train on the CPU "
+                         f"(--model_set <model>.accelerator=cpu)")

@@ -40,12 +40,14 @@ def train(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_na
           config_file: Path | None, overrides: tuple[str, ...], dataset: str, name: str,
           checkpoint_dir: Path | None, memory_budget: float) -> None:
     """Train a model on a split's training cells; resume from the last checkpoint if one is there."""
-    from ..gpus import claim_gpu
+    from ..gpus import check_driver, claim_gpu
     from ..models.config import flatten, read_config_file
     from ..train import train as run
 
     config = {**(flatten(read_config_file(config_file)) if config_file else {}), **parse_overrides(overrides)}
     claim_gpu(int(config.get("devices", 1)))
+    if config.get("accelerator", "auto") != "cpu":
+        check_driver()
     in_model_environment(model_name)
     meta = run(prepared, split_csv, genes_csv, model_name, out_dir, seed, config,
                dataset=dataset, checkpoint_dir=checkpoint_dir, name=name, memory_budget=int(memory_budget * GB))
