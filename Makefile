@@ -1,6 +1,7 @@
 # storm: `make demo` runs the pipeline on synthetic data; `make test` runs every test.
 # Both install what is missing first: a venv in .venv with the pinned packages and the
-# Nextflow runtime from Maven Central; `make test` also builds the model environments (.venv-<name>). Use your own Nextflow with `make demo NEXTFLOW=nextflow`.
+# Nextflow runtime from Maven Central; `make test` also builds the model environments (.venv-<name>)
+# and storm's images (make images). Use your own Nextflow with `make demo NEXTFLOW=nextflow`.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -14,7 +15,7 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install install-models install-env demo test test-deps lint slurm browser clean images
+.PHONY: install install-models install-env demo test test-deps lint slurm browser clean images docker-tools
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -71,7 +72,7 @@ browser: slurm
 	@command -v chromium-headless-shell >/dev/null || { apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
 
-test: test-deps lint
+test: test-deps images lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # storm's images, built and checked (docker/): a Docker Engine (started when none runs), the
@@ -79,7 +80,7 @@ test: test-deps lint
 # base or, where no registry answers, one built by debootstrap; then every image is built and
 # checked by running commands in it. IMAGES=storm,gpu builds a subset; IMAGE_REGISTRY=R names them R/storm...
 PUBLIC_BASE := $(shell sed -n 's/^ARG BASE_IMAGE=//p' docker/Dockerfile)
-images: install
+images: install docker-tools
 	docker/engine.sh
 	cp /usr/local/share/ca-certificates/*.crt docker/certs/ 2>/dev/null || true
 	docker/wheelhouse.sh .wheels $(BIN)/python
@@ -87,6 +88,12 @@ images: install
 	docker/build.sh --base $$base --wheels .wheels $(if $(IMAGE_REGISTRY),--registry $(IMAGE_REGISTRY)) \
 		$(if $(IMAGES),--only $(IMAGES)) > .wheels/built.txt; status=$$?; cat .wheels/built.txt; exit $$status
 	docker/check.sh $$(awk '{print $$1}' .wheels/built.txt)
+
+# Debian's Docker Engine, debootstrap (the registry-free base) and the reference registry (the push test)
+docker-tools:
+	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null && command -v docker-registry >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		docker.io debootstrap docker-registry >/dev/null; }
 
 # the SLURM tests start a real single-node cluster: slurm-wlm and munge must be installed
 slurm:
