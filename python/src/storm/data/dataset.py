@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import scipy.sparse as sp
 
 from .. import io, shards
 from ..arrays import to_dense
@@ -77,19 +78,24 @@ class PerturbationData:
         return m
 
     def group_means(self, mask: np.ndarray) -> pd.DataFrame:
-        """Mean expression per (cell_type, perturbation) of the masked cells; rows indexed by pair.
-        Backed data is summed a chunk of cells at a time."""
+        """Mean expression per (cell_type, perturbation) of the masked cells; rows indexed by pair,
+        sorted. The cells are summed a chunk at a time into one running total per pair, so memory
+        holds the pairs' sums, never one table per chunk."""
         cells = np.flatnonzero(mask)
-        sums, counts = [], []
-        for start in range(0, max(cells.size, 1), GROUP_CHUNK):
-            chunk = cells[start:start + GROUP_CHUNK]
-            frame = pd.DataFrame(self.rows(chunk), columns=self.genes)
-            groups = frame.groupby([self.cell_type[chunk], self.perturbation[chunk]], sort=True)
-            sums.append(groups.sum())
-            counts.append(groups.size())
-        total = pd.concat(sums).groupby(level=[0, 1]).sum()
-        n = pd.concat(counts).groupby(level=[0, 1]).sum()
-        return total.div(n, axis=0).rename_axis([CELL_TYPE, PERTURBATION])
+        cell_types, ct_names = pd.factorize(self.cell_type[cells], sort=True)
+        perturbations, pert_names = pd.factorize(self.perturbation[cells], sort=True)
+        pairs, group = np.unique(cell_types.astype(np.int64) * len(pert_names) + perturbations, return_inverse=True)
+        del cell_types, perturbations
+        sums = np.zeros((pairs.size, len(self.genes)))
+        for start in range(0, cells.size, GROUP_CHUNK):
+            rows = group[start:start + GROUP_CHUNK]
+            pair_of_cell = sp.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
+                                         shape=(pairs.size, rows.size))
+            sums += pair_of_cell @ self.rows(cells[start:start + GROUP_CHUNK]).astype(np.float64)
+        index = pd.MultiIndex.from_arrays([ct_names[pairs // len(pert_names)], pert_names[pairs % len(pert_names)]],
+                                          names=[CELL_TYPE, PERTURBATION])
+        counts = np.bincount(group, minlength=pairs.size)
+        return pd.DataFrame(sums / counts[:, None], index=index, columns=self.genes)
 
     def single_perturbations(self, perturbation: str) -> list[str]:
         """The single perturbations a (possibly combined) perturbation is made of."""
