@@ -259,3 +259,20 @@ def test_backed_and_in_memory_training_agree_and_each_is_deterministic(prepared_
     assert not same("memory_16", "backed_16")
     assert scores["memory_16"] > 0.3  # both learned the effects, not the floor (control_mean: ~0)
     assert abs(scores["backed_16"] - scores["memory_16"]) < BACKED_TOLERANCE, scores
+
+
+def test_group_means_match_a_groupby_in_memory_and_backed(prepared_split, split_data, monkeypatch):
+    """Summed a chunk at a time into running totals, from memory or from disk: each pair's mean."""
+    from storm.data import dataset, load_split_data
+
+    mask = split_data.mask("train")
+    cells = np.flatnonzero(mask)
+    expected = pd.DataFrame(split_data.X[cells], columns=split_data.genes).groupby(
+        [split_data.cell_type[cells], split_data.perturbation[cells]]).mean()
+    backed = load_split_data(*prepared_split, backed=True)
+    for data in (split_data, backed):
+        means = data.group_means(mask)
+        assert list(means.index) == list(expected.index) and means.index.names == ["cell_type", "perturbation"]
+        np.testing.assert_allclose(means.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(dataset, "GROUP_CHUNK", 7)  # many chunks, pairs split across them
+    np.testing.assert_allclose(backed.group_means(mask).to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
