@@ -79,13 +79,11 @@ test: test-deps images lint
 # machine's extra CA certificates, every wheel gathered once from pip's cache, the public Python
 # base or, where no registry answers, one built by debootstrap; then every image is built and
 # checked by running commands in it. IMAGES=storm,gpu builds a subset; IMAGE_REGISTRY=R names them R/storm...
-PUBLIC_BASE := $(shell sed -n 's/^ARG BASE_IMAGE=//p' docker/Dockerfile)
 images: install docker-tools
 	docker/engine.sh
 	cp /usr/local/share/ca-certificates/*.crt docker/certs/ 2>/dev/null || true
 	docker/wheelhouse.sh .wheels $(BIN)/python
-	base=$$(docker pull -q $(PUBLIC_BASE) >/dev/null 2>&1 && echo $(PUBLIC_BASE) || docker/base-image.sh) && \
-	docker/build.sh --base $$base --wheels .wheels $(if $(IMAGE_REGISTRY),--registry $(IMAGE_REGISTRY)) \
+	docker/build.sh --wheels .wheels $(if $(IMAGE_REGISTRY),--registry $(IMAGE_REGISTRY)) \
 		$(if $(IMAGES),--only $(IMAGES)) > .wheels/built.txt; status=$$?; cat .wheels/built.txt; exit $$status
 	docker/check.sh $$(awk '{print $$1}' .wheels/built.txt)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a base image without any image registry: Debian bookworm by debootstrap from the apt
 # mirror this machine uses, with Python 3.11 in a venv on PATH (as the public python image has
-# python and pip on PATH), procps and ca-certificates. Kept when it exists already.
+# python and pip on PATH), tkinter (cpa imports it), procps and ca-certificates. Kept when it exists.
 # Usage: docker/base-image.sh [IMAGE]   (default storm-base:bookworm; needs root and debootstrap)
 set -euo pipefail
 image=${1:-storm-base:bookworm}
@@ -13,7 +13,7 @@ mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian\b' /etc/apt/sources.lis
   | head -1 | awk '{print $2}')
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,procps bookworm "$root" \
+debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,python3-tk,procps bookworm "$root" \
   "${mirror:-http://deb.debian.org/debian}" >/dev/null
 chroot "$root" python3 -m venv /opt/python
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

@@ -3,8 +3,8 @@
 #   <registry>/storm:<tag>, <registry>/storm-gpu:<tag>, <registry>/storm-state:<tag>, and
 #   <registry>/storm-<environment>:<tag> for every model environment (python/envs/<environment>.lock)
 # Usage: docker/build.sh [--registry REG] [--tag TAG] [--base IMAGE] [--wheels DIR] [--only NAMES] [--push]
-#   --base    the CPU image's base (default: the public python image; storm-base:bookworm from
-#             docker/base-image.sh where no registry is reachable)
+#   --base    the CPU image's base (default: the public python image the Dockerfile names, or
+#             where it cannot be pulled, storm-base:bookworm, built by docker/base-image.sh)
 #   --wheels  install from this wheel folder only (docker/wheelhouse.sh), served to the builds
 #             over HTTP on localhost, so nothing is fetched from the index
 #   --only    a comma-separated subset of storm,gpu,state,<environment> (each needs those it
@@ -37,7 +37,11 @@ docker info >/dev/null 2>&1 || { echo "error: no Docker Engine answers (docker/e
 [[ -z $wheels || -d $wheels ]] || { echo "error: wheel folder $wheels not found (docker/wheelhouse.sh)" >&2; exit 2; }
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 args=(--build-arg "STORM_COMMIT=$commit" --build-arg "STORM_VERSION=$version")
-[[ -n $base ]] && args+=(--build-arg "BASE_IMAGE=$base")
+if [[ -z $base ]]; then
+  base=$(sed -n 's/^ARG BASE_IMAGE=//p' docker/Dockerfile)
+  docker image inspect "$base" >/dev/null 2>&1 || docker pull -q "$base" >/dev/null 2>&1 || base=$(docker/base-image.sh)
+fi
+args+=(--build-arg "BASE_IMAGE=$base")
 if [[ -n $wheels ]]; then
   # a fixed port where free: the URL is a build argument, and a new one would rebuild every layer
   port=$(python3 -c 'import socket
