@@ -9,8 +9,9 @@ docker image inspect "$image" >/dev/null 2>&1 && { echo "$image"; exit 0; }
 command -v debootstrap >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 }
-mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian\b' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | head -1 | awk '{print $2}')
+# the first Debian mirror apt names (either sources format); deb.debian.org where none is found
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
+  | grep -oE '^(URIs:|deb) +https?://[^ ]+/debian\b' | head -1 | awk '{print $2}') || true
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,python3-tk,procps bookworm "$root" \
