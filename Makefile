@@ -1,8 +1,8 @@
 # storm: `make demo` runs the pipeline on synthetic data; `make test` runs every test.
 # Both install what is missing first: a venv in .venv with the pinned packages and the
-# Nextflow runtime from Maven Central; `make test` also builds the model environments (.venv-<name>);
-# `make test-images` builds and checks storm's images and runs the pipeline in them. Use your own
-# Nextflow with `make demo NEXTFLOW=nextflow`.
+# Nextflow runtime from Maven Central; `make test` also builds the model environments (.venv-<name>)
+# and storm's images (checked, then the pipeline run inside them). Use your own Nextflow with
+# `make demo NEXTFLOW=nextflow`.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -16,7 +16,7 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.storm-installed
 
-.PHONY: install install-models install-env demo test test-deps lint slurm browser clean images docker-tools test-images
+.PHONY: install install-models install-env demo test test-deps lint slurm browser clean images docker-tools
 
 NXF_STAMP := .nextflow-runtime/lib/.complete
 
@@ -73,14 +73,10 @@ browser: slurm
 	@command -v chromium-headless-shell >/dev/null || { apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
 
-test: test-deps lint
-	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests --ignore=tests/containers -n $(TEST_WORKERS) --dist loadfile \
+# images first: tests/containers pushes them to a registry on localhost and runs the pipeline in them
+test: test-deps lint images
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile \
 		--durations=25 $(PYTEST_ARGS)
-
-# the images built and checked, pushed to a registry on localhost and the pipeline run inside them
-# (not yet part of `make test`: every image must first build and pass its checks in CI's time)
-test-images: images
-	OMP_NUM_THREADS=1 $(BIN)/pytest tests/containers $(PYTEST_ARGS)
 
 # storm's images, built and checked (docker/): a Docker Engine (started when none runs), the
 # machine's extra CA certificates, every wheel gathered once from pip's cache, the public Python
