@@ -1,7 +1,8 @@
 """The pipeline on real data: PerturBench's development subset of Norman et al. 2019 (K562, CRISPRa
 combinations) and McFaline-Figueroa et al. 2023 (CRISPRi in three glioblastoma lines), read from
 ../shared/data (see its README). One samplesheet, two datasets cut from one file by cell type, each
-with the split its study calls for, one report; the learned models must beat control_mean."""
+with the split its study calls for, one report; the learned models and the additive baseline must
+beat control_mean."""
 
 import json
 
@@ -11,7 +12,8 @@ import pytest
 from harness import REPO, run_pipeline
 
 DEVEL = REPO.parent / "shared" / "data" / "perturbench_devel.h5ad"
-MODELS = ["control_mean", "context_mean", "linear_additive", "latent_additive"]
+MODELS = ["control_mean", "context_mean", "additive", "perturbed_mean", "matching_mean", "linear_additive",
+          "latent_additive"]
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +49,16 @@ def test_learned_models_beat_control_mean(devel_run):
         floor = pearson[(dataset, "control_mean")]
         assert pearson[(dataset, "latent_additive")] > floor + 0.3, dataset
     assert pearson[("norman19_k562", "linear_additive")] > pearson[("norman19_k562", "control_mean")] + 0.3
+
+
+def test_additive_baseline_adds_measured_singles(devel_run):
+    """On K562 every held-out combination's singles were trained in K562: the additive baseline
+    uses them, no fallback, and clears control_mean as the learned models do; on the glioblastoma
+    transfer split each held-out perturbation is measured only in the other lines, so it falls back."""
+    rules = pd.read_csv(devel_run.outdir / "norman19_k562" / "seed0_combo" / "additive" / "model" / "rules.csv")
+    assert len(rules) and not rules["rule"].str.contains("fallback").any(), rules
+    gbm = pd.read_csv(devel_run.outdir / "mcfaline23_gbm" / "seed0" / "additive" / "model" / "rules.csv")
+    assert gbm["rule"].str.contains("fallback, its mean effect over other cell types").all(), gbm
+    summary = pd.read_csv(devel_run.outdir / "report" / "summary.csv")
+    pearson = summary[summary["metric"] == "pearson_delta"].set_index(["dataset", "model"])["mean"]
+    assert pearson[("norman19_k562", "additive")] > pearson[("norman19_k562", "control_mean")] + 0.3

@@ -74,7 +74,7 @@ FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 
         "st": {"max_epochs": 2, "cell_set_len": 8, "hidden_dim": 32, "mhc.enable": True}}
 
 
-@pytest.mark.parametrize("name", ["control_mean", "context_mean", *FAST])
+@pytest.mark.parametrize("name", ["control_mean", "context_mean", "additive", "perturbed_mean", "matching_mean", *FAST])
 def test_train_save_load_roundtrip(prepared_split, tmp_path, name):
     config = {**FAST.get(name, {}), **({"accelerator": "cpu"} if name in FAST else {})}
     meta = train(*prepared_split, name, tmp_path / "model", seed=0, config=config)
