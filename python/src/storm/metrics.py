@@ -88,6 +88,13 @@ METRICS: tuple[Metric, ...] = (
            "baseline toward the metric's best value (clipped at 0), averaged; per cell type.",
            "anything the averaged metrics miss; a model worse than the baseline on a metric counts 0 there",
            "cell-eval score", across_perturbations=True, key_in=("full", "vcc")),
+    Metric("pearson_delta_pert", True, "Systema's: Pearson correlation over genes of the predicted and real shifts "
+           "from the perturbed centroid (the cell type's held-out controls + the mean effect of its training "
+           "perturbations: what perturbed_mean predicts).",
+           "the shift all perturbations share (by design) and scale", key_in=("full",)),
+    Metric("r2_deg_weighted", True, "R² of the real delta by the predicted delta, each gene weighted by its absolute "
+           "real change (weights summing to 1 a pair).",
+           "genes that do not change in reality: predicting changes there costs nothing", key_in=("full",)),
     # cell-eval's others
     Metric("mse_delta", False, "Mean squared error of the predicted and real deltas.",
            "which genes matter: many small errors weigh as much as a missed strong effect", "cell-eval"),
@@ -145,6 +152,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("temporal_order", True, "Per time course: Spearman correlation of the time points with the predicted "
            "changes projected on the real course's direction (last minus first).",
            "changes off that direction; needs three time points to say more than a sign"),
+    Metric("centroid_accuracy", True, "Systema's: 1 when the prediction's shift from the perturbed centroid is "
+           "nearer (by cosine) its own real shift than any other held-out perturbation's of the cell type, else 0.",
+           "how near: a near miss scores as a far one", across_perturbations=True),
+    Metric("mse_deg_weighted", False, "Mean squared error of the pseudobulk means, each gene weighted as in "
+           "r2_deg_weighted.", "genes that do not change in reality"),
     Metric("r2_mean_all", True, "scGen's score: squared Pearson correlation of predicted and real mean expression "
            "over all genes.", "the response itself: mean expression is mostly the baseline, so control_mean scores "
            "high"),

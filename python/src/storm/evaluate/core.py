@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import perturbench, vcc
+from . import perturbench, systema, vcc
 from .drugs import drug_metrics
 from .pairs import Columns, load_pair, long_rows
 from .time_course import time_course_metrics
@@ -42,8 +42,9 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
     Parameters
     ----------
     reference
-        folder written by ``storm reference`` for the same real cells: its DE tables are reused and
-        its baseline gives ``vcc_score``. Without it, real DE is computed here and no score is given.
+        folder written by ``storm reference`` for the same real cells: its DE tables are reused, its
+        baseline gives ``vcc_score`` and its perturbed centroid Systema's metrics. Without it, real
+        DE is computed here and those are NaN.
     threads
         threads for differential expression.
     quadratic
@@ -66,6 +67,9 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         pred_mean, real_mean = group.means("pred"), group.means("real")
         ctrl_mean = group.control_mean
         own = perturbench.fit_metrics(pred_mean, real_mean, ctrl_mean, deg_k)
+        own.update(systema.centroid_metrics(pred_mean, real_mean,
+                                            systema.perturbed_centroid(reference, group.cell_type, ctrl_mean)))
+        own.update(systema.deg_weighted_metrics(pred_mean, real_mean, ctrl_mean))
         if not bulk:
             own.update(perturbench.distribution_metrics(group, seed=seed))
         frames.append(long_rows(group.cell_type, group.perturbations, own))

@@ -97,10 +97,7 @@ class _PairEffects(PerturbationModel):
     reads_cells = "disk"
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
-        ctrl = _control_means(data)
-        train_pert = data.mask("train") & ~data.is_control
-        self.index({(ct, pert): (row.to_numpy() - ctrl[ct]).astype(np.float32)
-                    for (ct, pert), row in data.group_means(train_pert).iterrows() if ct in ctrl})
+        self.learn(data)
         held_out = ~data.mask("train") & ~data.is_control
         pairs = pd.DataFrame({"cell_type": data.cell_type[held_out], "perturbation": data.perturbation[held_out]})
         pairs = pairs.drop_duplicates().sort_values(["cell_type", "perturbation"])
@@ -110,6 +107,13 @@ class _PairEffects(PerturbationModel):
         fallbacks = pairs["rule"].str.contains("fallback")
         if fallbacks.any():
             log.info("%d of %d held-out pairs fall back to a wider rule (%s)", fallbacks.sum(), len(pairs), RULES)
+
+    def learn(self, data: PerturbationData) -> None:
+        """The training effect of every pair whose cell type has training controls."""
+        ctrl = _control_means(data)
+        train_pert = data.mask("train") & ~data.is_control
+        self.index({(ct, pert): (row.to_numpy() - ctrl[ct]).astype(np.float32)
+                    for (ct, pert), row in data.group_means(train_pert).iterrows() if ct in ctrl})
 
     def index(self, effects: dict[tuple[str, str], np.ndarray]) -> None:
         """Keep the effects, and them grouped by perturbation, by cell type, and by (cell type,
