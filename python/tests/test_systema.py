@@ -1,12 +1,15 @@
-"""Metrics that resist systematic variation: by hand on small numbers, and on a split where the
-perturbed_mean baseline, which knows only that cells were perturbed, must score nothing."""
+"""Metrics that resist systematic variation and calibrated scores: by hand on small numbers, and on
+a split where the perturbed_mean baseline, which knows only that cells were perturbed, must score nothing."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from approx import assert_close
+from storm.evaluate.calibration import calibrated_scores, halves, reference_rows
+from storm.evaluate.pairs import CellTypeGroup
 from storm.evaluate.systema import PERTURBED_EFFECT_FILE, centroid_metrics, deg_weighted_metrics
+from storm.metrics import CALIBRATED
 
 
 def test_deg_weighted_metrics_by_hand():
@@ -47,8 +50,8 @@ def scored(prepared_split, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("systema")
     write_real(*prepared_split, out / "real.h5ad")
-    build_reference(out / "real.h5ad", out / "reference", threads=1)
     write_perturbed_effects(*prepared_split, out / "reference")
+    build_reference(out / "real.h5ad", out / "reference", threads=1)
     tables = []
     for model in ("perturbed_mean", "additive"):
         train(*prepared_split, model, out / model, seed=0, config={})
@@ -82,3 +85,40 @@ def test_perturbed_mean_scores_nothing_from_the_centroid(scored):
     assert pert["additive"] > pert["perturbed_mean"] + 0.3
     weighted = table[table["metric"] == "r2_deg_weighted"].groupby("model")["value"].mean()
     assert weighted["additive"] > weighted["perturbed_mean"]
+
+
+def test_calibrated_scores_by_hand():
+    """The replicate half scores 1, the perturbed centroid 0 (control_mean's floor: the controls),
+    and a pair of one cell has no halves: NaN."""
+    rng = np.random.default_rng(0)
+    ctrl_cells = rng.normal(5.0, 0.1, (40, 30))
+    shifts = {"a": np.r_[np.full(10, 2.0), np.zeros(20)], "b": np.r_[np.zeros(20), np.full(10, -2.0)]}
+    real = {p: ctrl_cells[:20] + shift + rng.normal(0, 0.1, (20, 30)) for p, shift in shifts.items()}
+    real["lone"] = ctrl_cells[:1] + shifts["a"]
+    group = CellTypeGroup("T", sorted(real), {}, real, ctrl_cells, None, None)
+    centroid = group.control_mean + 0.5
+    table = reference_rows(group, centroid).set_index(["cell_type", "perturbation", "metric"]).sort_index()
+    assert len(table) == 3 * len(CALIBRATED) and table.loc[("T", "lone")]["within_noise"].all()
+    assert not table.loc[("T", "a")]["within_noise"].any()
+
+    def score(pred_mean):
+        return calibrated_scores(group, pred_mean, centroid, table)
+
+    replicate = np.stack([real[p][halves(len(real[p]), "T", p)[0]].mean(axis=0) if p != "lone" else real[p][0]
+                          for p in group.perturbations])
+    for name, values in score(replicate).items():
+        assert_close(values[:2], [1.0, 1.0], tol=1e-9), name
+        assert np.isnan(values[2]), name
+    at_centroid = score(np.broadcast_to(centroid, replicate.shape))
+    assert_close(at_centroid["calibrated_pearson_delta"][:2], [0.0, 0.0], tol=1e-9)
+    no_change = score(np.broadcast_to(group.control_mean, replicate.shape))
+    assert_close(no_change["calibrated_control_mse"][:2], [0.0, 0.0], tol=1e-9)
+    assert np.isnan(calibrated_scores(group, replicate, centroid, None)["calibrated_mse"]).all()
+
+
+def test_calibrated_scores_rank_the_baselines(scored):
+    """perturbed_mean sits near its own floor; the additive baseline well above it."""
+    _, table = scored
+    calibrated = table[table["metric"] == "calibrated_pearson_delta"].groupby("model")["value"].median()
+    assert abs(calibrated["perturbed_mean"]) < 0.35
+    assert calibrated["additive"] > 0.5

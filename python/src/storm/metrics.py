@@ -33,6 +33,8 @@ CELLS_PER_PAIR = 1000
 CONTROLS_PER_CELL_TYPE = 10000
 #: the metric the report leads with and a sweep chooses by, unless told otherwise
 HEADLINE = "pearson_delta"
+#: the metrics of the mean change that get calibrated scores (``storm.evaluate.calibration``)
+CALIBRATED = ("pearson_delta", "cosine_logfc", "mse", "r2_deg_weighted", "pearson_delta_pert")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,14 @@ METRICS: tuple[Metric, ...] = (
            f"squared Pearson correlation of predicted and real mean expression there.",
            f"genes outside the top {SCGEN_TOP_K}; sign of the fit"),
 )
+
+METRICS += tuple(
+    Metric(f"calibrated{kind}_{name}", True, f"{name} calibrated per pair: 0 at {floor}'s score, 1 at the "
+           "technical-replicate ceiling (half the real cells, seeded, scored as a prediction of the other half; the "
+           "model scored against that same half); NaN where the ceiling is within noise of the floor.",
+           "what the raw metric misses; a pair whose replicates barely beat the floor (NaN, not a number)",
+           key_in=("full",) if (kind, name) == ("", "pearson_delta") else ())
+    for kind, floor in (("", "perturbed_mean"), ("_control", "control_mean")) for name in CALIBRATED)
 
 _BY_NAME = {m.name: m for m in METRICS}
 #: each family with the pattern of its names, compiled once (a report looks up every metric it shows)

@@ -21,16 +21,17 @@ from .base import cli, comma_floats, eval_split_option, log, quadratic_option, s
 def reference(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, out_dir: Path, eval_split: str,
               threads: int, quadratic: str) -> None:
     """Once per split, what every model's evaluation shares: the real held-out cells (real.h5ad),
-    their differential expression, the cell-mean baseline's metrics and the training perturbations'
-    mean effect per cell type (the perturbed centroid of Systema's metrics)."""
+    their differential expression, the cell-mean baseline's metrics, the training perturbations'
+    mean effect per cell type (the perturbed centroid of Systema's metrics) and the calibrated
+    scores' floors and ceilings."""
     from ..evaluate import build_reference
     from ..evaluate.systema import write_perturbed_effects
     from ..predict import write_real
 
     summary = write_real(prepared, split_csv, genes_csv, out_dir / "real.h5ad", eval_split=eval_split)
     log.info("real.h5ad: %d pair(s), %d cells", summary["pairs"], summary["cells"])
-    build_reference(out_dir / "real.h5ad", out_dir / "reference", threads, quadratic)
     write_perturbed_effects(prepared, split_csv, genes_csv, out_dir / "reference", eval_split)
+    build_reference(out_dir / "real.h5ad", out_dir / "reference", threads, quadratic)
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import perturbench, systema, vcc
+from . import calibration, perturbench, systema, vcc
 from .drugs import drug_metrics
 from .pairs import Columns, load_pair, long_rows
 from .time_course import time_course_metrics
@@ -62,14 +62,16 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
     if bulk:
         log.info("bulk profiles: metrics that need single cells (DE tests, distributions) are skipped")
     baseline = pd.read_csv(Path(reference) / vcc.BASELINE_FILE) if with_vcc and reference else None
+    calibrated = calibration.read_calibration(reference)
     frames = []
     for group in groups:
         pred_mean, real_mean = group.means("pred"), group.means("real")
         ctrl_mean = group.control_mean
         own = perturbench.fit_metrics(pred_mean, real_mean, ctrl_mean, deg_k)
-        own.update(systema.centroid_metrics(pred_mean, real_mean,
-                                            systema.perturbed_centroid(reference, group.cell_type, ctrl_mean)))
+        centroid = systema.perturbed_centroid(reference, group.cell_type, ctrl_mean)
+        own.update(systema.centroid_metrics(pred_mean, real_mean, centroid))
         own.update(systema.deg_weighted_metrics(pred_mean, real_mean, ctrl_mean))
+        own.update(calibration.calibrated_scores(group, pred_mean, centroid, calibrated))
         if not bulk:
             own.update(perturbench.distribution_metrics(group, seed=seed))
         frames.append(long_rows(group.cell_type, group.perturbations, own))

@@ -37,6 +37,7 @@ def write_perturbed_effects(prepared, split_csv, genes_csv, out_dir: str | os.Pa
     baseline = PerturbedMean(data.spec)
     baseline.learn(data)
     effects = [baseline.perturbed_mean(ct, len(data.genes))[0] for ct in cell_types]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     save_table(Path(out_dir) / PERTURBED_EFFECT_FILE, cell_types,
                np.stack(effects) if effects else np.zeros((0, len(data.genes))))
 

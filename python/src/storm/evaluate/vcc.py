@@ -133,14 +133,20 @@ def vcc_metrics(group: CellTypeGroup, control: str, de: pl.DataFrame | None, thr
 
 def build_reference(real_path: str | os.PathLike, out_dir: str | os.PathLike, threads: int,
                     quadratic: str = "auto") -> None:
-    """Per cell type: the real data's DE table and the cell-mean baseline's aggregate metrics."""
+    """Per cell type: the real data's DE table, the cell-mean baseline's aggregate metrics and the
+    calibrated scores' floors and ceilings (against the perturbed centroid already written to
+    ``out_dir`` by :func:`.systema.write_perturbed_effects`, if it was)."""
+    from .calibration import reference_rows, write_calibration
     from .pairs import load_pair
+    from .systema import perturbed_centroid
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups, control, bulk = load_pair(real_path, real_path)
-    rows = []
+    rows, calibration_rows = [], []
     for group in groups:
+        centroid = perturbed_centroid(out, group.cell_type, group.control_mean)
+        calibration_rows.append(reference_rows(group, centroid))
         de = None
         if not bulk:  # bulk profiles: no DE tests
             de = real_de(group.real_adata, control, threads)
@@ -155,6 +161,7 @@ def build_reference(real_path: str | os.PathLike, out_dir: str | os.PathLike, th
         log.info("reference for %s (%d perturbations): %s, baseline scored", group.cell_type,
                  len(group.perturbations), "bulk profiles, no DE" if bulk else "DE")
     io.write_csv(pd.DataFrame(rows), out / BASELINE_FILE)
+    write_calibration(calibration_rows, out)
 
 
 def read_de(reference_dir: str | os.PathLike | None, cell_type: str) -> pl.DataFrame | None:
