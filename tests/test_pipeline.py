@@ -78,7 +78,8 @@ def test_provenance_and_versions(test_profile_run):
     params = json.loads((info / "params.json").read_text())
     assert params["input"] == "synthetic" and params["split_seeds"] == "0,1" and "help" not in params
     versions = yaml.safe_load((info / "software_versions.yml").read_text())
-    steps = {"CHECK", "VALIDATE", "SPLIT", "PREPARE", "GENES", "REFERENCE", "TRAIN", "PREDICT", "EVALUATE", "REPORT"}
+    steps = {"CHECK", "VALIDATE", "SPLIT", "PREPARE", "GENES", "REFERENCE", "TRAIN", "PREDICT", "EVALUATE", "VERDICT",
+             "REPORT"}
     assert steps <= set(versions)
     assert "torch" in versions["TRAIN"] and "cell-eval" in versions["EVALUATE"] and "torch" not in versions["SPLIT"]
     page = (test_profile_run.outdir / "report" / "report.html").read_text()
@@ -88,6 +89,11 @@ def test_provenance_and_versions(test_profile_run):
     assert "what it is blind to" in page and "discrimination_score_l1" in page.split("Glossary")[1]
     # the run's last words name the best model per key metric, beside the report's path
     assert "storm: best on synthetic: pearson_delta " in test_profile_run.output
+    # and the verdict: whether a model beats every baseline (control_mean, context_mean), with n and its unit
+    verdict = pd.read_csv(test_profile_run.outdir / "report" / "verdict.csv").iloc[0]
+    assert verdict["verdict"] in {"winner", "none", "underpowered"} and verdict["n"] > 0
+    assert f"storm: verdict on synthetic: {verdict['statement']}" in test_profile_run.output
+    assert "<b>Verdict:</b>" in page
     assert "report: " in test_profile_run.output.splitlines()[-1]
 
 

@@ -19,6 +19,7 @@ include { EVALUATE  } from '../modules/local/evaluate'
 include { REFERENCE as REFERENCE_VAL } from '../modules/local/reference'
 include { PREDICT   as PREDICT_VAL   } from '../modules/local/predict'
 include { EVALUATE  as EVALUATE_VAL  } from '../modules/local/evaluate'
+include { VERDICT   } from '../modules/local/verdict'
 include { REPORT    } from '../modules/local/report'
 include { softwareVersions; RESULTS_TO_S3 } from '../subworkflows/local/utils_storm_pipeline'
 
@@ -156,13 +157,18 @@ workflow PERTURBATION {
     PREDICT_VAL(swept)
     EVALUATE_VAL(withReference(PREDICT_VAL.out.prediction, REFERENCE_VAL.out.reference))
 
+    // per dataset, whether any model beats every baseline, before the report says so
+    test_metrics = EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true)
+    val_metrics = EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
+    VERDICT(test_metrics, val_metrics)
+
     versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, COMBINE_QC.out.versions,
                             SPLIT.out.versions,
                             PREPARE.out.versions, GENES.out.versions, REFERENCE.out.versions, TRAIN.out.versions,
                             PREDICT.out.versions, EVALUATE.out.versions, REFERENCE_VAL.out.versions,
-                            PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions)
+                            PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions, VERDICT.out.versions)
     REPORT(
-        EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true),
+        test_metrics,
         TRAIN.out.model.map { meta, dir -> dir }.collect(sort: true),
         dataset_qc.map { meta, qc -> qc }.collect(sort: true),
         EVALUATE.out.cells.collect(sort: true),
@@ -170,7 +176,8 @@ workflow PERTURBATION {
         softwareVersions(versions),
         file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString(),
         launch.store() ?: '',
-        EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
+        val_metrics,
+        VERDICT.out.verdict
     )
 
     if (P.sync_to) RESULTS_TO_S3(REPORT.out.report, REPORT.out.versions, 'report', launch)

@@ -11,6 +11,7 @@ process REPORT {
     val(pipeline_info)    // read in place for the trace, when the filesystem is shared
     val(store)            // the results store the run is appended to ('' for none)
     path(val_metrics, stageAs: 'val/metrics*.csv')   // a sweep's configurations on the validation pairs
+    path(verdict)         // VERDICT's verdict.csv: each dataset's section opens with it
 
     output:
     path("report"), emit: report
@@ -32,7 +33,8 @@ STORM_VERSIONS
     mkdir -p report
     ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
-        --out-dir report --pipeline-info '${pipeline_info}' ${store_arg} ${val_args} ${task.ext.args ?: ''}
+        --out-dir report --pipeline-info '${pipeline_info}' --verdict ${verdict} ${store_arg} ${val_args} \\
+        ${task.ext.args ?: ''}
     ${StormCli.appendVersions(task.process)}
     """
 

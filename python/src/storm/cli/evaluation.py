@@ -118,12 +118,15 @@ def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pe
               help="USD per GPU-hour, on top, for the tasks of --gpu-process.")
 @click.option("--gpu-process", "gpu_processes", multiple=True,
               help="A process whose tasks held a GPU (repeatable; -profile gpu: TRAIN).")
+@click.option("--verdict", "verdict_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The run's verdict.csv (`storm verdict`): each dataset's section opens with it.")
 @click.option("--store", help="Also append the run to this results store (a folder or s3:// prefix; "
                               "`storm results` queries it).")
 def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
            run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None,
            cell_samples: tuple[Path, ...], val_metrics: tuple[Path, ...], sweep_metric: str, profile: str,
-           price_cpu_hour: float, price_gpu_hour: float, gpu_processes: tuple[str, ...], store: str | None) -> None:
+           price_cpu_hour: float, price_gpu_hour: float, gpu_processes: tuple[str, ...], verdict_file: Path | None,
+           store: str | None) -> None:
     """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
     with the run's provenance and closing with a glossary of the metrics."""
     from ..report import Provenance, build_report
@@ -131,8 +134,11 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
 
     provenance = Provenance.read(run_info, list(qc_files), versions_file)
     tasks = read_tasks(pipeline_info, Prices(price_cpu_hour, price_gpu_hour, gpu_processes))
+    import pandas as pd
+
+    verdicts = pd.read_csv(verdict_file, keep_default_na=False) if verdict_file else None
     build_report(list(metrics), out_dir, list(model_dirs), tasks, provenance, list(cell_samples),
-                 list(val_metrics), sweep_metric, profile)
+                 list(val_metrics), sweep_metric, profile, verdicts)
     if store:
         from ..results import Store, run_tables
 
@@ -140,6 +146,28 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
         Store(store).append(run_id, tables)
         log.info("appended run %s (%d metric values) to the results store %s", tables["runs"]["run_name"].iloc[0],
                  len(tables["metrics"]), store)
+
+
+@cli.command()
+@click.argument("metrics", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="verdict.csv to write.")
+@click.option("--val-metrics", "val_metrics", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A sweep configuration's metrics on the validation pairs (repeatable), as for `storm report`.")
+@click.option("--sweep-metric", default="pearson_delta", show_default=True,
+              help="The validation metric that chooses a sweep's configuration.")
+def verdict(metrics: tuple[Path, ...], out: Path, val_metrics: tuple[Path, ...], sweep_metric: str) -> None:
+    """Per dataset: which model beats every baseline on most calibrated metrics (paired Wilcoxon
+    over the scored pairs, Benjamini-Hochberg q < 0.05), that none does, or that too few pairs were
+    held out for any test to tell; and the fallback model for new conditions."""
+    from .. import io
+    from ..report.build import shown_metrics
+    from ..report.verdict import judge
+
+    shown, _ = shown_metrics(list(metrics), list(val_metrics), sweep_metric)
+    table = judge(shown)
+    io.write_csv(table, out)
+    for row in table.itertuples():
+        log.info("verdict on %s: %s", row.dataset, row.statement)
 
 
 @cli.command("metrics")

@@ -47,6 +47,8 @@ class PerturbationModel(ABC):
     #: cells fit the memory budget and from disk past it, "memory" always (its package needs them
     #: in memory: past the budget it is an error naming the budget)
     reads_cells: ClassVar[str] = "memory"
+    #: a closed-form baseline: the verdict asks whether a model beats every baseline of the run
+    baseline: ClassVar[bool] = False
     #: where a trainable model keeps its checkpoints (set by ``storm train``; None: out_dir/checkpoints)
     checkpoint_dir: Path | None = None
 

@@ -34,6 +34,7 @@ class ControlMean(PerturbationModel):
     """
 
     reads_cells = "disk"
+    baseline = True
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         """Nothing to learn."""
@@ -56,6 +57,7 @@ class ContextMean(PerturbationModel):
     """
 
     reads_cells = "disk"
+    baseline = True
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         ctrl = _control_means(data)
@@ -95,6 +97,7 @@ class _PairEffects(PerturbationModel):
     """
 
     reads_cells = "disk"
+    baseline = True
 
     def fit(self, data: PerturbationData, out_dir: Path) -> None:
         self.learn(data)

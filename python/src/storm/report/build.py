@@ -47,6 +47,15 @@ def read_metrics(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def shown_metrics(metric_paths: list[str | os.PathLike], val_metric_paths: list[str | os.PathLike] = (),
+                  sweep_metric: str = HEADLINE) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The test metrics as the report and the verdict judge them (each swept model by the
+    configuration its validation pairs chose, :mod:`.sweeps`), and those choices (None: no sweep)."""
+    choices = sweeps.choose(read_metrics(list(val_metric_paths)), sweep_metric) if val_metric_paths else None
+    metrics = read_metrics(list(metric_paths))
+    return (metrics if choices is None else sweeps.apply(metrics, choices)), choices
+
+
 def read_training_logs(model_dirs: list[str | os.PathLike], name: str = EPOCH_LOG) -> pd.DataFrame:
     """A log (``train_log.csv`` per epoch, ``train_steps.csv`` per step) of every trained model
     folder, labelled from its ``model.json``."""
@@ -150,9 +159,9 @@ def _wins_html(comparisons: pd.DataFrame, dataset: str, metrics: list[str], mode
             f"comparisons.csv.</p><table><tr><th>wins</th>{head}</tr>{''.join(rows)}</table>")
 
 
-def leaders(summary: pd.DataFrame) -> str:
+def leaders(summary: pd.DataFrame, verdicts: pd.DataFrame | None = None) -> str:
     """One line per dataset: the best model on each key metric that can tell models apart, as the
-    run's last words."""
+    run's last words; then each dataset's verdict."""
     lines = []
     eligible = summary[summary["metric"].isin(key_metrics()) & (summary["rank"] == 1) & (summary["flag"] == "")]
     for dataset, sub in eligible.groupby("dataset"):
@@ -161,7 +170,19 @@ def leaders(summary: pd.DataFrame) -> str:
             tied = sub[sub["metric"] == metric]
             best.append(f"{metric} {' = '.join(sorted(tied['model']))} ({tied['mean'].iloc[0]:.3g})")
         lines.append(f"storm: best on {dataset}: " + ", ".join(best))
+    for row in (verdicts.itertuples() if verdicts is not None else ()):
+        lines.append(f"storm: verdict on {row.dataset}: {row.statement}")
     return "\n".join(lines)
+
+
+def _verdict_html(verdicts: pd.DataFrame | None, dataset: str) -> str:
+    if verdicts is None or dataset not in set(verdicts["dataset"]):
+        return ""
+    row = verdicts[verdicts["dataset"] == dataset].iloc[0]
+    fallback = (f" Without a winner, predictions for new conditions use {html.escape(row['fallback'])} (the highest "
+                "mean calibrated pearson_delta)." if row["verdict"] != "winner" and row["fallback"] else "")
+    return (f"<p class='verdict'><b>Verdict:</b> {html.escape(row['statement'])}.{fallback} Calibrated scores put "
+            "each metric between perturbed_mean's score (0) and a technical replicate's (1); see the glossary.</p>")
 
 
 def _sweeps_html(choices: pd.DataFrame) -> str:
@@ -230,20 +251,20 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
                  provenance: Provenance | None = None,
                  cell_samples: list[str | os.PathLike] = (),
                  val_metric_paths: list[str | os.PathLike] = (), sweep_metric: str = HEADLINE,
-                 profile: str = "full") -> pd.DataFrame:
-    """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``figures/*.png`` and
-    ``report.html`` (provenance first, the glossary last). ``tasks``: the trace's, priced
-    (:func:`storm.report.cost.task_costs`). ``cell_samples`` (``storm evaluate --cells-out``) give
-    each dataset a map of real against predicted cells. ``val_metric_paths`` (a sweep's
-    configurations scored on the validation pairs) choose each swept model's configuration by
-    ``sweep_metric`` (``sweeps.csv``); the rest of the report shows the chosen. ``profile`` picks
-    the key metrics (:func:`storm.metrics.key_metrics`)."""
+                 profile: str = "full", verdicts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``verdict.csv`` (given
+    ``verdicts``), ``figures/*.png`` and ``report.html`` (provenance first, the glossary last).
+    ``tasks``: the trace's, priced (:func:`storm.report.cost.task_costs`). ``cell_samples``
+    (``storm evaluate --cells-out``) give each dataset a map of real against predicted cells.
+    ``val_metric_paths`` (a sweep's configurations scored on the validation pairs) choose each
+    swept model's configuration by ``sweep_metric`` (``sweeps.csv``); the rest of the report shows
+    the chosen. ``profile`` picks the key metrics (:func:`storm.metrics.key_metrics`). ``verdicts``
+    (:mod:`.verdict`, the VERDICT step's table) open each dataset's section and close the run's
+    last words."""
     out = Path(out_dir)
-    choices = sweeps.choose(read_metrics(list(val_metric_paths)), sweep_metric) if val_metric_paths else None
-    metrics = read_metrics(metric_paths)
+    metrics, choices = shown_metrics(metric_paths, val_metric_paths, sweep_metric)
     if choices is not None:
         io.write_csv(choices, out / "sweeps.csv")
-        metrics = sweeps.apply(metrics, choices)
     samples = read_cell_samples(cell_samples)
     summary = summarise(metrics)
     flags = metric_flags(metrics, summary)
@@ -253,7 +274,9 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     flagged = [(d, m) in flags for d, m in zip(comparisons["dataset"], comparisons["metric"])]
     comparisons.loc[flagged, "winner"] = ""  # a metric that cannot tell models apart names no winner
     io.write_csv(comparisons, out / "comparisons.csv")
-    io.write_text(leaders(summary) + "\n", out / "leaders.txt")
+    io.write_text(leaders(summary, verdicts) + "\n", out / "leaders.txt")
+    if verdicts is not None:
+        io.write_csv(verdicts, out / "verdict.csv")
 
     def save(png: bytes, name: str) -> bytes:
         with io.atomic_path(out / "figures" / name) as tmp:
@@ -280,6 +303,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
             f"no spread), as in summary.csv; best in bold; every metric in summary.csv, each defined in the glossary "
             f"below.</p>"
             + (BULK_NOTE if bulk else "")
+            + _verdict_html(verdicts, dataset)
             + _headline_html(summary, dataset, keys, flags)
             + _img(save(figures.model_comparison(data, keys), f"{dataset}_models.png"), "model comparison")
             + "<h3>Which model is better, and how sure</h3>" + _wins_html(comparisons, dataset, keys, models, flags)

@@ -56,6 +56,19 @@ def _wilcoxon_method(diff: np.ndarray) -> str:
     return "exact" if untied and diff.size <= 50 else "approx"
 
 
+#: a paired test needs at least this many pairs (fewer: no p-value)
+MIN_PAIRS = 5
+
+
+def paired_p(a: pd.Series, b: pd.Series) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired values ``a`` and ``b`` (NaN with fewer than
+    :data:`MIN_PAIRS` pairs or no difference)."""
+    diff = (a - b).to_numpy()
+    if len(diff) < MIN_PAIRS or not np.any(diff != 0):
+        return np.nan
+    return float(wilcoxon(a, b, zero_method="zsplit", method=_wilcoxon_method(diff)).pvalue)
+
+
 def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
     """Every two models on every metric, paired over (seed, cell type, perturbation): the mean
     difference, the share of pairs where the first model is better, a two-sided Wilcoxon
@@ -67,9 +80,7 @@ def paired_comparisons(metrics: pd.DataFrame) -> pd.DataFrame:
         for a, b in itertools.combinations(sorted(wide.columns), 2):
             both = wide[[a, b]].dropna()
             diff = (both[a] - both[b]).to_numpy()
-            p = np.nan
-            if len(diff) >= 5 and np.any(diff != 0):
-                p = float(wilcoxon(both[a], both[b], zero_method="zsplit", method=_wilcoxon_method(diff)).pvalue)
+            p = paired_p(both[a], both[b])
             sign = 1 if better is not False else -1
             rows.append({"dataset": dataset, "metric": metric, "model_a": a, "model_b": b, "n": len(diff),
                          "mean_a_minus_b": float(diff.mean()) if len(diff) else np.nan,
