@@ -138,9 +138,11 @@ def test_molecule_features_predict_drugs_never_trained_on(tmp_path):
 
 @pytest.mark.parametrize("name,budget,floor", [("chemcpa", {"min_steps": 300, "patience": 3}, 0.3),
                                                ("transigen", {"min_steps": 300, "patience": 3}, 0.3),
-                                               ("multidcp", {"patience": 3}, 0.15)])
+                                               ("multidcp", {"patience": 3}, 0.15),
+                                               ("flow_matching", {"min_steps": 300, "patience": 3, "hidden_dim": 128,
+                                                                  "ode_steps": 8}, 0.15)])
 def test_chemical_models_predict_drugs_never_trained_on(tmp_path, name, budget, floor):
-    """chemCPA, TranSiGen and MultiDCP read the molecule: on unseen drugs they predict the
+    """chemCPA, TranSiGen, MultiDCP and flow matching read the molecule: on unseen drugs they predict the
     direction of the change, where a one-hot model scores about zero (the test above)."""
     adata = make_screen(ScreenConfig(n_genes=120, n_cell_lines=2, n_drugs=40, doses=(1.0, 10.0),
                                      cells_per_condition=10, controls_per_cell_line=80))

@@ -17,7 +17,8 @@ from training_inputs import check_prediction, pearson_delta
 
 CPU = {"accelerator": "cpu"}
 TRAINED = {"linear_additive": {"max_epochs": 20, **CPU}, "latent_additive": {"min_steps": 300, "patience": 5, **CPU},
-           "decoder_only": {"min_steps": 300, "patience": 5, **CPU}, "state": {}}
+           "decoder_only": {"min_steps": 300, "patience": 5, **CPU}, "state": {},
+           "flow_matching": {"min_steps": 300, "patience": 5, "hidden_dim": 128, "ode_steps": 8, **CPU}}
 
 
 def train_and_predict(prepared_split, out, name, config, prepared=None):

@@ -71,7 +71,8 @@ def test_context_mean_matches_hand_computation(split_data, tmp_path):
 FAST = {"linear_additive": {"max_epochs": 2}, "latent_additive": {"max_epochs": 2, "dropout": 0.2},
         "decoder_only": {"max_epochs": 2, "dropout": 0.2}, "chemcpa": {"max_epochs": 2},
         "multidcp": {"max_epochs": 2}, "transigen": {"max_epochs": 2},
-        "st": {"max_epochs": 2, "cell_set_len": 8, "hidden_dim": 32, "mhc.enable": True}}
+        "st": {"max_epochs": 2, "cell_set_len": 8, "hidden_dim": 32, "mhc.enable": True},
+        "flow_matching": {"max_epochs": 2, "hidden_dim": 64, "ode_steps": 4}}
 
 
 @pytest.mark.parametrize("name", ["control_mean", "context_mean", "additive", "perturbed_mean", "matching_mean", *FAST])
@@ -276,3 +277,14 @@ def test_group_means_match_a_groupby_in_memory_and_backed(prepared_split, split_
         np.testing.assert_allclose(means.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(dataset, "GROUP_CHUNK", 7)  # many chunks, pairs split across them
     np.testing.assert_allclose(backed.group_means(mask).to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_flow_matching_pairs_controls_to_targets_by_optimal_transport():
+    """Within a condition each control is matched to its nearest-by-transport target; across
+    conditions nothing is exchanged, and a lone cell keeps its target."""
+    from storm.models.flow_matching import ot_pairs
+
+    source = torch.tensor([[0.0], [10.0], [0.0], [5.0]])
+    target = torch.tensor([[10.0], [0.0], [9.0], [5.0]])
+    assert ot_pairs(source, target, torch.tensor([0, 0, 1, 2])).tolist() == [1, 0, 2, 3]
+    assert ot_pairs(source, target, torch.tensor([0, 1, 2, 3])).tolist() == [0, 1, 2, 3]
