@@ -1,7 +1,8 @@
 """Predict held-out (cell type, perturbation) pairs from held-out controls (counterfactual).
 
 For each pair of the evaluated split, as many control cells of that cell type and split as the
-pair has real cells are drawn (with replacement, seeded) and passed through the model. A pair is
+pair has real cells are drawn (with replacement, seeded by the seed and the pair) and passed
+through the model. A pair is
 scored on at most ``metrics.CELLS_PER_PAIR`` of its cells and a cell type on at most
 ``metrics.CONTROLS_PER_CELL_TYPE`` controls, and both files are written a pair or a block at a
 time, so neither step grows with the screen.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,14 @@ log = logging.getLogger(__name__)
 
 #: draws of cells to score are seeded by this, never by a model's seed: every model meets the same cells
 SCORED_CELLS_SEED = 0
+
+
+def draw_controls(pool: np.ndarray, n: int, seed: int, cell_type: str, perturbation: str) -> np.ndarray:
+    """``n`` controls from ``pool`` (with replacement) to start a pair's prediction from, seeded by
+    the seed and the pair's name: a pair meets the same controls whichever other pairs are
+    predicted (the benchmark's, or a request for that condition alone)."""
+    key = zlib.crc32(f"{cell_type}\t{perturbation}".encode())
+    return np.random.default_rng([seed, key]).choice(pool, size=n)
 
 
 def _at_most(cells: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,11 +121,9 @@ def predict(prepared: str | os.PathLike, split_csv: str | os.PathLike, genes_csv
     obs = _obs(np.concatenate([np.repeat([pert for _, pert, _, _ in pairs], sizes), data.perturbation[ctrl]]),
                np.concatenate([np.repeat([ct for ct, _, _, _ in pairs], sizes), data.cell_type[ctrl]]),
                np.array([f"pred{i}" for i in range(sum(sizes) + ctrl.size)], dtype=object))
-    rng = np.random.default_rng(seed)
-
     def predicted():
         for ct, pert, real, pool in tqdm(pairs, desc="predict", unit="pair", disable=None):
-            controls = model.inputs(data, rng.choice(pool, size=real.size))
+            controls = model.inputs(data, draw_controls(pool, real.size, seed, ct, pert))
             # log-normalised expression is never negative, whatever a model's arithmetic says
             yield np.clip(model.predict(controls, ct, pert), 0.0, None)
         yield from _read_rows(data, ctrl)

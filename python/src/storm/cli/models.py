@@ -11,6 +11,7 @@ import click
 import yaml
 
 from ..errors import InputError, StormError
+from ..metrics import CELLS_PER_PAIR
 from ..models.base import READS_CELLS
 from ..resources import GB, TRAIN_MEMORY_BUDGET
 from .base import cli, eval_split_option, log, parse_overrides, split_input_options
@@ -68,19 +69,40 @@ def in_model_environment(model_name: str) -> None:
 
 @cli.command()
 @split_input_options
-@click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Trained model folder.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pred.h5ad to write.")
-@click.option("--seed", default=0, help="Seed of the control-cell draw.")
+@click.option("--model-dir", "model_dirs", required=True, multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Trained model folder (with --conditions, repeatable: one model's seeds).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="pred.h5ad to write (with --conditions: the new conditions' h5ad, a CSV beside it).")
+@click.option("--seed", default=0, help="Seed of the control-cell draw (with --conditions: each model's own).")
+@click.option("--conditions", "conditions_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Predict these conditions instead of the split's held-out pairs: a CSV of cell_type, perturbation "
+                   "(and dose, time where the dataset has them), measured or not.")
+@click.option("--cells", "n_cells", default=CELLS_PER_PAIR, show_default=True, type=click.IntRange(min=1),
+              help="With --conditions: cells predicted per condition and model.")
 @eval_split_option
-def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_dir: Path, out: Path, seed: int,
-            eval_split: str) -> None:
-    """Predict held-out pairs from held-out controls; write pred.h5ad."""
-    from ..predict import predict as run
+def predict(prepared: tuple[Path, ...], split_csv: Path, genes_csv: Path, model_dirs: tuple[Path, ...], out: Path,
+            seed: int, conditions_csv: Path | None, n_cells: int, eval_split: str) -> None:
+    """Predict held-out pairs from held-out controls; write pred.h5ad. With --conditions, predict
+    conditions no one measured from their cell type's controls: the predicted cells, the mean
+    change per gene with its spread over the models given (seeds), the top up- and down-regulated
+    genes, and flags on conditions unlike anything in training."""
     from ..train import trained_model_name
 
-    in_model_environment(trained_model_name(model_dir))
-    summary = run(prepared, split_csv, genes_csv, model_dir, out, seed=seed, eval_split=eval_split)
+    for model_dir in model_dirs:
+        in_model_environment(trained_model_name(model_dir))
+    if conditions_csv:
+        from ..new_conditions import predict_conditions
+
+        table = predict_conditions(prepared, split_csv, genes_csv, list(model_dirs), conditions_csv, out,
+                                   eval_split=eval_split, n_cells=n_cells)
+        log.info("predicted %d condition(s) with %d model(s): %s and %s", len(table), len(model_dirs), out,
+                 out.with_suffix(".csv"))
+        return
+    if len(model_dirs) > 1:
+        raise InputError("--model-dir: one model folder, unless --conditions asks for new conditions")
+    from ..predict import predict as run
+
+    summary = run(prepared, split_csv, genes_csv, model_dirs[0], out, seed=seed, eval_split=eval_split)
     log.info("predicted %d pair(s), %d cells", summary["pairs"], summary["cells"])
 
 

@@ -100,6 +100,11 @@ class PerturbationModel(ABC):
         """Predicted expression (cells x genes) of ``controls`` under ``perturbation``; ``controls``
         come from :meth:`inputs`."""
 
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        """Why the fitted model cannot predict this condition, or None when it can (a request for
+        a condition no one measured is checked with this before anything is predicted)."""
+        return None
+
     @abstractmethod
     def save(self, out_dir: Path) -> None:
         """Write the fitted state into ``out_dir``."""

@@ -77,6 +77,10 @@ class ContextMean(PerturbationModel):
     def predict(self, controls: np.ndarray, cell_type: str, perturbation: str) -> np.ndarray:
         return (controls + self.shift(perturbation, controls.shape[1])).astype(np.float32)
 
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        unseen = [p for p in perturbation.split(self.spec.combo_delimiter) if p not in self.shifts]
+        return f"perturbation '{unseen[0]}' was never trained: context_mean has no shift for it" if unseen else None
+
     def save(self, out_dir: Path) -> None:
         save_table(out_dir / "shifts.npz", list(self.shifts), np.stack(list(self.shifts.values())))
 
@@ -185,6 +189,11 @@ class Additive(_PairEffects):
             else:
                 rules.append(f"{part}: fallback, never trained, no effect")
         return effect, "; ".join(rules)
+
+
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        unseen = [p for p in self.parts(perturbation) if p not in self.by_perturbation]
+        return f"perturbation '{unseen[0]}' was never trained: additive has no effect for it" if unseen else None
 
 
 class PerturbedMean(_PairEffects):

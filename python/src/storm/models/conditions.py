@@ -48,6 +48,13 @@ class Conditions:
                     pert[row, index[single]] = 1.0
         return torch.from_numpy(pert), torch.from_numpy(one_hot(cell_types, self.cell_types))
 
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        """Why this encoding cannot represent the condition (None: it can)."""
+        if cell_type not in self.cell_types:
+            return f"cell type '{cell_type}' was not in the data the model was trained on"
+        unseen = [p for p in perturbation.split(self.combo_delimiter) if p not in self.perturbations]
+        return f"perturbation '{unseen[0]}' was never trained: the model has no input for it" if unseen else None
+
     def to_dict(self) -> dict:
         return {"kind": "onehot", **asdict(self)}
 
@@ -102,6 +109,16 @@ class MoleculeConditions:
         cov = one_hot(cell_types, self.cell_types, extra=1)
         cov[:, -1] = times[inverse.ravel()]
         return torch.from_numpy(rows[inverse.ravel()]), torch.from_numpy(cov)
+
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        """Why this encoding cannot represent the condition (None: it can)."""
+        if cell_type not in self.cell_types:
+            return f"cell type '{cell_type}' was not in the data the model was trained on"
+        compound = parse_condition(perturbation)[0]
+        if compound not in self._table[0]:
+            return (f"compound '{compound}' has no molecule features (no SMILES in the dataset, no row in "
+                    f"--molecule_embeddings)")
+        return None
 
     def to_dict(self) -> dict:
         return {"kind": "molecule", **asdict(self)}

@@ -218,6 +218,9 @@ class NeuralModel(PerturbationModel):
         device = next(self.module.parameters()).device
         return self.module(control.to(device), pert.to(device), cov.to(device)).float().cpu().numpy()
 
+    def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
+        return self.conditions.unrepresentable(cell_type, perturbation)
+
     def save(self, out_dir: Path) -> None:
         state = {"state_dict": self.module.state_dict(), "conditions": self.conditions.to_dict(),
                  "n_inputs": self.n_inputs, "n_genes": self.n_genes}
