@@ -69,7 +69,8 @@ def in_model_environment(model_name: str) -> None:
 
 @cli.command()
 @split_input_options
-@click.option("--model-dir", "model_dirs", required=True, multiple=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--model-dir", "model_dirs", required=True, multiple=True,
+              type=click.Path(file_okay=False, path_type=Path),
               help="Trained model folder (with --conditions, repeatable: one model's seeds).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="pred.h5ad to write (with --conditions: the new conditions' h5ad, a CSV beside it).")
