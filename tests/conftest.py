@@ -8,6 +8,20 @@ import pytest
 
 from harness import SECRET, Run, run_pipeline
 
+#: the longest test files (CI's --durations), started first: the test workers take whole files in
+#: collection order, so a long one left for last runs alone while the other worker idles
+LONGEST_FIRST = ("containers/test_containers.py", "test_pipeline.py", "test_interface.py", "test_faults.py",
+                 "test_real_data.py", "test_study_pipeline.py", "test_environments.py", "test_zoo.py",
+                 "test_shards.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith("/" + name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
+
 
 @pytest.fixture(scope="session")
 def test_profile_run(tmp_path_factory) -> Run:
