@@ -3,12 +3,15 @@
 #   <registry>/storm:<tag>, <registry>/storm-gpu:<tag>, <registry>/storm-state:<tag>, and
 #   <registry>/storm-<environment>:<tag> for every model environment (python/envs/<environment>.lock)
 # Usage: docker/build.sh [--registry REG] [--tag TAG] [--base IMAGE] [--wheels DIR] [--only NAMES] [--push]
+#                        [--digests FILE]
 #   --base    the CPU image's base (default: the public python image the Dockerfile names, or
 #             where it cannot be pulled, storm-base:bookworm, built by docker/base-image.sh)
 #   --wheels  install from this wheel folder only (docker/wheelhouse.sh), served to the builds
 #             over HTTP on localhost, so nothing is fetched from the index
 #   --only    a comma-separated subset of storm,gpu,state,<environment> (each needs those it
 #             builds on to exist with the same tag)
+#   --digests with --push, write each pushed image's REGISTRY/NAME@sha256:... to FILE: a run given
+#             it as --container_digests pulls exactly these images
 # Defaults are the pipeline's: --container_registry's default and storm's version (its images' tag).
 # Prints each image's build time and size.
 set -euo pipefail
@@ -20,6 +23,7 @@ push=false
 base=""
 wheels=""
 only=""
+digests=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --registry) registry=$2; shift 2 ;;
@@ -28,7 +32,8 @@ while [[ $# -gt 0 ]]; do
     --wheels) wheels=$2; shift 2 ;;
     --only) only=",$2,"; shift 2 ;;
     --push) push=true; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --digests) digests=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,5 +85,12 @@ for lock in python/envs/*.lock; do
     --build-arg "BASE_IMAGE=$gpu" --build-arg "ENVIRONMENT=$environment"
 done
 if $push; then
-  for image in "${built[@]}"; do docker push --quiet "$image" >/dev/null && echo "pushed $image"; done
+  [[ -z $digests ]] || : > "$digests"
+  for image in "${built[@]}"; do
+    docker push --quiet "$image" >/dev/null
+    # the digest the registry now serves the image by
+    digest=$(docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$image" | grep -m1 "^${image%:*}@")
+    echo "pushed $image $digest"
+    [[ -z $digests ]] || echo "$digest" >> "$digests"
+  done
 fi

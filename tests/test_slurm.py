@@ -79,6 +79,28 @@ def test_container_image_per_step(tmp_path):
     assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
 
 
+def test_images_pinned_by_digest(tmp_path):
+    """--container_digests (what `docker/build.sh --push --digests` writes) pins each image it
+    names; the others keep their tag; a line that is not a digest reference stops the run."""
+    digest = {name: f"reg.example/{name}@sha256:{str(i) * 64}" for i, name in enumerate(["storm", "storm-gpu"])}
+    (tmp_path / "digests.txt").write_text("\n".join(digest.values()) + "\n")
+
+    def inspect(*args):
+        return subprocess.run([nextflow_bin(), "inspect", str(REPO / "main.nf"), "-profile", "test,docker,gpu",
+                               "--container_registry", "reg.example", *args], cwd=tmp_path, capture_output=True,
+                              text=True)
+
+    out = inspect("--container_digests", "digests.txt")
+    assert out.returncode == 0, out.stderr[-2000:]
+    images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
+    assert images["PERTURBATION:TRAIN"] == digest["storm-gpu"]
+    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {digest["storm"]}
+    (tmp_path / "bad.txt").write_text("reg.example/storm:latest\n")
+    out = inspect("--container_digests", "bad.txt")
+    assert out.returncode != 0
+    assert "--container_digests: 'reg.example/storm:latest' is not REGISTRY/NAME@sha256:" in out.stdout + out.stderr
+
+
 def test_apptainer_runs_the_same_images_on_hpc(tmp_path):
     """-profile slurm,gpu,apptainer: every step in the images Docker runs (Nextflow pulls them as
     docker:// URIs), converted once into --container_cache_dir, the GPU passed with --nv."""

@@ -1,6 +1,6 @@
 """storm's images for real (`make images` builds and checks them before the tests): pushed to a
-registry on localhost by docker/build.sh, pulled back by the pipeline, and every task of a run
-inside them gives the report the same run without containers gives."""
+registry on localhost by docker/build.sh, pulled back by the pipeline by digest, and every task of
+a run inside them gives the report the same run without containers gives."""
 
 import json
 import socket
@@ -56,27 +56,35 @@ def summary(run) -> pd.DataFrame:
 
 
 def test_pipeline_in_images_pulled_from_a_registry(registry, tmp_path):
+    digests = tmp_path / "digests.txt"
     build = [str(REPO / "docker" / "build.sh"), "--registry", registry, "--wheels", str(REPO / ".wheels"),
-             "--only", "storm,gpu,biolord", "--push"]
+             "--only", "storm,gpu,biolord", "--push", "--digests", str(digests)]
     pushed = subprocess.run(build, check=False, capture_output=True, text=True, cwd=REPO)
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     images = [f"{registry}/{name}:{VERSION}" for name in ("storm", "storm-gpu", "storm-biolord")]
     assert all(f"pushed {image}" in pushed.stdout for image in images), pushed.stdout
-    # gone from here: the run has to pull them, as AWS Batch pulls from ECR
+    pinned = digests.read_text().split()
+    assert len(pinned) == 3 and all(ref.startswith(f"{registry}/storm") and "@sha256:" in ref for ref in pinned)
+    # gone from here, by tag and by digest: the run has to pull them, as AWS Batch pulls from ECR
     assert docker("rmi", *images).returncode == 0
-    assert docker("image", "inspect", images[0]).returncode != 0
+    for ref in pinned:
+        docker("rmi", ref)
+    assert all(docker("image", "inspect", ref).returncode != 0 for ref in (images[0], pinned[0]))
 
     plain = run_pipeline(tmp_path / "plain", "-profile", "test", *SETTINGS)
     assert plain.result.returncode == 0, plain.output[-3000:]
+    # pinned by digest, as a run should use exactly the images built
     contained = run_pipeline(tmp_path / "docker", "-profile", "test,docker", "--container_registry", registry,
-                             *SETTINGS)
+                             "--container_digests", str(digests), *SETTINGS)
     assert contained.result.returncode == 0, contained.output[-3000:]
-    assert all(docker("image", "inspect", image).returncode == 0 for image in (images[0], images[2]))
+    # pulled back by digest: storm's for every step, biolord's for its TRAIN and PREDICT
+    assert all(docker("image", "inspect", ref).returncode == 0 for ref in (pinned[0], pinned[2]))
 
     # every task in its image, biolord's TRAIN and PREDICT in its environment's, under hard limits
     commands = [path.read_text() for path in (tmp_path / "docker" / "work").glob("*/*/.command.run")]
-    assert commands and all(f"{registry}/storm" in text for text in commands)
-    assert len([text for text in commands if f"{registry}/storm-biolord:{VERSION}" in text]) == 2
+    assert commands and all(f"{registry}/storm@sha256:" in text or f"{registry}/storm-biolord@sha256:" in text
+                            for text in commands)
+    assert len([text for text in commands if f"{registry}/storm-biolord@sha256:" in text]) == 2
     assert all("--memory-swap" in text for text in commands if "docker run" in text)
 
     # the same splits, and the same metrics within what threads change in training
