@@ -234,8 +234,8 @@ def test_model_config_typo_stops_at_check(tmp_path):
 
 
 def test_growing_grid_reruns_only_the_new_cells(tmp_path):
-    """Two models, then three with -resume: only the new model's tasks (and the model check and
-    the report) run; a new run into the same --outdir is refused; -preview runs nothing."""
+    """Two models, then three with -resume: only the new model's tasks (and the model check, the
+    verdict and the report) run; a new run into the same --outdir is refused; -preview runs nothing."""
     base = ["-profile", "test", "--split_seeds", "0"]
     first = run_pipeline(tmp_path, *base, "--models", "control_mean,context_mean")
     assert first.result.returncode == 0, first.output[-3000:]
@@ -244,7 +244,7 @@ def test_growing_grid_reruns_only_the_new_cells(tmp_path):
     executed = sorted(row["name"] for row in grown.trace() if row["status"] == "COMPLETED")
     assert executed == ["PERTURBATION:CHECK (synthetic)", "PERTURBATION:EVALUATE (synthetic seed0 linear_additive)",
                         "PERTURBATION:PREDICT (synthetic seed0 linear_additive)", "PERTURBATION:REPORT",
-                        "PERTURBATION:TRAIN (synthetic seed0 linear_additive)"]
+                        "PERTURBATION:TRAIN (synthetic seed0 linear_additive)", "PERTURBATION:VERDICT"]
     assert {row["status"] for row in grown.trace()} == {"COMPLETED", "CACHED"}
     summary = pd.read_csv(grown.outdir / "report" / "summary.csv")
     assert set(summary["model"]) == {"control_mean", "context_mean", "linear_additive"}
