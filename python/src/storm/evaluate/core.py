@@ -63,12 +63,13 @@ def evaluate(pred_path: str | os.PathLike, real_path: str | os.PathLike, dataset
         log.info("bulk profiles: metrics that need single cells (DE tests, distributions) are skipped")
     baseline = pd.read_csv(Path(reference) / vcc.BASELINE_FILE) if with_vcc and reference else None
     calibrated = calibration.read_calibration(reference)
+    perturbed_effects = systema.read_perturbed_effects(reference)
     frames = []
     for group in groups:
         pred_mean, real_mean = group.means("pred"), group.means("real")
         ctrl_mean = group.control_mean
         own = perturbench.fit_metrics(pred_mean, real_mean, ctrl_mean, deg_k)
-        centroid = systema.perturbed_centroid(reference, group.cell_type, ctrl_mean)
+        centroid = systema.perturbed_centroid(perturbed_effects, group.cell_type, ctrl_mean)
         own.update(systema.centroid_metrics(pred_mean, real_mean, centroid))
         own.update(systema.deg_weighted_metrics(pred_mean, real_mean, ctrl_mean))
         own.update(calibration.calibrated_scores(group, pred_mean, centroid, calibrated))

@@ -42,14 +42,17 @@ def write_perturbed_effects(prepared, split_csv, genes_csv, out_dir: str | os.Pa
                np.stack(effects) if effects else np.zeros((0, len(data.genes))))
 
 
-def perturbed_centroid(reference: str | os.PathLike | None, cell_type: str, control_mean: np.ndarray
+def read_perturbed_effects(reference: str | os.PathLike | None) -> dict[str, np.ndarray]:
+    """Each cell type's perturbed effect from a reference folder, read once ({} without one)."""
+    path = Path(reference) / PERTURBED_EFFECT_FILE if reference else None
+    return load_table(path) if path is not None and path.is_file() else {}
+
+
+def perturbed_centroid(effects: dict[str, np.ndarray], cell_type: str, control_mean: np.ndarray
                        ) -> np.ndarray | None:
     """The cell type's perturbed centroid (its held-out controls' mean + the training perturbations'
-    mean effect), or None without a reference that has it."""
-    path = Path(reference) / PERTURBED_EFFECT_FILE if reference else None
-    if path is None or not path.is_file():
-        return None
-    effect = load_table(path).get(cell_type)
+    mean effect, from :func:`read_perturbed_effects`), or None where the reference has none."""
+    effect = effects.get(cell_type)
     return None if effect is None else control_mean + effect
 
 

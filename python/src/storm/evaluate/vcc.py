@@ -138,14 +138,15 @@ def build_reference(real_path: str | os.PathLike, out_dir: str | os.PathLike, th
     ``out_dir`` by :func:`.systema.write_perturbed_effects`, if it was)."""
     from .calibration import reference_rows, write_calibration
     from .pairs import load_pair
-    from .systema import perturbed_centroid
+    from .systema import perturbed_centroid, read_perturbed_effects
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups, control, bulk = load_pair(real_path, real_path)
     rows, calibration_rows = [], []
+    effects = read_perturbed_effects(out)
     for group in groups:
-        centroid = perturbed_centroid(out, group.cell_type, group.control_mean)
+        centroid = perturbed_centroid(effects, group.cell_type, group.control_mean)
         calibration_rows.append(reference_rows(group, centroid))
         de = None
         if not bulk:  # bulk profiles: no DE tests
