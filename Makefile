@@ -63,9 +63,10 @@ demo: install
 	$(NEXTFLOW) run main.nf --input synthetic --outdir $(OUTDIR) -ansi-log $$ansi -resume
 
 # everything the tests need, side by side: the standalone environments' downloads and the SLURM
-# packages overlap the core's install
+# packages overlap the core's install; then Debian's Docker tools (one apt at a time)
 test-deps:
 	$(MAKE) -j4 install slurm browser $(ENV_STAMPS)
+	$(MAKE) docker-tools
 
 # the report's browser test renders report.html in headless Chromium (Debian's; Playwright drives it);
 # after slurm: one apt at a time
@@ -73,8 +74,8 @@ browser: slurm
 	@command -v chromium-headless-shell >/dev/null || { apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
 
-# images first: tests/containers pushes them to a registry on localhost and runs the pipeline in them
-test: test-deps lint images
+# tests/containers runs `make images` on one test worker while the other runs the rest of the suite
+test: test-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile \
 		--durations=25 $(PYTEST_ARGS)
 

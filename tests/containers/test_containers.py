@@ -1,8 +1,10 @@
-"""storm's images for real (`make images` builds and checks them before the tests): pushed to a
+"""storm's images for real: `make images` builds every one and checks it by running commands in it
+(here, on one test worker while the other runs the rest of the suite); then three are pushed to a
 registry on localhost by docker/build.sh, pulled back by the pipeline by digest, and every task of
 a run inside them gives the report the same run without containers gives."""
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -19,6 +21,25 @@ MODELS = "control_mean,linear_additive,biolord"
 SETTINGS = ("--split_seeds", "0", "--models", MODELS, "--n_top_genes", "100",
             "--model_set", "linear_additive.max_epochs=5 biolord.max_epochs=3",
             "--synth_args", "--n-genes 200 --n-perturbations 8 --cells-per-pair 20 --controls-per-cell-type 80")
+
+
+#: what `make images` builds: storm's images and one per model environment
+IMAGES = ["storm", "storm-gpu", "storm-state"] + [f"storm-{lock.stem}" for lock in
+                                                 sorted((REPO / "python" / "envs").glob("*.lock"))]
+
+
+@pytest.fixture(scope="module")
+def built_images() -> str:
+    """`make images`, as a user runs it: the engine, the wheel folder, the base, every image, the checks."""
+    made = subprocess.run(["make", "-C", str(REPO), "images"], check=False, capture_output=True, text=True)
+    assert made.returncode == 0, (made.stdout + made.stderr)[-5000:]
+    return made.stdout
+
+
+def test_every_image_is_built_and_passes_its_checks(built_images):
+    checked = {line.split()[0].rsplit("/", 1)[-1].split(":")[0] for line in built_images.splitlines()
+               if " ok: " in line and "(commit " in line}
+    assert checked == set(IMAGES), built_images[-3000:]
 
 
 def free_port() -> int:
@@ -45,6 +66,7 @@ def registry(tmp_path):
     yield f"127.0.0.1:{port}"
     server.terminate()
     server.wait()
+    shutil.rmtree(tmp_path / "blobs", ignore_errors=True)  # gigabytes of pushed layers
 
 
 def docker(*args: str) -> subprocess.CompletedProcess:
@@ -55,7 +77,7 @@ def summary(run) -> pd.DataFrame:
     return pd.read_csv(run.outdir / "report" / "summary.csv").set_index(["model", "metric"])
 
 
-def test_pipeline_in_images_pulled_from_a_registry(registry, tmp_path):
+def test_pipeline_in_images_pulled_from_a_registry(built_images, registry, tmp_path):
     digests = tmp_path / "digests.txt"
     build = [str(REPO / "docker" / "build.sh"), "--registry", registry, "--wheels", str(REPO / ".wheels"),
              "--only", "storm,gpu,biolord", "--push", "--digests", str(digests)]
