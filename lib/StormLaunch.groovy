@@ -48,6 +48,9 @@ class StormLaunch {
                     errors.addAll(read.errors)
                     predictions = read.predictions
                 }
+                if (values.predict_models && !values.predict_conditions)
+                    errors << '--predict_models chooses the models for --predict_conditions: give that too'
+                if (values.predict_conditions && !errors) errors.addAll(conditionsErrors(values, datasets*.meta*.id))
                 def strategies = datasets*.split_strategy.unique()
                 // a strategy that reads a file, and the parameter naming it (the schema's split_strategy key)
                 schema.properties.findAll { param, spec -> spec.split_strategy }.each { param, spec ->
@@ -80,6 +83,18 @@ class StormLaunch {
         log.info launch.summary(workflow)
         if (!workflow.preview) launch.writeParams()
         return launch
+    }
+
+    /** --predict_conditions' dataset column (the rest is CHECK's, per dataset): it names datasets of the run. */
+    private static List<String> conditionsErrors(Map values, List ids) {
+        def path = values.predict_conditions.toString()
+        def lines = nextflow.Nextflow.file(path).readLines()
+        def header = lines ? lines[0].split(',', -1)*.trim() : []
+        def column = header.indexOf('dataset')
+        if (column < 0) return []
+        def unknown = lines.drop(1).findAll { it.trim() }.collect { it.split(',', -1) }
+            .collect { it.size() > column ? it[column].trim() : '' }.findAll { !(it in ids) }.unique()
+        return unknown ? ["--predict_conditions: dataset '${unknown[0]}' is not one of this run's (${ids.join(', ')})".toString()] : []
     }
 
     /** A comma-separated parameter as a list, its duplicates reported. */

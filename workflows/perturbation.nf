@@ -20,6 +20,11 @@ include { REFERENCE as REFERENCE_VAL } from '../modules/local/reference'
 include { PREDICT   as PREDICT_VAL   } from '../modules/local/predict'
 include { EVALUATE  as EVALUATE_VAL  } from '../modules/local/evaluate'
 include { VERDICT   } from '../modules/local/verdict'
+// the models for new conditions (--predict_conditions): retrained on every cell, then asked
+include { SPLIT     as SPLIT_NEW     } from '../modules/local/split'
+include { GENES     as GENES_NEW     } from '../modules/local/genes'
+include { TRAIN     as TRAIN_NEW     } from '../modules/local/train'
+include { PREDICT_NEW } from '../modules/local/predict_new'
 include { REPORT    } from '../modules/local/report'
 include { softwareVersions; RESULTS_TO_S3 } from '../subworkflows/local/utils_storm_pipeline'
 
@@ -73,7 +78,9 @@ workflow PERTURBATION {
     // (its first shard's): checked before the expensive steps, in a task of its own (a grown grid
     // re-runs this check, nothing upstream); its plan.json is the one reading of the grid
     def holdout_files = [P.manual_holdout, P.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
-    CHECK(datasets.map { meta, files -> [meta + [strategy: byId[meta.id].split_strategy], files[0]] }, holdout_files)
+    def conditions_file = [P.predict_conditions].findAll { it }.collect { file(it, checkIfExists: true) }
+    CHECK(datasets.map { meta, files -> [meta + [strategy: byId[meta.id].split_strategy], files[0]] },
+          holdout_files + conditions_file)
     checked = datasets
         .map { meta, files -> [meta.id, meta, files] }
         .join(CHECK.out.plan.map { meta, plan -> [meta.id] })
@@ -112,8 +119,8 @@ workflow PERTURBATION {
 
     // one split per (dataset, seed); its folder's name (seed<N>[_<strategy>]) names it
     SPLIT(dataset.combine(Channel.fromList(launch.seeds))
-              .map { meta, files, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], files] },
-          holdout_files)
+              .map { meta, files, seed -> [meta + [seed: seed, strategy: byId[meta.id].split_strategy], files,
+                                           holdout_files] })
     splits = SPLIT.out.split.map { meta, dir -> [meta + [split: dir.name], dir] }
 
     // normalised once per shard (a chemical screen's shards each get the whole dataset's compounds);
@@ -160,13 +167,54 @@ workflow PERTURBATION {
     // per dataset, whether any model beats every baseline, before the report says so
     test_metrics = EVALUATE.out.metrics.map { meta, csv -> csv }.collect(sort: true)
     val_metrics = EVALUATE_VAL.out.metrics.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
-    VERDICT(test_metrics, val_metrics)
+    VERDICT(test_metrics, val_metrics, CHECK.out.plan.first().map { meta, json -> json })
+
+    // new conditions: per dataset that CHECK found requested, the chosen runs (--predict_models,
+    // else the verdict's predict_with) retrain on one split that holds out only the requested
+    // conditions the data measures (none held out: strategy none), once per seed, then predict them
+    requested = CHECK.out.conditions.map { meta, table, holdout -> [meta.id, table, holdout] }
+    new_splits = dataset.map { meta, files -> [meta.id, meta, files] }
+        .join(requested)
+        .map { id, meta, files, table, holdout ->
+            def measured = holdout.readLines().size() > 1
+            [meta + [seed: launch.seeds[0], strategy: measured ? 'manual' : 'none', holdout: holdout.name,
+                     split: 'new_conditions'], files, [holdout]] }
+    SPLIT_NEW(new_splits)
+    new_split_data = SPLIT_NEW.out.split.map { meta, dir -> [meta.id, meta, dir] }
+        .combine(prepared, by: 0)
+        .map { id, meta, dir, files -> [meta, files, dir] }
+    GENES_NEW(new_split_data)
+    chosen = P.predict_models
+        ? requested.map { id, table, holdout -> [id, P.predict_models.toString().tokenize(',')*.trim()] }
+        : VERDICT.out.verdict.flatMap { csv -> csv.splitCsv(header: true).collect { [it.dataset, [it.predict_with]] } }
+    new_runs = chosen
+        .combine(plan)
+        .flatMap { id, names, grid -> grid.runs.findAll { it.name in names }.collect { [id, it] } }
+    train_new_in = new_split_data.join(GENES_NEW.out.genes)
+        .map { meta, prepared, dir, genes -> [meta.id, meta, prepared, dir, genes] }
+        .combine(new_runs, by: 0)
+        .combine(Channel.fromList(launch.seeds))
+        .map { id, meta, prepared, dir, genes, run, seed ->
+            [meta + [seed: seed, split: "new_conditions/seed${seed}", model: run.name, base: run.model,
+                     env: run.environment, image: run.image, sweep: run.sweep, settings: run.settings,
+                     resources: run.resources], prepared, dir, genes] }
+    TRAIN_NEW(train_new_in)
+    PREDICT_NEW(train_new_in.join(TRAIN_NEW.out.model)
+        .map { meta, prepared, dir, genes, model ->
+            [groupKey([meta.id, meta.model], launch.seeds.size()),
+             meta.subMap(['id', 'spec', 'memory', 'model', 'env', 'image']), prepared, dir, genes, model] }
+        .groupTuple()
+        .map { key, metas, prepareds, dirs, genes, models -> [metas[0].id, metas[0], prepareds[0], dirs[0], genes[0], models] }
+        .combine(requested.map { id, table, holdout -> [id, table] }, by: 0)
+        .map { id, meta, prepared, dir, genes, models, table -> [meta, prepared, dir, genes, models, table] })
 
     versions = versions.mix(CHECK.out.versions, SUBSAMPLE.out.versions, VALIDATE.out.versions, COMBINE_QC.out.versions,
                             SPLIT.out.versions,
                             PREPARE.out.versions, GENES.out.versions, REFERENCE.out.versions, TRAIN.out.versions,
                             PREDICT.out.versions, EVALUATE.out.versions, REFERENCE_VAL.out.versions,
-                            PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions, VERDICT.out.versions)
+                            PREDICT_VAL.out.versions, EVALUATE_VAL.out.versions, VERDICT.out.versions,
+                            SPLIT_NEW.out.versions, GENES_NEW.out.versions, TRAIN_NEW.out.versions,
+                            PREDICT_NEW.out.versions)
     REPORT(
         test_metrics,
         TRAIN.out.model.map { meta, dir -> dir }.collect(sort: true),
@@ -177,7 +225,8 @@ workflow PERTURBATION {
         file(P.outdir).toAbsolutePath().resolve('pipeline_info').toString(),
         launch.store() ?: '',
         val_metrics,
-        VERDICT.out.verdict
+        VERDICT.out.verdict,
+        PREDICT_NEW.out.table.map { meta, csv -> csv }.collect(sort: true).ifEmpty([])
     )
 
     if (P.sync_to) RESULTS_TO_S3(REPORT.out.report, REPORT.out.versions, 'report', launch)

@@ -1,5 +1,6 @@
 """Predictions for conditions no one measured: the round trip through a held-out pair, the
-spread over seeds, flags, and one clear error for a condition a model cannot represent."""
+spread over seeds, flags, one clear error for a condition a model cannot represent, and CHECK's
+reading of a conditions table (what it holds out, what it refuses)."""
 
 import anndata as ad
 import numpy as np
@@ -7,9 +8,11 @@ import pandas as pd
 import pytest
 
 from storm.errors import InputError
-from storm.new_conditions import predict_conditions
+from storm.new_conditions import predict_conditions, requested_conditions
 from storm.predict import predict
-from storm.spec import CELL_TYPE, PERTURBATION
+from storm.spec import CELL_TYPE, PERTURBATION, DatasetSpec
+from storm.split import SplitParams, make_split
+from storm.split.obs import read_split_obs
 from storm.train import train
 
 FAST = {"max_epochs": 2, "accelerator": "cpu"}
@@ -81,3 +84,57 @@ def test_conditions_unlike_training_are_flagged(prepared_split, tmp_path):
     table = predict_conditions(*prepared_split, [tmp_path / "model"], request(tmp_path, [("CT0", "ghost")]),
                                tmp_path / "new.h5ad", n_cells=5)
     assert table.loc[0, "flags"] == "ghost never trained"
+
+
+def test_check_holds_out_the_requested_conditions_the_data_measures(small_h5ad, small_adata, tmp_path):
+    obs = small_adata.obs
+    perturbed = obs[obs[PERTURBATION] != "control"]
+    (ct, pert), other = perturbed.groupby([CELL_TYPE, PERTURBATION], observed=True).size().index[0], \
+        sorted(set(perturbed[PERTURBATION]))[-1]
+    path = tmp_path / "asked.csv"
+    pd.DataFrame({"dataset": ["mine", "mine", "theirs"], CELL_TYPE: [ct, ct, ct],
+                  PERTURBATION: [pert, f"{pert}+{other}", other]}).to_csv(path, index=False)
+    table, holdout = requested_conditions(path, small_h5ad, DatasetSpec(), "mine", molecules=False)
+    assert table[PERTURBATION].tolist() == [pert, f"{pert}+{other}"] and "dataset" not in table
+    assert holdout.values.tolist() == [["test", ct, pert]]  # the combination was never measured
+    # the holdout is a manual holdout: the split trains every other cell
+    split = make_split(read_split_obs(small_h5ad, DatasetSpec(), [CELL_TYPE]),
+                       SplitParams(spec=DatasetSpec(), strategy="manual", seed=0), manual_holdout=str(holdout_csv(
+                           holdout, tmp_path)))
+    held = split.pairs[(split.pairs["split"] != "train") & ~split.pairs["is_control"]]
+    assert held[[CELL_TYPE, PERTURBATION]].values.tolist() == [[ct, pert]]
+
+
+def holdout_csv(holdout: pd.DataFrame, tmp_path):
+    path = tmp_path / "holdout.csv"
+    holdout.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("row, message", [
+    (("CT9", "P0"), "cell type 'CT9' is not in the data"),
+    (("CT0", "ghost"), "perturbation 'ghost' is never measured outside the requested conditions"),
+])
+def test_check_stops_on_a_condition_no_model_could_predict(small_h5ad, small_adata, tmp_path, row, message):
+    ct, pert = row
+    pert = sorted(set(small_adata.obs[PERTURBATION]) - {"control"})[0] if pert == "P0" else pert
+    path = request(tmp_path, [(ct, pert)])
+    with pytest.raises(InputError, match=message):
+        requested_conditions(path, small_h5ad, DatasetSpec(), "dataset", molecules=False)
+
+
+def test_a_perturbation_measured_only_where_requested_cannot_be_learnt(small_h5ad, small_adata, tmp_path):
+    obs = small_adata.obs
+    pert = sorted(set(obs[PERTURBATION]) - {"control"})[0]
+    rows = [(ct, pert) for ct in sorted(set(obs.loc[obs[PERTURBATION] == pert, CELL_TYPE]))]
+    with pytest.raises(InputError, match=f"'{pert}' is never measured outside the requested conditions"):
+        requested_conditions(request(tmp_path, rows), small_h5ad, DatasetSpec(), "dataset", molecules=False)
+    table, holdout = requested_conditions(request(tmp_path, rows[:-1]), small_h5ad, DatasetSpec(), "dataset",
+                                          molecules=False)
+    assert len(holdout) == len(rows) - 1
+
+
+def test_the_none_split_trains_every_cell(small_h5ad):
+    split = make_split(read_split_obs(small_h5ad, DatasetSpec(), [CELL_TYPE]),
+                       SplitParams(spec=DatasetSpec(), strategy="none", seed=0))
+    assert set(split.pairs["split"]) == {"train"}

@@ -52,3 +52,22 @@ def test_too_few_pairs_is_underpowered_whatever_the_gap():
 def test_nothing_to_judge_without_baselines():
     row = verdict_of(calibrated(20, {"linear_additive": 0.9, "latent_additive": 0.1}))
     assert row["verdict"] == "nothing to judge" and row["statement"] == "no baseline in this run"
+
+
+def test_new_conditions_are_predicted_with_a_run_of_the_grid():
+    metrics = calibrated(20, {"linear_additive": 0.6, "additive": 0.8, "perturbed_mean": 0.0, "gears": 0.9})
+    # gears' predictions came from another tool (--predictions): it has the best mean, but cannot retrain
+    runs = {"linear_additive": ["linear_additive"], "additive": ["additive"], "perturbed_mean": ["perturbed_mean"]}
+    row = judge(metrics, runs).iloc[0]
+    assert row["fallback"] == "gears" and row["predict_with"] == "additive"
+    assert judge(metrics).iloc[0]["predict_with"] == "gears"  # by hand, every model is a run
+
+
+def test_a_swept_winner_predicts_with_the_configuration_chosen_on_most_seeds():
+    metrics = calibrated(10, {"st": 0.9, "perturbed_mean": 0.0}, seeds=(0, 1, 2))
+    runs = {"st": ["st@lr=0.1", "st@lr=0.01"], "perturbed_mean": ["perturbed_mean"]}
+    choices = pd.DataFrame({"dataset": "ds", "seed": [0, 0, 1, 1, 2, 2], "model": "st",
+                            "configuration": ["st@lr=0.1", "st@lr=0.01"] * 3,
+                            "chosen": [False, True, True, False, False, True]})
+    row = judge(metrics, runs, choices).iloc[0]
+    assert row["winner"] == "st" and row["predict_with"] == "st@lr=0.01"

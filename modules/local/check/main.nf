@@ -9,10 +9,12 @@ process CHECK {
 
     input:
     tuple val(meta), path(h5ad)
-    path(holdout)   // the manual holdout or split file, when the strategy takes one
+    path(holdout)   // the manual holdout or split file, when the strategy takes one; --predict_conditions' table
 
     output:
     tuple val(meta), path("plan.json"), emit: plan
+    // what --predict_conditions asks of this dataset, and those of them it measures (held out of training)
+    tuple val(meta), path("conditions/requested.csv"), path("conditions/holdout.csv"), optional: true, emit: conditions
     path("check.log"), emit: log
     tuple val(task.process), eval("cat versions.yml"), emit: versions
 
@@ -24,5 +26,6 @@ process CHECK {
     stub:
     """
     storm plan ${task.ext.args} --out plan.json; ${StormCli.stubFiles('check')}
+    ${params.predict_conditions ? "mkdir conditions; cp ${file(params.predict_conditions).name} conditions/requested.csv; printf 'split,cell_type,perturbation\\n' > conditions/holdout.csv" : ''}
     """
 }

@@ -12,6 +12,7 @@ process REPORT {
     val(store)            // the results store the run is appended to ('' for none)
     path(val_metrics, stageAs: 'val/metrics*.csv')   // a sweep's configurations on the validation pairs
     path(verdict)         // VERDICT's verdict.csv: each dataset's section opens with it
+    path(new_conditions, stageAs: 'new/*')   // PREDICT_NEW's tables, when --predict_conditions asks
 
     output:
     path("report"), emit: report
@@ -23,6 +24,7 @@ process REPORT {
     def cell_args = [cells].flatten().collect { "--cells ${it}" }.join(' ')
     def store_arg = store ? "--store '${store}'" : ''
     def val_args = [val_metrics].flatten().collect { "--val-metrics ${it}" }.join(' ')
+    def new_args = [new_conditions].flatten().collect { "--new-conditions ${it}" }.join(' ')
     """
     cat > run_info.json <<'STORM_RUN_INFO'
 ${run_info}
@@ -33,7 +35,7 @@ STORM_VERSIONS
     mkdir -p report
     ${StormCli.call('report', 'report/report')} ${metrics} ${model_args} ${qc_args} ${cell_args} \\
         --run-info run_info.json --versions software_versions.yml \\
-        --out-dir report --pipeline-info '${pipeline_info}' --verdict ${verdict} ${store_arg} ${val_args} \\
+        --out-dir report --pipeline-info '${pipeline_info}' --verdict ${verdict} ${store_arg} ${val_args} ${new_args} \\
         ${task.ext.args ?: ''}
     ${StormCli.appendVersions(task.process)}
     """

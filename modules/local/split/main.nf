@@ -3,8 +3,9 @@ process SPLIT {
     label 'process_single'
 
     input:
-    tuple val(meta), path(h5ad)   // one file, or a sharded dataset's shards in order
-    path(holdout)   // the manual holdout or split file, when the strategy takes one
+    // one file, or a sharded dataset's shards in order; the manual holdout or split file, when
+    // the strategy takes one
+    tuple val(meta), path(h5ad), path(holdout)
 
     output:
     tuple val(meta), path("seed*", type: 'dir'), emit: split

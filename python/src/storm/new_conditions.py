@@ -26,7 +26,7 @@ from .errors import InputError
 from .metrics import CELLS_PER_PAIR, CONTROLS_PER_CELL_TYPE
 from .predict import SCORED_CELLS_SEED, _at_most, _obs, draw_controls
 from .rowblocks import write_h5ad_rows
-from .spec import CELL_TYPE, DOSE, PERTURBATION, PROFILES, TIME, condition_labels, parse_condition
+from .spec import CELL_TYPE, DOSE, PERTURBATION, PROFILES, TIME, DatasetSpec, condition_labels, parse_condition
 from .train import load_model
 
 log = logging.getLogger(__name__)
@@ -34,19 +34,29 @@ log = logging.getLogger(__name__)
 #: the genes named per condition as most up- and down-regulated
 TOP_GENES = 10
 SEED = "seed"
+#: a conditions table's optional column naming the dataset a row asks (a run of several datasets)
+DATASET = "dataset"
 
 
-def read_conditions(path: str | os.PathLike, data: PerturbationData) -> pd.DataFrame:
-    """The requested conditions as (cell_type, perturbation) rows, the perturbation a condition
-    label with its dose and time where the dataset has them; every mistake is an InputError."""
-    table = pd.read_csv(io.require_file(path, "conditions table"), dtype=str, keep_default_na=False)
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A conditions table as text, with the columns it needs; every mistake is an InputError."""
+    try:
+        table = pd.read_csv(io.require_file(path, "conditions table"), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a readable CSV: {exc}") from exc
     missing = [c for c in (CELL_TYPE, PERTURBATION) if c not in table.columns]
     if missing:
         raise InputError(f"{path}: no column {', '.join(missing)}; a conditions table has cell_type, perturbation "
                          f"and, where the dataset has them, dose and time")
     if table.empty:
         raise InputError(f"{path} names no condition")
-    spec = data.spec
+    return table
+
+
+def read_conditions(path: str | os.PathLike, spec: DatasetSpec, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The requested conditions as (cell_type, perturbation) rows, the perturbation a condition
+    label with its dose and time where the dataset has them; every mistake is an InputError."""
+    table = read_table(path) if table is None else table
     numbers = {}
     for column, key in ((DOSE, spec.dose_key), (TIME, spec.time_key)):
         if column in table.columns and not key:
@@ -68,6 +78,63 @@ def read_conditions(path: str | os.PathLike, data: PerturbationData) -> pd.DataF
         row = conditions[repeated].iloc[0]
         raise InputError(f"{path}: condition {row[CELL_TYPE]}/{row[PERTURBATION]} is requested twice")
     return conditions
+
+
+def requested_conditions(path: str | os.PathLike, dataset, spec: DatasetSpec, dataset_id: str,
+                         molecules: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CHECK's reading of ``--predict_conditions`` for one dataset, before anything trains: the
+    table's rows for it (all rows, or those its ``dataset`` column gives this dataset's id) and,
+    of those, the conditions the data measures, as a manual holdout (split test): the models for
+    new conditions train on every other cell, so a measured condition's prediction stays a
+    prediction. Stops on the first condition no model trained on this data could predict: a cell
+    type without controls, a perturbation never measured outside the requested conditions (with
+    ``molecules``, a compound the dataset has no molecule features for)."""
+    from .split.obs import read_split_obs
+
+    table = read_table(path)
+    if DATASET in table.columns:
+        table = table[table[DATASET] == dataset_id].drop(columns=DATASET)
+    if table.empty:
+        return table, pd.DataFrame(columns=["split", CELL_TYPE, PERTURBATION])
+    conditions = read_conditions(path, spec, table)
+    obs = read_split_obs(dataset, spec, [spec.cell_type_key])
+    cell_type, pert = obs.columns[spec.cell_type_key], obs.columns[spec.perturbation_key]
+    codes = np.unique(cell_type.codes.astype(np.int64) * len(pert.categories) + pert.codes)
+    measured = pd.DataFrame({CELL_TYPE: cell_type.categories[codes // len(pert.categories)],
+                             PERTURBATION: pert.categories[codes % len(pert.categories)]})
+    is_control = measured[PERTURBATION] == spec.control_value
+    with_controls = set(measured.loc[is_control, CELL_TYPE])
+    asked = set(zip(conditions[CELL_TYPE], conditions[PERTURBATION]))
+    perturbed = measured[~is_control]
+    held = np.array([pair in asked for pair in zip(perturbed[CELL_TYPE], perturbed[PERTURBATION])], dtype=bool)
+    trained = {s for label in perturbed.loc[~held, PERTURBATION]
+               for s in parse_condition(label)[0].split(spec.combo_delimiter)}
+    compounds = {parse_condition(label)[0] for label in perturbed[PERTURBATION]}
+    for ct, label in zip(conditions[CELL_TYPE], conditions[PERTURBATION]):
+        where = f"{path}: condition {ct}/{label}"
+        if ct not in with_controls:
+            known = set(measured[CELL_TYPE])
+            raise InputError(f"{where}: cell type '{ct}' " + ("has no control cells to start from" if ct in known else
+                                                              f"is not in the data (it has {_some(known)})"))
+        compound = parse_condition(label)[0]
+        if molecules:
+            if compound not in compounds:
+                raise InputError(f"{where}: compound '{compound}' is not in the dataset, so storm has no molecule "
+                                 f"features for it (its SMILES or its --molecule_embeddings row)")
+            continue
+        unseen = [s for s in compound.split(spec.combo_delimiter) if s not in trained]
+        if unseen:
+            raise InputError(f"{where}: perturbation '{unseen[0]}' is never measured outside the requested conditions, "
+                             f"so no model trained on this data can represent it")
+    holdout = perturbed.loc[held, [CELL_TYPE, PERTURBATION]]
+    log.info("%d condition(s) requested of %s; %d of them measured, held out of training", len(conditions),
+             dataset_id, len(holdout))
+    return table, holdout.assign(split="test")[["split", CELL_TYPE, PERTURBATION]]
+
+
+def _some(values, n: int = 5) -> str:
+    values = sorted(values)
+    return ", ".join(values[:n]) + (f" and {len(values) - n} more" if len(values) > n else "")
 
 
 def control_pools(data: PerturbationData, cell_types, eval_split: str) -> dict[str, np.ndarray]:
@@ -135,7 +202,7 @@ def predict_conditions(prepared, split_csv, genes_csv, model_dirs: list[str | os
     for model_dir, (_, meta) in zip(model_dirs, loaded):
         if meta["genes"] != data.genes.tolist():
             raise InputError(f"the model in {model_dir} was trained on other genes than {genes_csv} lists")
-    conditions = read_conditions(conditions_csv, data)
+    conditions = read_conditions(conditions_csv, data.spec)
     pools = control_pools(data, conditions[CELL_TYPE], eval_split)
     check_conditions(conditions, [m for m, _ in loaded], pools)
     pairs = list(zip(conditions[CELL_TYPE], conditions[PERTURBATION]))
@@ -165,7 +232,8 @@ def predict_conditions(prepared, split_csv, genes_csv, model_dirs: list[str | os
         mean = changes.mean(axis=0)
         io.write_elem(rows.file, "varm/mean_change", mean.T.astype(np.float32))
         io.write_elem(rows.file, "varm/change_sd", changes.std(axis=0).T.astype(np.float32))
-    table = conditions.assign(model=names.pop(), seeds=len(loaded), n_cells=n_cells,
+    table = conditions.assign(dataset=loaded[0][1].get("dataset", ""), model=names.pop(), seeds=len(loaded),
+                              n_cells=n_cells,
                               top_up=[_top(row, data.genes, up=True) for row in mean],
                               top_down=[_top(row, data.genes, up=False) for row in mean],
                               flags=novelty(conditions, data))

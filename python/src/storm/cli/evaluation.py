@@ -122,11 +122,13 @@ def evaluate(pred: Path, real: Path, out: Path, pert_col: str | None, control_pe
               help="The run's verdict.csv (`storm verdict`): each dataset's section opens with it.")
 @click.option("--store", help="Also append the run to this results store (a folder or s3:// prefix; "
                               "`storm results` queries it).")
+@click.option("--new-conditions", "new_conditions", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A table of predictions for new conditions (`storm predict --conditions`'s CSV; repeatable).")
 def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...], qc_files: tuple[Path, ...],
            run_info: Path | None, versions_file: Path | None, pipeline_info: Path | None,
            cell_samples: tuple[Path, ...], val_metrics: tuple[Path, ...], sweep_metric: str, profile: str,
            price_cpu_hour: float, price_gpu_hour: float, gpu_processes: tuple[str, ...], verdict_file: Path | None,
-           store: str | None) -> None:
+           store: str | None, new_conditions: tuple[Path, ...]) -> None:
     """Summarise metrics.csv files: summary.csv, paired comparisons, figures and report.html, opening
     with the run's provenance and closing with a glossary of the metrics."""
     from ..report import Provenance, build_report
@@ -138,7 +140,7 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
 
     verdicts = pd.read_csv(verdict_file, keep_default_na=False) if verdict_file else None
     build_report(list(metrics), out_dir, list(model_dirs), tasks, provenance, list(cell_samples),
-                 list(val_metrics), sweep_metric, profile, verdicts)
+                 list(val_metrics), sweep_metric, profile, verdicts, list(new_conditions))
     if store:
         from ..results import Store, run_tables
 
@@ -155,16 +157,25 @@ def report(metrics: tuple[Path, ...], out_dir: Path, model_dirs: tuple[Path, ...
               help="A sweep configuration's metrics on the validation pairs (repeatable), as for `storm report`.")
 @click.option("--sweep-metric", default="pearson_delta", show_default=True,
               help="The validation metric that chooses a sweep's configuration.")
-def verdict(metrics: tuple[Path, ...], out: Path, val_metrics: tuple[Path, ...], sweep_metric: str) -> None:
+@click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The grid's plan.json: new conditions are predicted with one of its training runs.")
+def verdict(metrics: tuple[Path, ...], out: Path, val_metrics: tuple[Path, ...], sweep_metric: str,
+            plan_path: Path | None) -> None:
     """Per dataset: which model beats every baseline on most calibrated metrics (paired Wilcoxon
     over the scored pairs, Benjamini-Hochberg q < 0.05), that none does, or that too few pairs were
-    held out for any test to tell; and the fallback model for new conditions."""
+    held out for any test to tell; the fallback; and the training run that predicts new conditions
+    (predict_with: the winner, else the fallback, of the plan's runs)."""
     from .. import io
     from ..report.build import shown_metrics
     from ..report.verdict import judge
 
-    shown, _ = shown_metrics(list(metrics), list(val_metrics), sweep_metric)
-    table = judge(shown)
+    shown, choices = shown_metrics(list(metrics), list(val_metrics), sweep_metric)
+    runs = None
+    if plan_path:
+        runs = {}
+        for run in io.read_json(plan_path)["runs"]:
+            runs.setdefault(run["group"], []).append(run["name"])
+    table = judge(shown, runs, choices)
     io.write_csv(table, out)
     for row in table.itertuples():
         log.info("verdict on %s: %s", row.dataset, row.statement)

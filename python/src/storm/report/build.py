@@ -14,6 +14,7 @@ import pandas as pd
 from .. import io
 from ..errors import InputError
 from ..evaluate import ALL, is_pair_row
+from ..grid import group_of
 from ..metrics import HEADLINE, better_direction, describe, key_metrics
 from ..models.base import EPOCH_LOG, STEP_LOG
 from . import figures, sweeps
@@ -179,10 +180,25 @@ def _verdict_html(verdicts: pd.DataFrame | None, dataset: str) -> str:
     if verdicts is None or dataset not in set(verdicts["dataset"]):
         return ""
     row = verdicts[verdicts["dataset"] == dataset].iloc[0]
-    fallback = (f" Without a winner, predictions for new conditions use {html.escape(row['fallback'])} (the highest "
-                "mean calibrated pearson_delta)." if row["verdict"] != "winner" and row["fallback"] else "")
+    chosen = str(row.get("predict_with", "") or "")
+    why = "the winner" if row["verdict"] == "winner" and group_of(chosen) == row["winner"] else \
+        "the highest mean calibrated pearson_delta of the grid's runs"
+    fallback = f" New conditions (--predict_conditions) are predicted with {html.escape(chosen)} ({why})." \
+        if chosen else ""
     return (f"<p class='verdict'><b>Verdict:</b> {html.escape(row['statement'])}.{fallback} Calibrated scores put "
             "each metric between perturbed_mean's score (0) and a technical replicate's (1); see the glossary.</p>")
+
+
+def _new_conditions_html(asked: pd.DataFrame) -> str:
+    if asked.empty:
+        return ""
+    flagged = int((asked["flags"] != "").sum())
+    return ("<h3>New conditions</h3><p>Conditions requested with --predict_conditions, predicted by models retrained "
+            "on every cell but the requested conditions the data measures, one per seed, from their cell type's "
+            f"controls. {flagged} of {len(asked)} are unlike anything in training (flags): read those as "
+            "extrapolations. The genes most up- and down-regulated by the mean predicted change over seeds; the cells "
+            "and every gene's mean change and its sd over seeds are in new_conditions/&lt;model&gt;.h5ad.</p>"
+            + _table_html(asked.drop(columns="dataset")))
 
 
 def _sweeps_html(choices: pd.DataFrame) -> str:
@@ -251,7 +267,8 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
                  provenance: Provenance | None = None,
                  cell_samples: list[str | os.PathLike] = (),
                  val_metric_paths: list[str | os.PathLike] = (), sweep_metric: str = HEADLINE,
-                 profile: str = "full", verdicts: pd.DataFrame | None = None) -> pd.DataFrame:
+                 profile: str = "full", verdicts: pd.DataFrame | None = None,
+                 new_conditions: list[str | os.PathLike] = ()) -> pd.DataFrame:
     """Write ``summary.csv``, ``comparisons.csv``, ``leaders.txt``, ``verdict.csv`` (given
     ``verdicts``), ``figures/*.png`` and ``report.html`` (provenance first, the glossary last).
     ``tasks``: the trace's, priced (:func:`storm.report.cost.task_costs`). ``cell_samples``
@@ -260,7 +277,8 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     swept model's configuration by ``sweep_metric`` (``sweeps.csv``); the rest of the report shows
     the chosen. ``profile`` picks the key metrics (:func:`storm.metrics.key_metrics`). ``verdicts``
     (:mod:`.verdict`, the VERDICT step's table) open each dataset's section and close the run's
-    last words."""
+    last words. ``new_conditions``: PREDICT_NEW's tables (``storm predict --conditions``), shown in
+    their dataset's section and gathered in ``new_conditions.csv``."""
     out = Path(out_dir)
     metrics, choices = shown_metrics(metric_paths, val_metric_paths, sweep_metric)
     if choices is not None:
@@ -277,6 +295,10 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
     io.write_text(leaders(summary, verdicts) + "\n", out / "leaders.txt")
     if verdicts is not None:
         io.write_csv(verdicts, out / "verdict.csv")
+    asked = pd.concat([pd.read_csv(p, keep_default_na=False) for p in new_conditions], ignore_index=True) \
+        if new_conditions else pd.DataFrame(columns=["dataset"])
+    if len(asked):
+        io.write_csv(asked, out / "new_conditions.csv")
 
     def save(png: bytes, name: str) -> bytes:
         with io.atomic_path(out / "figures" / name) as tmp:
@@ -309,6 +331,7 @@ def build_report(metric_paths: list[str | os.PathLike], out_dir: str | os.PathLi
             + "<h3>Which model is better, and how sure</h3>" + _wins_html(comparisons, dataset, keys, models, flags)
             + _phenotypes_html(data, dataset, keys, headline, save)
             + _cell_map_html(samples.get(dataset), dataset, save)
+            + _new_conditions_html(asked[asked["dataset"] == dataset])
         )
     logs = read_training_logs(list(model_dirs))
     if not logs.empty:

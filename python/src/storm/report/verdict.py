@@ -7,7 +7,9 @@ the dataset). It beats the baselines when it wins most calibrated metrics; of se
 winning most (then the higher mean calibrated pearson_delta) is named. With too few pairs for any
 test to reach p < 0.05 the design is underpowered, and the verdict says so rather than "none".
 The fallback, for a dataset without a winner, is the model (baselines included) with the highest
-mean calibrated pearson_delta: what ``--predict_models`` uses by default.
+mean calibrated pearson_delta. ``predict_with`` names the training run that ``--predict_conditions``
+retrains by default: the winner, else the fallback, of the grid's own runs (another tool's
+predictions cannot be retrained), a swept model as the configuration chosen on most seeds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scipy.stats import false_discovery_control
 from ..metrics import CALIBRATED
 from .stats import MIN_PAIRS, PAIR_KEYS, paired_p
 
-COLUMNS = ["dataset", "verdict", "winner", "fallback", "n", "unit", "statement"]
+COLUMNS = ["dataset", "verdict", "winner", "fallback", "predict_with", "n", "unit", "statement"]
 UNIT = "scored (seed, held-out cell type, perturbation) pairs"
 ALPHA = 0.05
 #: what calibrated metrics are judged on, and the one that breaks ties and names the fallback
@@ -47,12 +49,30 @@ def smallest_p(n: int) -> float:
     return min(1.0, 2.0 / 2 ** n) if n >= MIN_PAIRS else 1.0
 
 
-def judge(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One verdict row per dataset of ``metrics`` (long rows; pairs only are judged)."""
+def judge(metrics: pd.DataFrame, runs: dict[str, list[str]] | None = None,
+          choices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One verdict row per dataset of ``metrics`` (long rows; pairs only are judged). ``runs``: the
+    grid's models, each with its training runs (a sweep's configurations; None: every model is one
+    run), ``choices``: the configurations the validation pairs chose (:func:`.sweeps.choose`)."""
     rows = []
     for dataset, frame in metrics[metrics["metric"].isin(JUDGED)].groupby("dataset", sort=True):
-        rows.append(_judge_dataset(dataset, frame))
+        row = _judge_dataset(dataset, frame)
+        means = frame[frame["metric"] == TIEBREAK].groupby("model")["value"].mean()
+        rows.append({**row, "predict_with": _predict_with(dataset, row["winner"], means, runs, choices)})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _predict_with(dataset: str, winner: str, means: pd.Series, runs: dict[str, list[str]] | None,
+                  choices: pd.DataFrame | None) -> str:
+    trainable = [m for m in means.dropna().sort_values(ascending=False, kind="stable").index
+                 if runs is None or m in runs]
+    name = winner if winner and (runs is None or winner in runs) else next(iter(trainable), "")
+    configurations = [name] if runs is None or not name else runs[name]
+    if len(configurations) == 1 or choices is None:
+        return configurations[0]
+    chosen = choices[(choices["dataset"] == dataset) & (choices["model"] == name) & choices["chosen"]]
+    counts = chosen["configuration"].value_counts()
+    return sorted(counts[counts == counts.max()].index)[0] if len(counts) else configurations[0]
 
 
 def _judge_dataset(dataset: str, frame: pd.DataFrame) -> dict:

@@ -339,6 +339,11 @@ def _conditions(table: PairTable) -> pd.DataFrame:
     return pd.DataFrame(parsed, columns=["compound", "dose", "time"], index=table.pairs.index)
 
 
+@strategy("none", "nothing: every cell trains (how --predict_conditions trains when the data measures none of them)")
+def nothing(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
+    return Plan(np.full(len(table.pairs), TRAIN, dtype=np.int8))
+
+
 @strategy("file", "an existing split (cell_id,split CSV or split.parquet)", input_file="split_file")
 def from_file(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
     """Every cell's split as the file gives it (PerturBench's CSV, storm's parquet)."""
