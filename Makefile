@@ -74,9 +74,10 @@ browser: slurm
 	@command -v chromium-headless-shell >/dev/null || { apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
 
-# tests/containers runs `make images` on one test worker while the other runs the rest of the suite
+# tests/containers runs `make images` on one test worker while the other runs the rest of the suite;
+# files go out in collection order (tests/conftest.py starts the longest first), not by test count
 test: test-deps lint
-	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile \
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests python/tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--durations=25 $(PYTEST_ARGS)
 
 # storm's images, built and checked (docker/): a Docker Engine (started when none runs), the

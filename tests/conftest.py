@@ -9,7 +9,8 @@ import pytest
 from harness import SECRET, Run, run_pipeline
 
 #: the longest test files (CI's --durations), started first: the test workers take whole files in
-#: collection order, so a long one left for last runs alone while the other worker idles
+#: collection order (`--no-loadscope-reorder`), so a long one left for last runs alone while the
+#: other worker idles
 LONGEST_FIRST = ("containers/test_containers.py", "test_pipeline.py", "test_interface.py", "test_faults.py",
                  "test_real_data.py", "test_study_pipeline.py", "test_environments.py", "test_zoo.py",
                  "test_shards.py", "test_predict_new.py")
