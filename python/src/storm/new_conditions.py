@@ -108,7 +108,7 @@ def requested_conditions(path: str | os.PathLike, dataset, spec: DatasetSpec, da
     perturbed = measured[~is_control]
     held = np.array([pair in asked for pair in zip(perturbed[CELL_TYPE], perturbed[PERTURBATION])], dtype=bool)
     trained = {s for label in perturbed.loc[~held, PERTURBATION]
-               for s in parse_condition(label)[0].split(spec.combo_delimiter)}
+               for s in spec.singles(parse_condition(label)[0])}
     compounds = {parse_condition(label)[0] for label in perturbed[PERTURBATION]}
     for ct, label in zip(conditions[CELL_TYPE], conditions[PERTURBATION]):
         where = f"{path}: condition {ct}/{label}"
@@ -122,7 +122,7 @@ def requested_conditions(path: str | os.PathLike, dataset, spec: DatasetSpec, da
                 raise InputError(f"{where}: compound '{compound}' is not in the dataset, so storm has no molecule "
                                  f"features for it (its SMILES or its --molecule_embeddings row)")
             continue
-        unseen = [s for s in compound.split(spec.combo_delimiter) if s not in trained]
+        unseen = [s for s in spec.singles(compound) if s not in trained]
         if unseen:
             raise InputError(f"{where}: perturbation '{unseen[0]}' is never measured outside the requested conditions, "
                              f"so no model trained on this data can represent it")
@@ -166,7 +166,7 @@ def novelty(conditions: pd.DataFrame, data: PerturbationData) -> list[str]:
     trained = data.mask("train") & ~data.is_control
     perturbed_types = set(data.cell_type[trained])
     parsed = [parse_condition(label) for label in np.unique(data.perturbation[trained])]
-    singles = {s for compound, _, _ in parsed for s in compound.split(data.spec.combo_delimiter)}
+    singles = {s for compound, _, _ in parsed for s in data.spec.singles(compound)}
     doses: dict[str, list[float]] = {}
     for compound, dose, _ in parsed:
         if dose is not None:
@@ -177,7 +177,7 @@ def novelty(conditions: pd.DataFrame, data: PerturbationData) -> list[str]:
         found = []
         if ct not in perturbed_types:
             found.append("cell type never perturbed in training")
-        unseen = [s for s in compound.split(data.spec.combo_delimiter) if s not in singles]
+        unseen = [s for s in data.spec.singles(compound) if s not in singles]
         if unseen:
             found.append(f"{unseen[0]} never trained")
         elif dose is not None and compound in doses and not min(doses[compound]) <= dose <= max(doses[compound]):

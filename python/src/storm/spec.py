@@ -85,6 +85,10 @@ class DatasetSpec:
         optional = [self.batch_key, self.dose_key, self.time_key, self.smiles_key]
         return [self.perturbation_key, self.cell_type_key, *(c for c in optional if c)]
 
+    def singles(self, perturbation: str) -> list[str]:
+        """The single perturbations a (possibly combined) perturbation is made of (``A+B`` -> A, B)."""
+        return [p for p in perturbation.split(self.combo_delimiter) if p]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

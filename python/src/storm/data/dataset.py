@@ -97,10 +97,6 @@ class PerturbationData:
         counts = np.bincount(group, minlength=pairs.size)
         return pd.DataFrame(sums / counts[:, None], index=index, columns=self.genes)
 
-    def single_perturbations(self, perturbation: str) -> list[str]:
-        """The single perturbations a (possibly combined) perturbation is made of."""
-        return [p for p in perturbation.split(self.spec.combo_delimiter) if p]
-
 
 def prepared_spec(prepared) -> DatasetSpec:
     """The dataset spec ``storm prepare`` stored in a prepared file (a sharded dataset's first

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .. import io
 from ..metrics import CALIBRATED, higher_is_better
-from .perturbench import _cosine_matrix, _pearson
+from .perturbench import cosine_matrix, pearson_rows
 from .systema import deg_weighted_metrics
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ def mean_scores(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndar
                 centroid: np.ndarray | None) -> dict[str, np.ndarray]:
     """The calibrated metrics (``metrics.CALIBRATED``) of P predicted means (rows) against P real ones."""
     pred_delta, real_delta = pred_mean - ctrl_mean, real_mean - ctrl_mean
-    scores = {"pearson_delta": _pearson(pred_delta, real_delta, axis=1),
-              "cosine_logfc": np.diag(_cosine_matrix(pred_delta, real_delta)),
+    scores = {"pearson_delta": pearson_rows(pred_delta, real_delta, axis=1),
+              "cosine_logfc": np.diag(cosine_matrix(pred_delta, real_delta)),
               "mse": ((pred_mean - real_mean) ** 2).mean(axis=1),
               "r2_deg_weighted": deg_weighted_metrics(pred_mean, real_mean, ctrl_mean)["r2_deg_weighted"],
-              "pearson_delta_pert": (_pearson(pred_mean - centroid, real_mean - centroid, axis=1)
+              "pearson_delta_pert": (pearson_rows(pred_mean - centroid, real_mean - centroid, axis=1)
                                      if centroid is not None else np.full(len(pred_mean), np.nan))}
     # a prediction with no change (varying over genes) from its reference point carries no
     # information: it correlates 0, not NaN
@@ -68,10 +68,12 @@ def halves(n_cells: int, cell_type: str, perturbation: str, draw: int = 0) -> tu
     return np.sort(order[: n_cells // 2]), np.sort(order[n_cells // 2:])
 
 
-def scored_half_means(group) -> np.ndarray:
-    """Each held-out perturbation's mean over its scored half (rows in ``group.perturbations`` order)."""
-    return np.stack([group.real[p][halves(len(group.real[p]), group.cell_type, p)[1]].mean(axis=0)
-                     for p in group.perturbations])
+def half_means(group, draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each held-out perturbation's mean over its replicate half (the controls' mean where that half
+    is empty) and over its scored half, rows in ``group.perturbations`` order."""
+    cut = [(p, *halves(len(group.real[p]), group.cell_type, p, draw)) for p in group.perturbations]
+    return (np.stack([group.real[p][a].mean(axis=0) if len(a) else group.control_mean for p, a, _ in cut]),
+            np.stack([group.real[p][b].mean(axis=0) for p, _, b in cut]))
 
 
 def reference_rows(group, centroid: np.ndarray | None) -> pd.DataFrame:
@@ -82,13 +84,10 @@ def reference_rows(group, centroid: np.ndarray | None) -> pd.DataFrame:
     sizes = np.array([len(group.real[p]) for p in perts])
 
     def ceiling(draw: int) -> dict[str, np.ndarray]:
-        cut = [halves(len(group.real[p]), group.cell_type, p, draw) for p in perts]
-        replicate = np.stack([group.real[p][a].mean(axis=0) if len(a) else ctrl for p, (a, _) in zip(perts, cut)])
-        scored = np.stack([group.real[p][b].mean(axis=0) for p, (_, b) in zip(perts, cut)])
-        return mean_scores(replicate, scored, ctrl, centroid)
+        return mean_scores(*half_means(group, draw), ctrl, centroid)
 
-    scored = scored_half_means(group)
-    top = ceiling(0)
+    replicate, scored = half_means(group)
+    top = mean_scores(replicate, scored, ctrl, centroid)
     spread = {m: np.std([ceiling(d)[m] for d in range(1, NOISE_DRAWS + 1)], axis=0) for m in CALIBRATED}
     floors = {"floor": (mean_scores(np.broadcast_to(centroid, scored.shape), scored, ctrl, centroid)
                         if centroid is not None else {m: np.full(len(perts), np.nan) for m in CALIBRATED}),
@@ -131,7 +130,7 @@ def calibrated_scores(group, pred_mean: np.ndarray, centroid: np.ndarray | None,
     n = len(group.perturbations)
     if calibration is None:
         return {f"calibrated{kind}_{m}": np.full(n, np.nan) for m in CALIBRATED for kind in ("", "_control")}
-    scores = mean_scores(pred_mean, scored_half_means(group), group.control_mean, centroid)
+    scores = mean_scores(pred_mean, half_means(group)[1], group.control_mean, centroid)
     out = {}
     for m in CALIBRATED:
         ref = calibration.reindex([(group.cell_type, p, m) for p in group.perturbations])

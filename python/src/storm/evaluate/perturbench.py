@@ -16,7 +16,7 @@ from ..metrics import DEG_K, MAX_CELLS, N_PCS, SCGEN_TOP_K, TOP_K
 from .pairs import CellTypeGroup
 
 
-def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(a, axis=1)[:, None] * np.linalg.norm(b, axis=1)[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(norm > 0, a @ b.T / norm, np.nan)
@@ -38,7 +38,7 @@ def r2(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+def pearson_rows(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     """Pearson correlation of ``a`` and ``b`` along ``axis`` (NaN where either is constant)."""
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
@@ -68,7 +68,7 @@ def fit_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, ctrl_mean: np.ndar
     sq = (pred_mean ** 2).sum(1)[:, None] + (real_mean ** 2).sum(1)[None, :] - 2 * pred_mean @ real_mean.T
     rmse_matrix = np.sqrt(np.maximum(sq, 0) / pred_mean.shape[1])
     np.fill_diagonal(rmse_matrix, np.sqrt(((pred_mean - real_mean) ** 2).mean(axis=1)))
-    cosine = _cosine_matrix(pred_delta, real_delta)
+    cosine = cosine_matrix(pred_delta, real_delta)
     real_top, pred_top = top_k_genes(real_delta, k), top_k_genes(pred_delta, k)
     recall = np.array([np.isin(r, p).mean() for r, p in zip(real_top, pred_top)])
     return {
@@ -90,8 +90,8 @@ def scgen_r2(pred_mean: np.ndarray, real_mean: np.ndarray, real_delta: np.ndarra
     top = top_k_genes(real_delta, k)
     rows = np.arange(len(top))[:, None]
     # the R² of a least-squares line, as scGen's figures report it (scipy's linregress rvalue ** 2)
-    return {"r2_mean_all": _pearson(real_mean, pred_mean, axis=1) ** 2,
-            f"r2_mean_top{k}_deg": _pearson(real_mean[rows, top], pred_mean[rows, top], axis=1) ** 2}
+    return {"r2_mean_all": pearson_rows(real_mean, pred_mean, axis=1) ** 2,
+            f"r2_mean_top{k}_deg": pearson_rows(real_mean[rows, top], pred_mean[rows, top], axis=1) ** 2}
 
 
 def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -131,7 +131,7 @@ def distribution_metrics(group: CellTypeGroup, seed: int = 0) -> dict:
         out["mmd_pca"].append(mmd_rbf(x, y))
         out["cellwise_distance"].append(float(np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)).min(1).mean()))
         real_delta = real.mean(axis=0) - ctrl_mean
-        out["direction_cosine"].append(float(np.nanmean(_cosine_matrix(pred - ctrl_mean, real_delta[None, :]))))
+        out["direction_cosine"].append(float(np.nanmean(cosine_matrix(pred - ctrl_mean, real_delta[None, :]))))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -139,5 +139,5 @@ def genewise_pearson(pred_delta: np.ndarray, real_delta: np.ndarray) -> float:
     """Mean over genes of the correlation, across perturbations, of predicted and real change."""
     if pred_delta.shape[0] < 3:
         return float("nan")
-    r = _pearson(pred_delta, real_delta, axis=0)
+    r = pearson_rows(pred_delta, real_delta, axis=0)
     return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.base import load_table, save_table
-from .perturbench import _cosine_matrix, _pearson
+from .perturbench import cosine_matrix, pearson_rows
 
 #: in the reference folder: per cell type, the mean effect of its training perturbations
 PERTURBED_EFFECT_FILE = "perturbed_effect.npz"
@@ -64,13 +64,13 @@ def centroid_metrics(pred_mean: np.ndarray, real_mean: np.ndarray, centroid: np.
     if centroid is None:
         return {"pearson_delta_pert": np.full(n, np.nan), "centroid_accuracy": np.full(n, np.nan)}
     pred_shift, real_shift = pred_mean - centroid, real_mean - centroid
-    similarity = _cosine_matrix(pred_shift, real_shift)
+    similarity = cosine_matrix(pred_shift, real_shift)
     accuracy = np.full(n, np.nan)
     if n > 1:
         for i, row in enumerate(similarity):
             if np.isfinite(row).all():
                 accuracy[i] = float(row[i] > np.delete(row, i).max())
-    return {"pearson_delta_pert": _pearson(pred_shift, real_shift, axis=1), "centroid_accuracy": accuracy}
+    return {"pearson_delta_pert": pearson_rows(pred_shift, real_shift, axis=1), "centroid_accuracy": accuracy}
 
 
 def deg_weights(real_delta: np.ndarray) -> np.ndarray:

@@ -71,14 +71,14 @@ class ContextMean(PerturbationModel):
     def shift(self, perturbation: str, n_genes: int) -> np.ndarray:
         if perturbation in self.shifts:
             return self.shifts[perturbation]
-        parts = [p for p in perturbation.split(self.spec.combo_delimiter) if p in self.shifts]
+        parts = [p for p in self.spec.singles(perturbation) if p in self.shifts]
         return np.sum([self.shifts[p] for p in parts], axis=0) if parts else np.zeros(n_genes)
 
     def predict(self, controls: np.ndarray, cell_type: str, perturbation: str) -> np.ndarray:
         return (controls + self.shift(perturbation, controls.shape[1])).astype(np.float32)
 
     def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
-        unseen = [p for p in perturbation.split(self.spec.combo_delimiter) if p not in self.shifts]
+        unseen = [p for p in self.spec.singles(perturbation) if p not in self.shifts]
         return f"perturbation '{unseen[0]}' was never trained: context_mean has no shift for it" if unseen else None
 
     def save(self, out_dir: Path) -> None:
@@ -132,7 +132,7 @@ class _PairEffects(PerturbationModel):
         for (ct, pert), effect in effects.items():
             self.by_perturbation.setdefault(pert, []).append(effect)
             self.by_cell_type.setdefault(ct, []).append(effect)
-            singles = self.parts(pert)
+            singles = self.spec.singles(pert)
             for single in singles if len(singles) > 1 else ():
                 self.combinations_with.setdefault((ct, single), []).append(effect)
 
@@ -149,9 +149,6 @@ class _PairEffects(PerturbationModel):
 
     def load_state(self, out_dir: Path) -> None:
         self.index({tuple(key.split(SEP, 1)): effect for key, effect in load_table(out_dir / "effects.npz").items()})
-
-    def parts(self, perturbation: str) -> list[str]:
-        return [p for p in perturbation.split(self.spec.combo_delimiter) if p]
 
     def across_cell_types(self, perturbation: str) -> np.ndarray | None:
         """context_mean's rule: the perturbation's mean effect over the cell types it was trained in."""
@@ -179,7 +176,7 @@ class Additive(_PairEffects):
 
     def resolve(self, cell_type: str, perturbation: str, n_genes: int) -> tuple[np.ndarray, str]:
         effect, rules = np.zeros(n_genes, dtype=np.float32), []
-        for part in self.parts(perturbation):
+        for part in self.spec.singles(perturbation):
             if (cell_type, part) in self.effects:
                 effect = effect + self.effects[cell_type, part]
                 rules.append(f"{part}: its effect in the cell type")
@@ -192,7 +189,7 @@ class Additive(_PairEffects):
 
 
     def unrepresentable(self, cell_type: str, perturbation: str) -> str | None:
-        unseen = [p for p in self.parts(perturbation) if p not in self.by_perturbation]
+        unseen = [p for p in self.spec.singles(perturbation) if p not in self.by_perturbation]
         return f"perturbation '{unseen[0]}' was never trained: additive has no effect for it" if unseen else None
 
 
@@ -210,7 +207,7 @@ class MatchingMean(_PairEffects):
     trained only elsewhere: its mean over those cell types); else the perturbed mean."""
 
     def resolve(self, cell_type: str, perturbation: str, n_genes: int) -> tuple[np.ndarray, str]:
-        parts = self.parts(perturbation)
+        parts = self.spec.singles(perturbation)
         if len(parts) > 1:
             found = [e for p in parts
                      if (e := self.effects.get((cell_type, p), self.across_cell_types(p))) is not None]

@@ -35,7 +35,7 @@ class Conditions:
     @classmethod
     def from_training(cls, data: PerturbationData) -> "Conditions":
         train = data.mask("train") & ~data.is_control
-        singles = {s for p in np.unique(data.perturbation[train]) for s in data.single_perturbations(p)}
+        singles = {s for p in np.unique(data.perturbation[train]) for s in data.spec.singles(p)}
         return cls(sorted(singles), sorted(np.unique(data.cell_type)), data.spec.combo_delimiter)
 
     def encode(self, perturbations: np.ndarray, cell_types: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,7 +64,7 @@ class Cpa(PackageModel):
         import cpa
 
         c = self.config
-        self.max_combination = max(len(p.split(self.spec.combo_delimiter)) for p in self.seen)
+        self.max_combination = max(len(self.spec.singles(p)) for p in self.seen)
         adata = self._cpa_cells(adata)
         seed_everything(self.seed)
         self._setup(adata)
