@@ -36,7 +36,12 @@ for image in "$@"; do
     || fail "$(in_image "$image" storm -q models --check --environment "$environment" 2>&1 | grep fails)"
   if [[ $name == storm-* && $name != storm-gpu && $name != storm-state ]]; then
     model=$(in_image "$image" storm -q models --environment "$environment" --json | python3 -c 'import json, sys; print(next(iter(json.load(sys.stdin))))')
-    sets=(--set max_epochs=1)
+    # the smallest budget its config has: a step count, else one epoch
+    if in_image "$image" storm -q models --config "$model" | grep -q '^max_steps:'; then
+      sets=(--set max_steps=20)
+    else
+      sets=(--set max_epochs=1)
+    fi
   fi
   # a tiny screen, split, prepared and its genes, then the model's TRAIN and PREDICT
   in_image "$image" bash -c "set -e

@@ -17,7 +17,7 @@ LIBRARIES = {
     "lightning": "lightning", "cell_eval": "cell-eval", "pdex": "pdex", "state": "arc-state",
     "cell_load": "cell-load", "peft": "peft", "boto3": "boto3", "matplotlib": "matplotlib",
     "scvi": "scvi-tools", "biolord": "biolord", "cpa": "cpa-tools", "pertpy": "pertpy", "jax": "jax",
-    "pytorch_lightning": "pytorch-lightning",
+    "pytorch_lightning": "pytorch-lightning", "cellflow": "cellflow-tools", "ott": "ott-jax", "flax": "flax",
 }
 
 
