@@ -79,7 +79,8 @@ workflow PERTURBATION {
     // re-runs this check, nothing upstream); its plan.json is the one reading of the grid
     def holdout_files = [P.manual_holdout, P.split_file].findAll { it }.collect { file(it, checkIfExists: true) }
     def conditions_file = [P.predict_conditions].findAll { it }.collect { file(it, checkIfExists: true) }
-    CHECK(datasets.map { meta, files -> [meta + [strategy: byId[meta.id].split_strategy], files[0]] },
+    CHECK(datasets.map { meta, files -> [meta + [strategy: byId[meta.id].split_strategy], files[0],
+                                         P.predict_conditions && files.size() > 1 ? files : []] },
           holdout_files + conditions_file)
     checked = datasets
         .map { meta, files -> [meta.id, meta, files] }

@@ -138,3 +138,18 @@ def test_the_none_split_trains_every_cell(small_h5ad):
     split = make_split(read_split_obs(small_h5ad, DatasetSpec(), [CELL_TYPE]),
                        SplitParams(spec=DatasetSpec(), strategy="none", seed=0))
     assert set(split.pairs["split"]) == {"train"}
+
+
+def test_check_reads_every_shard_of_a_sharded_dataset(small_adata, tmp_path):
+    from storm import io
+
+    obs = small_adata.obs
+    last = obs["cell_type"].astype(str) == sorted(set(obs["cell_type"].astype(str)))[-1]
+    shards = [tmp_path / "a.h5ad", tmp_path / "b.h5ad"]
+    io.write_h5ad(small_adata[~last.to_numpy()].copy(), shards[0])
+    io.write_h5ad(small_adata[last.to_numpy()].copy(), shards[1])
+    ct = sorted(set(obs.loc[last, CELL_TYPE].astype(str)))[0]
+    pert = sorted(set(obs.loc[last, PERTURBATION].astype(str)) - {"control"})[0]
+    _, holdout = requested_conditions(request(tmp_path, [(ct, pert)]), shards, DatasetSpec(), "dataset",
+                                      molecules=False)
+    assert holdout.values.tolist() == [["test", ct, pert]]  # measured in the second shard only

@@ -8,7 +8,7 @@ process CHECK {
     label 'process_single'
 
     input:
-    tuple val(meta), path(h5ad)
+    tuple val(meta), path(h5ad), path(shards, stageAs: 'shards/*')   // every shard: only --predict_conditions reads them
     path(holdout)   // the manual holdout or split file, when the strategy takes one; --predict_conditions' table
 
     output:
@@ -20,7 +20,8 @@ process CHECK {
 
     script:
     """
-    ${StormCli.call('check')} --input ${h5ad} ${StormCli.spec(meta)} ${task.ext.args} --plan plan.json ${task.ext.args2}
+    ${StormCli.call('check')} --input ${h5ad} ${StormCli.spec(meta)} ${task.ext.args} --plan plan.json \\
+        ${StormCli.each('--conditions-data', shards)} ${task.ext.args2}
     """
 
     stub:

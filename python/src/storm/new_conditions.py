@@ -99,9 +99,12 @@ def requested_conditions(path: str | os.PathLike, dataset, spec: DatasetSpec, da
     conditions = read_conditions(path, spec, table)
     obs = read_split_obs(dataset, spec, [spec.cell_type_key])
     cell_type, pert = obs.columns[spec.cell_type_key], obs.columns[spec.perturbation_key]
-    codes = np.unique(cell_type.codes.astype(np.int64) * len(pert.categories) + pert.codes)
-    measured = pd.DataFrame({CELL_TYPE: cell_type.categories[codes // len(pert.categories)],
-                             PERTURBATION: pert.categories[codes % len(pert.categories)]})
+    # the measured (cell type, condition) pairs: a count per pair, not a sort of every cell
+    n_pert = len(pert.categories)
+    codes = np.flatnonzero(np.bincount(cell_type.codes.astype(np.int64) * n_pert + pert.codes,
+                                       minlength=len(cell_type.categories) * n_pert))
+    measured = pd.DataFrame({CELL_TYPE: cell_type.categories[codes // n_pert],
+                             PERTURBATION: pert.categories[codes % n_pert]})
     is_control = measured[PERTURBATION] == spec.control_value
     with_controls = set(measured.loc[is_control, CELL_TYPE])
     asked = set(zip(conditions[CELL_TYPE], conditions[PERTURBATION]))

@@ -62,6 +62,9 @@ def grid_options(func):
 @click.option("--dataset-name", default="dataset", show_default=True,
               help="This dataset's id (the conditions table's dataset column names it).")
 @click.option("--molecules", is_flag=True, help="Compounds are seen through molecule features (--molecule_embeddings).")
+@click.option("--conditions-data", "conditions_data", multiple=True, type=click.Path(path_type=Path),
+              help="A sharded dataset's shards, in order (repeatable): the conditions are read from all of them "
+                   "[default: --input].")
 @click.option("--conditions-out", type=click.Path(file_okay=False, path_type=Path),
               help="With --predict-conditions: write this dataset's requested.csv and holdout.csv (the requested "
                    "conditions the data measures, held out of training) here.")
@@ -69,7 +72,8 @@ def grid_options(func):
 @click.argument("split_args", nargs=-1, type=click.UNPROCESSED)
 def check(input_path: Path, runs: list, plan_path: Path | None, require_environments: bool,
           sweep_metric: str | None, conditions_csv: Path | None, predict_models: str, dataset_name: str,
-          molecules: bool, conditions_out: Path | None, spec: DatasetSpec, split_args: tuple[str, ...]) -> None:
+          molecules: bool, conditions_data: tuple[Path, ...], conditions_out: Path | None, spec: DatasetSpec,
+          split_args: tuple[str, ...]) -> None:
     """Check what can be checked without reading X, in seconds: the dataset's columns and
     embeddings, every run of the grid and its settings, `storm split` options given after `--`,
     and the conditions --predict-conditions asks of this dataset.
@@ -89,14 +93,14 @@ def check(input_path: Path, runs: list, plan_path: Path | None, require_environm
         ctx = split.make_context("storm split", ["--input", str(input_path), "--out-dir", ".", *split_args])
         split_params(spec, input_path, **{k: v for k, v in ctx.params.items() if k in SPLIT_SHAPE_OPTIONS})
     if conditions_csv:
-        _check_requested(conditions_csv, input_path, spec, dataset_name, molecules or bool(spec.smiles_key),
-                         comma_list(predict_models), runs, conditions_out)
+        _check_requested(conditions_csv, list(conditions_data) or input_path, spec, dataset_name,
+                         molecules or bool(spec.smiles_key), comma_list(predict_models), runs, conditions_out)
     if plan_path:
         write_plan(runs, plan_path)
     log.info("%s: spec, %d run(s) and split options check out", input_path, len(runs))
 
 
-def _check_requested(conditions_csv: Path, input_path: Path, spec: DatasetSpec, dataset_name: str, molecules: bool,
+def _check_requested(conditions_csv: Path, dataset, spec: DatasetSpec, dataset_name: str, molecules: bool,
                      predict_models: list[str], runs: list, out: Path | None) -> None:
     from .. import io
     from ..new_conditions import requested_conditions
@@ -105,7 +109,7 @@ def _check_requested(conditions_csv: Path, input_path: Path, spec: DatasetSpec, 
     unknown = [m for m in predict_models if m not in names]
     if unknown:
         raise InputError(f"--predict_models: '{unknown[0]}' is not a run of the grid ({', '.join(names)})")
-    table, holdout = requested_conditions(conditions_csv, input_path, spec, dataset_name, molecules)
+    table, holdout = requested_conditions(conditions_csv, dataset, spec, dataset_name, molecules)
     if out and len(table):
         out.mkdir(parents=True, exist_ok=True)
         io.write_csv(table, out / "requested.csv")
