@@ -187,7 +187,12 @@ workflow PERTURBATION {
     GENES_NEW(new_split_data)
     chosen = P.predict_models
         ? requested.map { id, table, holdout -> [id, P.predict_models.toString().tokenize(',')*.trim()] }
-        : VERDICT.out.verdict.flatMap { csv -> csv.splitCsv(header: true).collect { [it.dataset, [it.predict_with]] } }
+        : VERDICT.out.verdict.splitCsv(header: true)
+            .filter { row ->
+                if (!row.predict_with) log.warn "storm: no model of the grid has a calibrated score on ${row.dataset}: " +
+                                                "name the ones to predict its new conditions with --predict_models"
+                row.predict_with }
+            .map { row -> [row.dataset, [row.predict_with]] }
     new_runs = chosen
         .combine(plan)
         .flatMap { id, names, grid -> grid.runs.findAll { it.name in names }.collect { [id, it] } }
