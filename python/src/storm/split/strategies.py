@@ -50,6 +50,7 @@ class Strategy:
     holds_out: str                # what it holds out, in a phrase
     choose: Callable[[PairTable, SplitParams, np.random.Generator, Inputs], Plan]
     input_file: str | None = None  # the option naming the file it reads: manual_holdout or split_file
+    benchmark: bool = True  # a benchmark's choice (the pipeline's --split_strategy); else storm's own use
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -57,10 +58,10 @@ STRATEGIES: dict[str, Strategy] = {}
 INPUT_FILES = {"manual_holdout": "a manual holdout file", "split_file": "a split file"}
 
 
-def strategy(name: str, holds_out: str, input_file: str | None = None):
+def strategy(name: str, holds_out: str, input_file: str | None = None, benchmark: bool = True):
     """Register a strategy function under ``name`` (see the module's docstring)."""
     def register(choose):
-        STRATEGIES[name] = Strategy(name, holds_out, choose, input_file)
+        STRATEGIES[name] = Strategy(name, holds_out, choose, input_file, benchmark)
         return choose
     return register
 
@@ -339,7 +340,8 @@ def _conditions(table: PairTable) -> pd.DataFrame:
     return pd.DataFrame(parsed, columns=["compound", "dose", "time"], index=table.pairs.index)
 
 
-@strategy("none", "nothing: every cell trains (how --predict_conditions trains when the data measures none of them)")
+@strategy("none", "nothing: every cell trains (how --predict_conditions trains when the data measures none of them)",
+          benchmark=False)
 def nothing(table: PairTable, params: SplitParams, rng: np.random.Generator, inputs: Inputs) -> Plan:
     return Plan(np.full(len(table.pairs), TRAIN, dtype=np.int8))
 
