@@ -69,14 +69,19 @@ def test_docker_profile_limits_memory_and_cpus_hard():
     assert '"--memory-swap ${task.memory.toMega()}m --cpus ${task.cpus}"' in out
 
 
+#: the processes that train (label process_gpu): the benchmark's, and new conditions' (--predict_conditions)
+TRAINING = ("PERTURBATION:TRAIN", "PERTURBATION:TRAIN_NEW")
+
+
 def test_container_image_per_step(tmp_path):
     """`nextflow inspect` resolves each step's container under the docker and gpu profiles."""
     out = subprocess.run([nextflow_bin(), "inspect", str(REPO / "main.nf"), "-profile", "test,docker,gpu",
                           "--container_registry", "reg.example"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
-    assert images["PERTURBATION:TRAIN"] == "reg.example/storm-gpu:0.1.0"  # withName: TRAIN finds the workflow's
-    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
+    # withName: TRAIN finds the workflow's; training for new conditions is training too
+    assert {images[p] for p in TRAINING} == {"reg.example/storm-gpu:0.1.0"}
+    assert {images[p] for p in images if p not in TRAINING} == {"reg.example/storm:0.1.0"}
 
 
 def test_images_pinned_by_digest(tmp_path):
@@ -93,8 +98,8 @@ def test_images_pinned_by_digest(tmp_path):
     out = inspect("--container_digests", "digests.txt")
     assert out.returncode == 0, out.stderr[-2000:]
     images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
-    assert images["PERTURBATION:TRAIN"] == digest["storm-gpu"]
-    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {digest["storm"]}
+    assert {images[p] for p in TRAINING} == {digest["storm-gpu"]}
+    assert {images[p] for p in images if p not in TRAINING} == {digest["storm"]}
     (tmp_path / "bad.txt").write_text("reg.example/storm:latest\n")
     out = inspect("--container_digests", "bad.txt")
     assert out.returncode != 0
@@ -108,8 +113,8 @@ def test_apptainer_runs_the_same_images_on_hpc(tmp_path):
                           "--container_registry", "reg.example"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     images = {p["name"]: p["container"] for p in json.loads(out.stdout[out.stdout.index("{"):])["processes"]}
-    assert images["PERTURBATION:TRAIN"] == "reg.example/storm-gpu:0.1.0"
-    assert {images[p] for p in images if p != "PERTURBATION:TRAIN"} == {"reg.example/storm:0.1.0"}
+    assert {images[p] for p in TRAINING} == {"reg.example/storm-gpu:0.1.0"}
+    assert {images[p] for p in images if p not in TRAINING} == {"reg.example/storm:0.1.0"}
     config = flat_config("slurm", "gpu", "apptainer")
     assert "apptainer.enabled = true" in config and "apptainer.cacheDir = null" in config  # Nextflow's own unless given
     assert "'--nv'" in config and "task.accelerator" in config

@@ -25,7 +25,7 @@ ZOO = {
     "cpa": (["max_epochs=40", "plan_kwargs.n_epochs_adv_warmup=5", "plan_kwargs.n_epochs_pretrain_ae=5"],
             "cpa-tools"),
     "biolord": (["max_epochs=60"], "biolord"),
-    "cellflow": (["max_steps=600"], "cellflow-tools"),
+    "cellflow": (["max_steps=300"], "cellflow-tools"),
     "cellot": (["steps=400"], "torch"),
 }
 
