@@ -3,7 +3,8 @@ glioblastoma lines split by cell-type transfer, Norman 2019's K562 combinations 
 combination; ../shared/data) through the pipeline, every model beside the baselines. Prints, per
 dataset and model, the mean ± sd over seeds of pearson_delta, cosine_logfc and its rank, the
 DEG-weighted R² and the calibrated pearson_delta (the report's summary.csv), PerturBench's
-published Norman 2019 cosine logFC and rank beside storm's K562 numbers, and the verdict the report opens each dataset with.
+published Norman 2019 cosine logFC and rank beside storm's K562 numbers, and the verdict the report
+opens each dataset with.
 
     .venv/bin/python tests/benchmarks/devel_yardsticks.py [--models a,b] [--seeds 0,1,2] [--out DIR]
 
