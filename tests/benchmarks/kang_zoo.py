@@ -1,14 +1,14 @@
-"""The scGen paper's task on real data: Kang 2018 PBMCs, control vs IFN-β. For each cell type in
-turn its stimulated cells are held out and predicted from its controls (half of that cell type's
-controls train, the other half are the held-out controls predictions start from); every other
-cell type trains (a tenth of it validates). Prints, per held-out cell type and model, R² of
-per-gene mean expression over all genes and over the top-100 DE genes (storm's r2_mean_all and
-r2_mean_top100_deg, the scGen paper's figures), pearson_delta (cell-eval's minimal profile), cosine
-logFC, the DEG-weighted R², the calibrated pearson_delta and its control-floor version, each
-model's training time, and the verdict over the five held-out cell types. A held-out cell type has no perturbed training cells, so perturbed_mean
-(the calibration's floor) takes the other cell types' mean effect, as additive and matching_mean
-do for the one perturbation here: the three baselines predict the same cells. Folders already
-done are reused, so a stopped run continues.
+"""The scGen paper's task on real data: Kang 2018 PBMCs, control vs IFN-β. For each cell type in turn
+its stimulated cells are held out and predicted from its controls (half of that cell type's controls
+train, the other half are the held-out controls predictions start from); every other cell type
+trains (a tenth of it validates). Prints, per held-out cell type and model, R² of per-gene mean
+expression over all genes and over the top-100 DE genes (storm's r2_mean_all and r2_mean_top100_deg,
+the scGen paper's figures), pearson_delta (cell-eval's minimal profile), cosine logFC, the DEG-
+weighted R², the calibrated pearson_delta and its control-floor version, each model's training time,
+and the verdict over the five held-out cell types. A held-out cell type has no perturbed training
+cells, so perturbed_mean (the calibration's floor) takes the other cell types' mean effect, as
+additive and matching_mean do for the one perturbation here: the three baselines predict the same
+cells. Folders already done are reused, so a stopped run continues.
 
     .venv/bin/python tests/benchmarks/kang_zoo.py [--models a,b] [--out DIR] [--set model.key=value ...]
 
