@@ -72,9 +72,13 @@ class CellFlow(PackageModel):
         self.width = max(len(self.spec.singles(p)) for p in perturbed)
         n_components = min(int(c["n_components"]), adata.n_vars, adata.n_obs - 1)
         self.projection = Projection(n_components, random_state=self.seed).fit(adata.X)
-        cells = self._cells(adata.X, adata.obs[PERTURBATION].astype(str).to_numpy(),
-                            adata.obs[CELL_TYPE].astype(str).to_numpy())
-        self.singles, self.cell_types = singles, sorted(set(cells.obs[CELL_TYPE]))
+        perturbation = adata.obs[PERTURBATION].astype(str).to_numpy()
+        cell_type = adata.obs[CELL_TYPE].astype(str).to_numpy()
+        # every control population needs targets: a cell type without perturbed training cells (a
+        # held-out one) is left out of the flows, and still has a representation to be asked about
+        flows = np.isin(cell_type, cell_type[perturbation != self.spec.control_value])
+        self.singles, self.cell_types = singles, sorted(set(cell_type))
+        cells = self._cells(adata.X[flows], perturbation[flows], cell_type[flows])
         cells.uns.update(self._representations())
         self.model = Package(cells, solver="otfm")
         with quiet():
