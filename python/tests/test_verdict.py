@@ -36,6 +36,7 @@ def test_beating_some_baselines_is_not_enough():
     row = verdict_of(calibrated(20, {"linear_additive": 0.6, "additive": 0.8, "perturbed_mean": 0.0}))
     assert row["verdict"] == "none" and row["winner"] == ""
     assert "no model beats every baseline (additive, perturbed_mean)" in row["statement"]
+    assert "none beats them all on any" in row["statement"]  # no model is "closest" on zero metrics
     assert row["fallback"] == "additive"  # the best calibrated pearson_delta, a baseline here
 
 

@@ -113,10 +113,11 @@ def _judge_dataset(dataset: str, frame: pd.DataFrame) -> dict:
     judged = len(wide)
     qualified = won[won > judged / 2]
     if qualified.empty:
-        best = won.idxmax() if len(won) else ""
+        best = won.idxmax() if len(won) and won.max() > 0 else ""
+        closest = f"closest: {best} on {int(won[best])}" if best else "none beats them all on any"
         return {**row, "verdict": "none",
                 "statement": f"no model beats every baseline ({', '.join(baselines)}) on most of {judged} calibrated "
-                             f"metrics (q < {ALPHA}, n = {n} {UNIT}); closest: {best} on {int(won.get(best, 0))}"}
+                             f"metrics (q < {ALPHA}, n = {n} {UNIT}); {closest}"}
     order = sorted(qualified.index, key=lambda m: (-qualified[m], -means.get(m, -np.inf)))
     winner = order[0]
     return {**row, "verdict": "winner", "winner": winner,
