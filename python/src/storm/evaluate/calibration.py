@@ -68,12 +68,23 @@ def halves(n_cells: int, cell_type: str, perturbation: str, draw: int = 0) -> tu
     return np.sort(order[: n_cells // 2]), np.sort(order[n_cells // 2:])
 
 
+def _cut(group, draw: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each held-out perturbation's real cells with its (replicate, scored) halves."""
+    return [(group.real[p], *halves(len(group.real[p]), group.cell_type, p, draw)) for p in group.perturbations]
+
+
+def scored_half_means(group) -> np.ndarray:
+    """Each held-out perturbation's mean over its scored half (rows in ``group.perturbations`` order):
+    what a model is scored on, per evaluation, with no replicate mean it does not need."""
+    return np.stack([cells[b].mean(axis=0) for cells, _, b in _cut(group, 0)])
+
+
 def half_means(group, draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Each held-out perturbation's mean over its replicate half (the controls' mean where that half
     is empty) and over its scored half, rows in ``group.perturbations`` order."""
-    cut = [(p, *halves(len(group.real[p]), group.cell_type, p, draw)) for p in group.perturbations]
-    return (np.stack([group.real[p][a].mean(axis=0) if len(a) else group.control_mean for p, a, _ in cut]),
-            np.stack([group.real[p][b].mean(axis=0) for p, _, b in cut]))
+    cut = _cut(group, draw)
+    return (np.stack([cells[a].mean(axis=0) if len(a) else group.control_mean for cells, a, _ in cut]),
+            np.stack([cells[b].mean(axis=0) for cells, _, b in cut]))
 
 
 def reference_rows(group, centroid: np.ndarray | None) -> pd.DataFrame:
@@ -130,7 +141,7 @@ def calibrated_scores(group, pred_mean: np.ndarray, centroid: np.ndarray | None,
     n = len(group.perturbations)
     if calibration is None:
         return {f"calibrated{kind}_{m}": np.full(n, np.nan) for m in CALIBRATED for kind in ("", "_control")}
-    scores = mean_scores(pred_mean, half_means(group)[1], group.control_mean, centroid)
+    scores = mean_scores(pred_mean, scored_half_means(group), group.control_mean, centroid)
     out = {}
     for m in CALIBRATED:
         ref = calibration.reindex([(group.cell_type, p, m) for p in group.perturbations])

@@ -56,8 +56,8 @@ def judge(metrics: pd.DataFrame, runs: dict[str, list[str]] | None = None,
     run), ``choices``: the configurations the validation pairs chose (:func:`.sweeps.choose`)."""
     rows = []
     for dataset, frame in metrics[metrics["metric"].isin(JUDGED)].groupby("dataset", sort=True):
-        row = _judge_dataset(dataset, frame)
         means = frame[frame["metric"] == TIEBREAK].groupby("model")["value"].mean()
+        row = _judge_dataset(dataset, frame, means)
         rows.append({**row, "predict_with": _predict_with(dataset, row["winner"], means, runs, choices)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -75,13 +75,13 @@ def _predict_with(dataset: str, winner: str, means: pd.Series, runs: dict[str, l
     return sorted(counts[counts == counts.max()].index)[0] if len(counts) else configurations[0]
 
 
-def _judge_dataset(dataset: str, frame: pd.DataFrame) -> dict:
+def _judge_dataset(dataset: str, frame: pd.DataFrame, means: pd.Series) -> dict:
+    """``means``: each model's mean TIEBREAK score, which names the fallback and breaks ties."""
     wide = {m: f.pivot_table(index=PAIR_KEYS[1:], columns="model", values="value", aggfunc="mean")
             for m, f in frame.groupby("metric")}
     models = sorted(frame["model"].unique())
     baselines = baseline_names(models)
     candidates = [m for m in models if m not in baselines]
-    means = frame[frame["metric"] == TIEBREAK].groupby("model")["value"].mean()
     fallback = means.idxmax() if means.notna().any() else ""
     n = max((int(w.notna().sum(axis=0).max()) for w in wide.values()), default=0)
     row = {"dataset": dataset, "winner": "", "fallback": fallback, "n": n, "unit": UNIT}
