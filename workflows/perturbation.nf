@@ -41,6 +41,13 @@ def withReference(predictions, references) {
         .map { key, meta, pred, real, reference -> [meta, pred, real, reference] }
 }
 
+// what a training run of CHECK's plan adds to its split's meta (model, environment, image,
+// resources, settings), passed through to TRAIN unchanged
+def runMeta(run) {
+    return [model: run.name, base: run.model, env: run.environment, image: run.image, sweep: run.sweep,
+            settings: run.settings, resources: run.resources]
+}
+
 // the memory VALIDATE sized per step for a dataset (or a shard), from its qc.json ({} for a stub's)
 def memoryOf(qc) {
     return new groovy.json.JsonSlurperClassic().parse(qc.toFile()).memory ?: [:]
@@ -146,9 +153,7 @@ workflow PERTURBATION {
     // image, resources, settings), passed through to TRAIN unchanged
     train_in = split_data
         .combine(plan.flatMap { it.runs })
-        .map { meta, prepared, dir, genes, run ->
-            [meta + [model: run.name, base: run.model, env: run.environment, image: run.image, sweep: run.sweep,
-                     settings: run.settings, resources: run.resources], prepared, dir, genes] }
+        .map { meta, prepared, dir, genes, run -> [meta + runMeta(run), prepared, dir, genes] }
     TRAIN(train_in)
     PREDICT(train_in.join(TRAIN.out.model))
     // other tools' predictions (--predictions), scored on the same real cells as the models
@@ -201,9 +206,7 @@ workflow PERTURBATION {
         .combine(new_runs, by: 0)
         .combine(Channel.fromList(launch.seeds))
         .map { id, meta, prepared, dir, genes, run, seed ->
-            [meta + [seed: seed, split: "new_conditions/seed${seed}", model: run.name, base: run.model,
-                     env: run.environment, image: run.image, sweep: run.sweep, settings: run.settings,
-                     resources: run.resources], prepared, dir, genes] }
+            [meta + [seed: seed, split: "new_conditions/seed${seed}"] + runMeta(run), prepared, dir, genes] }
     TRAIN_NEW(train_new_in)
     PREDICT_NEW(train_new_in.join(TRAIN_NEW.out.model)
         .map { meta, prepared, dir, genes, model ->
